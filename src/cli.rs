@@ -1,0 +1,286 @@
+//! The command line: clap definitions, their help text, and turning them
+//! into a [`Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::error::{Error, Result};
+use crate::failpoint::Failpoints;
+use crate::migration::Config;
+use crate::progress::Output;
+use crate::server::ConnectConfig;
+
+/// Online schema change for MySQL and MariaDB, without triggers.
+///
+/// shadowcut creates `_<table>_gho` with the new schema, copies the rows in
+/// chunks while it replays concurrent writes from the binary log, and swaps
+/// the tables atomically once the new one has caught up. Without --execute it
+/// only checks everything, shows the plan and removes what it created.
+///
+/// Exit codes: 0 done, 1 failed (original intact), 2 bad arguments,
+/// 3 refused by a pre-flight check (nothing changed), 4 cannot connect,
+/// 5 cut-over gave up (original intact), 130 interrupted (original intact).
+#[derive(Debug, Parser)]
+#[command(name = "shadowcut", version, max_term_width = 100)]
+pub struct Args {
+    /// Server host name or address.
+    #[arg(long, default_value = "127.0.0.1", help_heading = "Connection")]
+    pub host: String,
+    /// Server TCP port.
+    #[arg(long, short = 'P', default_value_t = 3306, help_heading = "Connection")]
+    pub port: u16,
+    /// Unix socket path (used instead of --host/--port).
+    #[arg(long, short = 'S', help_heading = "Connection")]
+    pub socket: Option<String>,
+    /// User name.
+    #[arg(long, short = 'u', help_heading = "Connection")]
+    pub user: Option<String>,
+    /// Password (prefer MYSQL_PWD, --ask-pass or --defaults-file: a password
+    /// on the command line is visible to other users of the machine).
+    #[arg(long, short = 'p', help_heading = "Connection", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Prompt for the password on the terminal.
+    #[arg(long, help_heading = "Connection")]
+    pub ask_pass: bool,
+    /// Read host, port, socket, user and password from the [client] section
+    /// of this my.cnf-style file.
+    #[arg(long, help_heading = "Connection")]
+    pub defaults_file: Option<PathBuf>,
+
+    /// Database of the table.
+    #[arg(long, short = 'd', help_heading = "Migration")]
+    pub database: String,
+    /// Table to alter.
+    #[arg(long, short = 't', help_heading = "Migration")]
+    pub table: String,
+    /// The change, as written after `ALTER TABLE <table>`, e.g.
+    /// "ADD COLUMN c INT NOT NULL DEFAULT 0, ADD INDEX (c)".
+    #[arg(long, help_heading = "Migration")]
+    pub alter: String,
+    /// Really migrate. Without it: a dry run that checks, creates and
+    /// removes the new table, and prints the plan.
+    #[arg(long, help_heading = "Migration")]
+    pub execute: bool,
+    /// Rows copied per chunk.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Migration")]
+    pub chunk_size: u64,
+    /// Server id of the binlog connection; must differ from every replica's
+    /// (default: derived from the process id, above 1879048192).
+    #[arg(long, help_heading = "Migration")]
+    pub replica_server_id: Option<u32>,
+    /// Accepted for gh-ost compatibility: shadowcut always reads the binlog
+    /// of the server it is given and writes there.
+    #[arg(long, help_heading = "Migration")]
+    pub allow_on_master: bool,
+
+    /// While this file exists, the migration keeps the new table in sync but
+    /// does not swap.
+    #[arg(long, help_heading = "Cut-over")]
+    pub postpone_cut_over_flag_file: Option<PathBuf>,
+    /// Longest time clients may be blocked by one cut-over attempt.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60), help_heading = "Cut-over")]
+    pub cut_over_lock_timeout_seconds: u64,
+    /// Cut-over attempts before giving up (the original stays in place).
+    #[arg(long, default_value_t = 10, help_heading = "Cut-over")]
+    pub cut_over_attempts: u32,
+    /// Drop the old table after a successful swap (default: keep it as
+    /// `_<table>_del`).
+    #[arg(long, help_heading = "Cut-over")]
+    pub ok_to_drop_table: bool,
+    /// Name the old table `_<table>_<YYYYMMDD_hhmmss>_del`.
+    #[arg(long, help_heading = "Cut-over")]
+    pub timestamp_old_table: bool,
+    /// Drop `_<table>_gho` and `_<table>_ghc` left by an earlier run (only
+    /// when they carry shadowcut's marker).
+    #[arg(long, help_heading = "Cut-over")]
+    pub initially_drop_ghost_table: bool,
+    /// Drop `_<table>_del` left by an earlier run (only when it carries
+    /// shadowcut's marker).
+    #[arg(long, help_heading = "Cut-over")]
+    pub initially_drop_old_table: bool,
+
+    /// text (a progress bar on a terminal, status lines otherwise) or json
+    /// (one JSON object per line on stdout).
+    #[arg(long, value_enum, default_value_t = Output::Text, help_heading = "Output")]
+    pub output: Output,
+    /// Seconds between status lines when not on a terminal.
+    #[arg(long, default_value_t = 5, help_heading = "Output")]
+    pub status_interval_seconds: u64,
+}
+
+/// The `[client]` settings of a my.cnf file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// host=
+    pub host: Option<String>,
+    /// port=
+    pub port: Option<u16>,
+    /// socket=
+    pub socket: Option<String>,
+    /// user=
+    pub user: Option<String>,
+    /// password=
+    pub password: Option<String>,
+}
+
+/// Parses the `[client]` (and `[shadowcut]`) sections of a my.cnf file.
+pub fn parse_defaults_file(text: &str) -> ClientOptions {
+    let mut opts = ClientOptions::default();
+    let mut in_section = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            let name = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_ascii_lowercase();
+            in_section = name == "client" || name == "shadowcut";
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase().replace('-', "_");
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value)
+            .to_string();
+        match key.as_str() {
+            "host" => opts.host = Some(value),
+            "port" => opts.port = value.parse().ok(),
+            "socket" => opts.socket = Some(value),
+            "user" => opts.user = Some(value),
+            "password" => opts.password = Some(value),
+            _ => {}
+        }
+    }
+    opts
+}
+
+impl Args {
+    /// Resolves credentials and builds the migration config. Command-line
+    /// values win over the defaults file; the password comes from
+    /// --password, then MYSQL_PWD, then --ask-pass, then the file.
+    pub fn into_config(self) -> Result<Config> {
+        let file = match &self.defaults_file {
+            Some(path) => {
+                parse_defaults_file(&std::fs::read_to_string(path).map_err(|source| Error::Io {
+                    context: format!("reading --defaults-file {}", path.display()),
+                    source,
+                })?)
+            }
+            None => ClientOptions::default(),
+        };
+        let password = match (self.password.clone(), std::env::var("MYSQL_PWD").ok()) {
+            (Some(p), _) => Some(p),
+            (None, Some(p)) => Some(p),
+            (None, None) if self.ask_pass => Some(
+                rpassword::prompt_password("Password: ").map_err(|source| Error::Io {
+                    context: "reading the password from the terminal".into(),
+                    source,
+                })?,
+            ),
+            (None, None) => file.password.clone(),
+        };
+        let host_given = self.host != "127.0.0.1";
+        let connect = ConnectConfig {
+            host: if host_given {
+                self.host.clone()
+            } else {
+                file.host.clone().unwrap_or(self.host.clone())
+            },
+            port: if self.port != 3306 {
+                self.port
+            } else {
+                file.port.unwrap_or(self.port)
+            },
+            socket: self.socket.clone().or(file.socket.clone()),
+            user: self
+                .user
+                .clone()
+                .or(file.user.clone())
+                .unwrap_or_else(|| "root".into()),
+            password,
+        };
+        let failpoints = Failpoints::from_env().map_err(Error::Usage)?;
+        let mut config = Config::new(connect, &self.database, &self.table, &self.alter);
+        config.execute = self.execute;
+        config.chunk_size = self.chunk_size;
+        config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
+        config.cut_over_lock_timeout = Duration::from_secs(self.cut_over_lock_timeout_seconds);
+        config.cut_over_attempts = self.cut_over_attempts.max(1);
+        config.ok_to_drop_table = self.ok_to_drop_table;
+        config.timestamp_old_table = self.timestamp_old_table;
+        config.initially_drop_ghost_table = self.initially_drop_ghost_table;
+        config.initially_drop_old_table = self.initially_drop_old_table;
+        config.replica_server_id = self.replica_server_id;
+        config.output = self.output;
+        config.status_interval = Duration::from_secs(self.status_interval_seconds.max(1));
+        config.failpoints = failpoints;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn reads_the_client_section_only() {
+        let text = "[mysqld]\nport=1\n[client]\nuser = dba\npassword=\"s3 cret\"\nport=3307\n# c\nsocket=/tmp/s\n[other]\nuser=x\n";
+        let o = parse_defaults_file(text);
+        assert_eq!(o.user.as_deref(), Some("dba"));
+        assert_eq!(o.password.as_deref(), Some("s3 cret"));
+        assert_eq!(o.port, Some(3307));
+        assert_eq!(o.socket.as_deref(), Some("/tmp/s"));
+    }
+
+    #[test]
+    fn command_line_wins_over_file_and_password_is_hidden() {
+        let dir = std::env::temp_dir().join(format!("shadowcut-cnf-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "[client]\nuser=fromfile\npassword=filepw\nport=3310\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "shadowcut",
+            "--defaults-file",
+            dir.to_str().unwrap(),
+            "--user",
+            "cli",
+            "-d",
+            "db",
+            "-t",
+            "t",
+            "--alter",
+            "ADD c INT",
+        ]);
+        let config = args.into_config().unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(config.connect.user, "cli");
+        assert_eq!(config.connect.port, 3310);
+        if std::env::var("MYSQL_PWD").is_err() {
+            assert_eq!(config.connect.password.as_deref(), Some("filepw"));
+        }
+        assert!(!format!("{config:?}").contains("filepw"));
+        assert!(!config.execute);
+    }
+}

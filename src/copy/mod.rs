@@ -1,0 +1,306 @@
+//! The row copy: chunk by chunk along the shared key,
+//! `INSERT IGNORE INTO new (...) SELECT ... FROM t FORCE INDEX (key) WHERE
+//! <range> LOCK IN SHARE MODE`. A row the tail already wrote wins (IGNORE);
+//! the share lock makes the copy wait for writers that have reached the
+//! binlog but not yet committed. Every warning other than a duplicate on the
+//! shared key fails the chunk: INSERT IGNORE would otherwise truncate values
+//! or drop rows silently.
+
+pub mod chunker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use crate::apply::{show_warnings, Warning};
+use crate::control::Stop;
+use crate::error::server_code;
+use crate::error::{Error, Result};
+use crate::failpoint::{self, Failpoints};
+use crate::inspect::keys::ColumnPair;
+use crate::schema::{KeyValue, SharedKey};
+use crate::server::Dialect;
+use crate::shadow::{self, hint, ShadowNames};
+use crate::sql;
+use chunker::{Chunk, Chunker};
+
+/// Counters of the copy, read by progress reporting.
+#[derive(Debug, Default)]
+pub struct CopyStats {
+    /// Rows inserted into the new table by the copy.
+    pub rows_copied: AtomicU64,
+    /// Chunks done.
+    pub chunks: AtomicU64,
+}
+
+/// What a chunk's warnings say.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkVerdict {
+    /// No warning, or only duplicates on the shared key (rows the tail wrote).
+    Clean,
+    /// A row collided on another unique key of the new table: maybe with a
+    /// stale row the tail has not refreshed yet.
+    UniqueConflict(String),
+    /// Data would change: truncation, NULL into NOT NULL, a CHECK, ...
+    Lossy(String),
+}
+
+/// Classifies a chunk's warnings.
+pub fn judge_warnings(warnings: &[Warning], shared_key_in_ghost: &str) -> ChunkVerdict {
+    let mut conflict = None;
+    for w in warnings {
+        if w.code == 1062 {
+            if duplicate_key_name(&w.message)
+                .is_some_and(|k| k.eq_ignore_ascii_case(shared_key_in_ghost))
+            {
+                continue;
+            }
+            conflict.get_or_insert_with(|| w.message.clone());
+            continue;
+        }
+        return ChunkVerdict::Lossy(w.to_string());
+    }
+    match conflict {
+        Some(message) => ChunkVerdict::UniqueConflict(message),
+        None => ChunkVerdict::Clean,
+    }
+}
+
+/// The key name in "Duplicate entry '...' for key 'name'" (MySQL 8 writes
+/// `'table.name'`).
+pub fn duplicate_key_name(message: &str) -> Option<&str> {
+    let start = message.rfind("for key '")? + "for key '".len();
+    let name = message[start..].strip_suffix('\'')?;
+    Some(name.rsplit_once('.').map_or(name, |(_, k)| k))
+}
+
+/// Something that can bring the new table up to date with every change
+/// committed so far.
+pub trait CatchUp {
+    /// Returns once every change committed before the call is applied.
+    fn catch_up(&mut self) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// The error of a background stage (tail, applier) that stopped.
+    fn healthy(&self) -> Result<()>;
+}
+
+/// Copies the original table into the new one.
+pub struct Copier {
+    names: ShadowNames,
+    chunker: Chunker,
+    key: SharedKey,
+    insert_prefix: String,
+    share_lock: &'static str,
+    chunk_size: u64,
+    failpoints: Failpoints,
+}
+
+/// How many times a chunk that collides on a new unique key is retried
+/// (after the tail has caught up) before the copy fails.
+const CONFLICT_RETRIES: u32 = 5;
+
+impl Copier {
+    /// A copier for one migration.
+    pub fn new(
+        names: &ShadowNames,
+        key: SharedKey,
+        columns: &[ColumnPair],
+        dialect: Dialect,
+        chunk_size: u64,
+        failpoints: Failpoints,
+    ) -> Copier {
+        let chunker = Chunker::new(names, key.clone());
+        let insert_prefix = format!(
+            "INSERT IGNORE INTO {} ({}) SELECT {} FROM {}",
+            names.q(&names.ghost),
+            columns
+                .iter()
+                .map(|c| sql::ident(&c.target))
+                .collect::<Vec<_>>()
+                .join(", "),
+            columns
+                .iter()
+                .map(|c| sql::ident(&c.source))
+                .collect::<Vec<_>>()
+                .join(", "),
+            chunker.from_clause()
+        );
+        Copier {
+            names: names.clone(),
+            chunker,
+            key,
+            insert_prefix,
+            share_lock: dialect.share_lock_clause(),
+            chunk_size: chunk_size.max(1),
+            failpoints,
+        }
+    }
+
+    /// The statements the copy runs, for the dry-run plan.
+    pub fn describe(&self) -> Vec<String> {
+        vec![
+            self.chunker.describe(),
+            format!(
+                "{} WHERE <key in (lower, upper]> {}",
+                self.insert_prefix, self.share_lock
+            ),
+        ]
+    }
+
+    /// Copies every chunk. Before a chunk that collided on a new unique key
+    /// is retried, `sync` catches up: every change committed so far is
+    /// applied to the new table, refreshing rows that may be stale.
+    pub async fn run(
+        &self,
+        conn: &mut Conn,
+        stats: &Arc<CopyStats>,
+        stop: &Stop,
+        sync: &mut impl CatchUp,
+    ) -> Result<()> {
+        let table = self.names.q(&self.names.original);
+        let mut lower: Option<KeyValue> = None;
+        loop {
+            if let Some(reason) = stop.reason() {
+                return Err(Error::Interrupted { table, reason });
+            }
+            sync.healthy()?;
+            failpoint::pause(self.failpoints.chunk_delay).await;
+            let Some(chunk) = self
+                .chunker
+                .next_chunk(conn, lower.as_ref(), self.chunk_size)
+                .await?
+            else {
+                break;
+            };
+            let mut conflicts = 0;
+            loop {
+                match self.copy_chunk(conn, &chunk, stats).await? {
+                    ChunkVerdict::Clean => break,
+                    ChunkVerdict::Lossy(w) => {
+                        return Err(Error::Copy {
+                            table,
+                            message: format!("the server would change data ({w}); the ALTER cannot hold the existing rows as they are"),
+                        })
+                    }
+                    ChunkVerdict::UniqueConflict(message) => {
+                        conflicts += 1;
+                        if conflicts > CONFLICT_RETRIES {
+                            return Err(Error::Copy {
+                                table,
+                                message: format!("existing rows collide on a unique key of the new table ({message})"),
+                            });
+                        }
+                        sync.catch_up().await?;
+                    }
+                }
+            }
+            stats.chunks.fetch_add(1, Ordering::Relaxed);
+            let Some(upper) = chunk.upper else { break };
+            let watermark = serde_json::to_string(&upper).unwrap_or_default();
+            shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, &watermark).await?;
+            lower = Some(upper);
+        }
+        shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, "\"complete\"").await?;
+        Ok(())
+    }
+
+    async fn copy_chunk(
+        &self,
+        conn: &mut Conn,
+        chunk: &Chunk,
+        stats: &Arc<CopyStats>,
+    ) -> Result<ChunkVerdict> {
+        let (predicate, params) = chunk.predicate(&self.key);
+        let filter = if predicate.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {predicate}")
+        };
+        let stmt = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
+        let table = self.names.q(&self.names.original);
+        let mut attempt = 0u64;
+        loop {
+            match conn.exec_drop(&stmt, params.clone()).await {
+                Ok(()) => break,
+                Err(e) if matches!(server_code(&e), Some(1205 | 1213)) && attempt < 30 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                Err(source) => {
+                    return Err(Error::Sql {
+                        context: format!("copying a chunk of {table}"),
+                        source,
+                    })
+                }
+            }
+        }
+        stats
+            .rows_copied
+            .fetch_add(conn.affected_rows(), Ordering::Relaxed);
+        if conn.get_warnings() == 0 {
+            return Ok(ChunkVerdict::Clean);
+        }
+        let warnings = show_warnings(conn).await.map_err(|source| Error::Sql {
+            context: format!("reading warnings of a chunk of {table}"),
+            source,
+        })?;
+        Ok(judge_warnings(&warnings, &self.key.ghost_name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(code: u16, message: &str) -> Warning {
+        Warning {
+            level: "Warning".into(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn reads_key_names_from_duplicate_messages() {
+        assert_eq!(
+            duplicate_key_name("Duplicate entry '5' for key 'PRIMARY'"),
+            Some("PRIMARY")
+        );
+        assert_eq!(
+            duplicate_key_name("Duplicate entry 'x' for key 't.uk'"),
+            Some("uk")
+        );
+        assert_eq!(
+            duplicate_key_name("Duplicate entry 'for key 'a'' for key 'b'"),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn only_shared_key_duplicates_are_clean() {
+        assert_eq!(
+            judge_warnings(
+                &[w(1062, "Duplicate entry '1' for key 'PRIMARY'")],
+                "PRIMARY"
+            ),
+            ChunkVerdict::Clean
+        );
+        assert!(matches!(
+            judge_warnings(&[w(1062, "Duplicate entry 'a' for key 'email'")], "PRIMARY"),
+            ChunkVerdict::UniqueConflict(_)
+        ));
+        assert!(matches!(
+            judge_warnings(
+                &[w(1265, "Data truncated for column 'c' at row 1")],
+                "PRIMARY"
+            ),
+            ChunkVerdict::Lossy(_)
+        ));
+        assert!(matches!(
+            judge_warnings(&[w(1048, "Column 'c' cannot be null")], "PRIMARY"),
+            ChunkVerdict::Lossy(_)
+        ));
+    }
+}

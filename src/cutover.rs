@@ -1,0 +1,385 @@
+//! The atomic swap, with the two-connection sentinel algorithm (it works on
+//! MariaDB, which refuses RENAME under LOCK TABLES):
+//!
+//! 1. A creates the sentinel `_<t>_del` and takes
+//!    `LOCK TABLES t WRITE, _<t>_del WRITE, ghost WRITE, changelog WRITE`.
+//!    Every write to `t` committed before the lock is in the binlog.
+//! 2. A writes a sync marker into the changelog; once the tail has read it,
+//!    every change of `t` is in the buffer, and A applies the rest itself.
+//! 3. A carries AUTO_INCREMENT over and restores the table comment.
+//! 4. B issues `RENAME TABLE t TO _<t>_del, ghost TO t`, which waits on A's
+//!    lock; clients' writes queue behind it.
+//! 5. A confirms B is waiting on the metadata lock and that its own lock is
+//!    still held, drops the sentinel and unlocks: the RENAME runs first.
+//!
+//! If A dies, its lock goes and the RENAME fails on the existing sentinel:
+//! nothing is swapped. On any failure before step 5, B's RENAME is killed
+//! before A lets go, so it can never run on an undrained table.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use tokio::sync::oneshot;
+
+use crate::apply::{self, Applier, Outcome, SharedBuffer, BATCH_KEYS};
+use crate::control::Stop;
+use crate::error::{Error, Result, SqlContext};
+use crate::failpoint::Failpoints;
+use crate::server::ConnectConfig;
+use crate::shadow::{self, hint, marker, Role, ShadowNames};
+use crate::sql;
+use crate::tail::Tail;
+
+/// Everything one cut-over attempt needs.
+pub struct CutOver<'a> {
+    /// Server.
+    pub connect: &'a ConnectConfig,
+    /// Table names.
+    pub names: &'a ShadowNames,
+    /// This run's id (for markers).
+    pub run_id: &'a str,
+    /// Comment that tags the tool's own statements.
+    pub statement_tag: &'a str,
+    /// How long clients may be blocked.
+    pub lock_timeout: Duration,
+    /// The comment the new table must carry after the swap.
+    pub final_comment: &'a str,
+    /// Whether the original has an AUTO_INCREMENT counter to carry over.
+    pub has_auto_increment: bool,
+    /// The tail.
+    pub tail: &'a Tail,
+    /// The buffer the tail fills.
+    pub buffer: &'a SharedBuffer,
+    /// Applies keys.
+    pub applier: &'a Applier,
+    /// Stop requests.
+    pub stop: &'a Stop,
+    /// Test-only delays.
+    pub failpoints: &'a Failpoints,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The tables are swapped; clients were blocked for this long.
+    Swapped {
+        /// Time between taking and releasing the lock.
+        lock_time: Duration,
+    },
+    /// Nothing swapped; try again later.
+    Retry(String),
+}
+
+/// Failure inside the locked section: retry, or give up.
+enum Abort {
+    Retry(String),
+    Fatal(Error),
+}
+
+impl From<Error> for Abort {
+    fn from(e: Error) -> Self {
+        Abort::Retry(e.to_string())
+    }
+}
+
+impl CutOver<'_> {
+    fn tagged(&self, stmt: String) -> String {
+        format!("{stmt} {}", self.statement_tag)
+    }
+
+    fn table(&self) -> String {
+        self.names.q(&self.names.original)
+    }
+
+    fn lock_wait_seconds(&self) -> u64 {
+        self.lock_timeout.as_secs().max(1)
+    }
+
+    /// Runs one attempt. `control` is a connection outside the lock, used to
+    /// kill the swap connections when the attempt is abandoned; `marker` a
+    /// fresh sync marker number.
+    pub async fn attempt(&self, control: &mut Conn, sync_marker: u64) -> Result<Attempt> {
+        let names = self.names;
+        let sentinel = names.q(&names.old);
+        shadow::clear_leftover(
+            control,
+            names,
+            &names.old,
+            &[Role::Sentinel],
+            true,
+            "a previous cut-over attempt",
+        )
+        .await?;
+
+        let mut a = crate::server::connect_session(self.connect).await?;
+        let a_id = a.id();
+        a.query_drop(format!(
+            "SET SESSION lock_wait_timeout = {}",
+            self.lock_wait_seconds()
+        ))
+        .await
+        .context(|| {
+            format!(
+                "setting lock_wait_timeout for the cut-over of {}",
+                self.table()
+            )
+        })?;
+        a.query_drop(self.tagged(format!(
+            "CREATE TABLE {sentinel} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT={}",
+            sql::literal(&marker(Role::Sentinel, self.run_id))
+        )))
+        .await
+        .context(|| format!("creating the sentinel table {sentinel}"))?;
+
+        // B waits for the go signal, so that its handle exists before any lock.
+        let mut b = crate::server::connect_session(self.connect).await?;
+        let b_id = b.id();
+        b.query_drop(format!(
+            "SET SESSION lock_wait_timeout = {}",
+            self.lock_wait_seconds() * 2 + 5
+        ))
+        .await
+        .context(|| "setting lock_wait_timeout for the swap connection".to_string())?;
+        let (go, go_rx) = oneshot::channel::<()>();
+        let rename = self.tagged(format!(
+            "RENAME TABLE {} TO {sentinel}, {} TO {}",
+            self.table(),
+            names.q(&names.ghost),
+            self.table()
+        ));
+        let rename_delay = self.failpoints.rename_delay;
+        let b_task = tokio::spawn(async move {
+            if go_rx.await.is_err() {
+                return Err("not started".to_string());
+            }
+            crate::failpoint::pause(rename_delay).await;
+            let result = b.query_drop(rename).await.map_err(|e| e.to_string());
+            let _ = b.disconnect().await;
+            result
+        });
+
+        let mut go = Some(go);
+        let locked_at = Instant::now();
+        let critical = async {
+            tokio::time::timeout(
+                self.lock_timeout * 2 + Duration::from_secs(2),
+                self.locked_steps(&mut a, &mut go, b_id, sync_marker),
+            )
+            .await
+        };
+        let outcome = tokio::select! {
+            r = critical => match r {
+                Ok(r) => r,
+                Err(_) => Err(Abort::Retry(format!("the locked section took longer than {:?}", self.lock_timeout))),
+            },
+            reason = self.stop.raised() => Err(Abort::Fatal(Error::Interrupted { table: self.table(), reason })),
+        };
+        let started_swap = go.is_none();
+        match outcome {
+            Ok(()) => {
+                let release = async {
+                    a.query_drop(self.tagged(format!("DROP TABLE {sentinel}")))
+                        .await?;
+                    a.query_drop("UNLOCK TABLES").await
+                };
+                if let Err(e) = release.await {
+                    // A is gone or could not drop the sentinel: the RENAME fails
+                    // on the sentinel, or A's death released the lock with the
+                    // drain complete. Find out which by the table names.
+                    tracing::warn!(error = %e, "releasing the cut-over lock failed");
+                    let _ = control.query_drop(format!("KILL CONNECTION {a_id}")).await;
+                }
+                let lock_time = locked_at.elapsed();
+                let renamed = tokio::time::timeout(
+                    Duration::from_secs(self.lock_wait_seconds() * 2 + 10),
+                    b_task,
+                )
+                .await
+                .map_err(|_| "the RENAME did not finish".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()).and_then(|r| r));
+                let _ = a.disconnect().await;
+                let swapped = self.swapped(control).await?;
+                match (renamed, swapped) {
+                    (_, true) => Ok(Attempt::Swapped { lock_time }),
+                    (Err(e), false) => {
+                        shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id).await?;
+                        Ok(Attempt::Retry(format!("the RENAME failed: {e}")))
+                    }
+                    (Ok(()), false) => Err(Error::CutOver {
+                        table: self.table(),
+                        message: "the RENAME reported success but the new table is not in place; inspect the tables before retrying".into(),
+                    }),
+                }
+            }
+            Err(abort) => {
+                if started_swap {
+                    let _ = control.query_drop(format!("KILL QUERY {b_id}")).await;
+                } else {
+                    drop(go.take());
+                }
+                let b_result = tokio::time::timeout(
+                    Duration::from_secs(self.lock_wait_seconds() * 2 + 10),
+                    b_task,
+                )
+                .await;
+                if let Ok(Ok(Ok(()))) = b_result {
+                    return Err(Error::CutOver {
+                        table: self.table(),
+                        message:
+                            "the RENAME ran although the cut-over was abandoned; inspect the tables"
+                                .into(),
+                    });
+                }
+                // Killing A's connection releases its lock even mid-statement.
+                let _ = control.query_drop(format!("KILL CONNECTION {a_id}")).await;
+                drop(a);
+                shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id)
+                    .await?;
+                match abort {
+                    Abort::Retry(reason) => Ok(Attempt::Retry(reason)),
+                    Abort::Fatal(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Steps 1 to 5 up to, not including, dropping the sentinel.
+    async fn locked_steps(
+        &self,
+        a: &mut Conn,
+        go: &mut Option<oneshot::Sender<()>>,
+        b_id: u32,
+        sync_marker: u64,
+    ) -> std::result::Result<(), Abort> {
+        let names = self.names;
+        let lock = self.tagged(format!(
+            "LOCK TABLES {} WRITE, {} WRITE, {} WRITE, {} WRITE",
+            self.table(),
+            names.q(&names.old),
+            names.q(&names.ghost),
+            names.q(&names.changelog)
+        ));
+        a.query_drop(lock)
+            .await
+            .map_err(|e| Abort::Retry(format!("could not lock the table: {e}")))?;
+        if let Some(delay) = self.failpoints.lock_delay.filter(|_| Failpoints::ENABLED) {
+            // A server-side sleep, so that tests can find and kill connection A.
+            a.query_drop(format!("DO SLEEP({})", delay.as_secs_f64()))
+                .await
+                .map_err(|e| Abort::Retry(format!("connection A failed: {e}")))?;
+        }
+        shadow::write_changelog(a, names, hint::SYNC_MARKER, &sync_marker.to_string()).await?;
+        self.tail
+            .wait_for_marker(sync_marker, self.lock_timeout.max(Duration::from_secs(1)))
+            .await
+            .map_err(|e| {
+                if self.tail.check().is_err() {
+                    Abort::Fatal(e)
+                } else {
+                    Abort::Retry(e.to_string())
+                }
+            })?;
+        loop {
+            let batch = apply::lock(self.buffer).take(BATCH_KEYS);
+            if batch.keys.is_empty() {
+                break;
+            }
+            match self.applier.apply(a, &batch.keys, true).await {
+                Ok(Outcome::Applied) => {}
+                Ok(Outcome::Conflict(message)) => {
+                    return Err(Abort::Fatal(Error::CutOver {
+                        table: self.table(),
+                        message: format!(
+                            "rows collide on a unique key of the new table ({message})"
+                        ),
+                    }))
+                }
+                Err(e) => {
+                    apply::lock(self.buffer).requeue(batch.keys);
+                    return Err(Abort::Retry(e.to_string()));
+                }
+            }
+        }
+        self.finish_new_table(a).await?;
+        if let Some(go) = go.take() {
+            let _ = go.send(());
+        }
+        self.wait_for_rename_to_block(a, b_id).await?;
+        // A still holds its lock: the lock is session-bound, so a statement
+        // on a locked table succeeding on A proves it.
+        a.query_drop(format!("SELECT 1 FROM {} LIMIT 0", self.table()))
+            .await
+            .map_err(|e| Abort::Retry(format!("connection A lost its lock: {e}")))?;
+        Ok(())
+    }
+
+    /// Carries AUTO_INCREMENT over and gives the new table its final comment.
+    async fn finish_new_table(&self, a: &mut Conn) -> std::result::Result<(), Abort> {
+        let names = self.names;
+        let mut options = vec![format!("COMMENT = {}", sql::literal(self.final_comment))];
+        if self.has_auto_increment {
+            let next: Option<Option<u64>> = a
+                .exec_first(
+                    "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                    (&names.database, &names.original),
+                )
+                .await
+                .map_err(|e| Abort::Retry(format!("reading AUTO_INCREMENT: {e}")))?;
+            if let Some(Some(next)) = next {
+                options.push(format!("AUTO_INCREMENT = {next}"));
+            }
+        }
+        a.query_drop(self.tagged(format!(
+            "ALTER TABLE {} {}",
+            names.q(&names.ghost),
+            options.join(", ")
+        )))
+        .await
+        .map_err(|e| Abort::Retry(format!("finishing the new table: {e}")))?;
+        Ok(())
+    }
+
+    /// Waits until B's RENAME is in the process list waiting on a metadata lock.
+    async fn wait_for_rename_to_block(
+        &self,
+        a: &mut Conn,
+        b_id: u32,
+    ) -> std::result::Result<(), Abort> {
+        let deadline = Instant::now() + self.lock_timeout;
+        loop {
+            let row: Option<(Option<String>, Option<String>)> = a
+                .exec_first(
+                    "SELECT STATE, INFO FROM information_schema.PROCESSLIST WHERE ID = ?",
+                    (b_id,),
+                )
+                .await
+                .map_err(|e| Abort::Retry(format!("reading the process list: {e}")))?;
+            match row {
+                Some((Some(state), Some(info)))
+                    if state.to_ascii_lowercase().contains("metadata lock")
+                        && info.trim_start().to_ascii_uppercase().starts_with("RENAME") =>
+                {
+                    return Ok(())
+                }
+                None => return Err(Abort::Retry("the swap connection disappeared".into())),
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                return Err(Abort::Retry(
+                    "the RENAME was not seen waiting on the lock in time".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// True when the original name now holds the new table: the ghost name
+    /// is gone and the old name exists. RENAME is atomic, so the names tell.
+    async fn swapped(&self, control: &mut Conn) -> Result<bool> {
+        let names = self.names;
+        let ghost = shadow::table_comment(control, &names.database, &names.ghost).await?;
+        let old = shadow::table_comment(control, &names.database, &names.old).await?;
+        Ok(ghost.is_none() && old.is_some_and(|c| !shadow::is_marked(&c, Role::Sentinel)))
+    }
+}

@@ -1,0 +1,206 @@
+//! Typed errors of the library and the exit codes they map to.
+//!
+//! Every error says what went wrong, on which table, and what the operator can
+//! do about it. The binary maps each kind to a distinct exit code so that ops
+//! scripts can tell a refusal (nothing was touched) from a failure mid-run.
+
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes of the `shadowcut` binary, one per failure kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExitCode {
+    /// Migration (or dry run) completed.
+    Success = 0,
+    /// A failure during the run; the original table is intact and the
+    /// artifacts were removed unless the message says otherwise.
+    Failed = 1,
+    /// The command line was invalid (clap uses 2 as well).
+    Usage = 2,
+    /// A pre-flight check refused the migration; nothing was changed.
+    Refused = 3,
+    /// Could not connect or authenticate.
+    Connection = 4,
+    /// The cut-over could not complete within its retries; original intact.
+    CutOver = 5,
+    /// Stopped by a signal or the panic flag file; original intact.
+    Interrupted = 130,
+}
+
+/// Why a pre-flight check refused the migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Fully qualified table, as the user named it.
+    pub table: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What the operator can do about it.
+    pub remedy: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot migrate {}: {}. {}",
+            self.table, self.problem, self.remedy
+        )
+    }
+}
+
+/// Every error the library reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A pre-flight check said no; nothing was changed.
+    #[error("{0}")]
+    Refused(Refusal),
+
+    /// Connecting or authenticating failed.
+    #[error("cannot connect to {target}: {source}. Check --host/--port/--socket, the user and the password")]
+    Connect {
+        /// host:port or socket path
+        target: String,
+        /// driver error
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    /// A statement failed while doing `context`.
+    #[error("{context}: {source}")]
+    Sql {
+        /// what the tool was doing, naming the table
+        context: String,
+        /// driver error
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    /// The binlog stream delivered something the tool cannot apply safely.
+    #[error("binlog tail stopped on {table}: {message}. The migration was aborted before any swap; the original table is intact")]
+    Tail {
+        /// table being migrated
+        table: String,
+        /// what was seen
+        message: String,
+    },
+
+    /// The copy found data the new table cannot hold as-is.
+    #[error("row copy into the new {table} failed: {message}")]
+    Copy {
+        /// table being migrated
+        table: String,
+        /// what the server reported
+        message: String,
+    },
+
+    /// Applying binlog changes to the ghost failed.
+    #[error("applying changes of {table} to the new table failed: {message}")]
+    Apply {
+        /// table being migrated
+        table: String,
+        /// what went wrong
+        message: String,
+    },
+
+    /// The cut-over did not happen; the original table is still in place.
+    #[error("cut-over of {table} did not happen: {message}. The original table is intact")]
+    CutOver {
+        /// table being migrated
+        table: String,
+        /// why
+        message: String,
+    },
+
+    /// The run was stopped by a signal or the panic flag file.
+    #[error("migration of {table} interrupted ({reason}); the original table is intact")]
+    Interrupted {
+        /// table being migrated
+        table: String,
+        /// signal or flag
+        reason: String,
+    },
+
+    /// Bad configuration that clap could not catch.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Reading a file or terminal failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// what was being read
+        context: String,
+        /// the I/O error
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Refused(_) => ExitCode::Refused,
+            Error::Connect { .. } => ExitCode::Connection,
+            Error::CutOver { .. } => ExitCode::CutOver,
+            Error::Interrupted { .. } => ExitCode::Interrupted,
+            Error::Usage(_) => ExitCode::Usage,
+            _ => ExitCode::Failed,
+        }
+    }
+
+    /// Builds a refusal.
+    pub fn refused(table: &str, problem: impl Into<String>, remedy: impl Into<String>) -> Self {
+        Error::Refused(Refusal {
+            table: table.to_string(),
+            problem: problem.into(),
+            remedy: remedy.into(),
+        })
+    }
+
+    /// The server error code, when this error wraps a server error.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            Error::Sql { source, .. } | Error::Connect { source, .. } => server_code(source),
+            _ => None,
+        }
+    }
+}
+
+/// The MySQL error number inside a driver error, if it came from the server.
+pub fn server_code(err: &mysql_async::Error) -> Option<u16> {
+    match err {
+        mysql_async::Error::Server(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// Attaches "what the tool was doing" to driver errors.
+pub trait SqlContext<T> {
+    /// Wraps a driver error with a lazily built context string.
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> SqlContext<T> for std::result::Result<T, mysql_async::Error> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Sql {
+            context: context(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_names_table_problem_and_remedy() {
+        let e = Error::refused("`db`.`t`", "the table has triggers", "Drop them first");
+        assert_eq!(e.exit_code(), ExitCode::Refused);
+        let text = e.to_string();
+        assert!(text.contains("`db`.`t`") && text.contains("triggers") && text.contains("Drop"));
+    }
+}

@@ -1,0 +1,86 @@
+//! Test-only delays and faults at the dangerous points of a migration. They
+//! act only in builds with the `failpoints` feature; release builds ignore
+//! them. The binary reads them from `SHADOWCUT_FAILPOINTS`
+//! (`name=value,...`), tests set them on the config directly.
+
+use std::time::Duration;
+
+/// Faults to inject. All off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Failpoints {
+    /// Skip the n-th row event of the migrated table (1-based): proves that
+    /// the comparison in the tests can fail.
+    pub drop_row_event: Option<u64>,
+    /// Pause before each batch applied to the new table.
+    pub apply_delay: Option<Duration>,
+    /// Pause after the cut-over lock is taken, before the swap is issued.
+    pub lock_delay: Option<Duration>,
+    /// Pause before the RENAME is issued by the swap connection.
+    pub rename_delay: Option<Duration>,
+    /// Pause before each copied chunk.
+    pub chunk_delay: Option<Duration>,
+}
+
+impl Failpoints {
+    /// True when this build acts on failpoints.
+    pub const ENABLED: bool = cfg!(feature = "failpoints");
+
+    /// Parses `drop_row_event=5,apply_delay_ms=200,...`.
+    pub fn parse(spec: &str) -> Result<Failpoints, String> {
+        let mut f = Failpoints::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("failpoint {item:?} needs name=value"))?;
+            let n: u64 = value
+                .parse()
+                .map_err(|_| format!("failpoint {name} needs a number, got {value:?}"))?;
+            let ms = Some(Duration::from_millis(n));
+            match name {
+                "drop_row_event" => f.drop_row_event = Some(n),
+                "apply_delay_ms" => f.apply_delay = ms,
+                "lock_delay_ms" => f.lock_delay = ms,
+                "rename_delay_ms" => f.rename_delay = ms,
+                "chunk_delay_ms" => f.chunk_delay = ms,
+                other => return Err(format!("unknown failpoint {other}")),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Reads `SHADOWCUT_FAILPOINTS` in failpoint builds.
+    pub fn from_env() -> Result<Failpoints, String> {
+        match std::env::var("SHADOWCUT_FAILPOINTS") {
+            Ok(spec) if Self::ENABLED => Self::parse(&spec),
+            _ => Ok(Failpoints::default()),
+        }
+    }
+}
+
+/// Sleeps for `delay` in failpoint builds; does nothing otherwise.
+pub async fn pause(delay: Option<Duration>) {
+    if Failpoints::ENABLED {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+/// True when the failpoint asks to drop the `n`-th event.
+pub fn drops_event(failpoint: Option<u64>, n: u64) -> bool {
+    Failpoints::ENABLED && failpoint == Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        let f = Failpoints::parse("drop_row_event=7, lock_delay_ms=250").unwrap();
+        assert_eq!(f.drop_row_event, Some(7));
+        assert_eq!(f.lock_delay, Some(Duration::from_millis(250)));
+        assert!(Failpoints::parse("nope=1").is_err());
+        assert!(Failpoints::parse("apply_delay_ms").is_err());
+    }
+}

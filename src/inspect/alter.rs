@@ -1,0 +1,220 @@
+//! What the user's ALTER specification does, as far as the tool must know:
+//! refusals (renaming the table, adding foreign keys, forcing an algorithm or
+//! lock) and the column renames and drops the copy must follow.
+
+use std::collections::HashMap;
+
+use crate::sql::{split_top_level_commas, tokenize, Token};
+
+/// The parts of an ALTER specification that change how rows are copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlterAnalysis {
+    /// Old column name (lower case) to new column name.
+    pub renamed_columns: HashMap<String, String>,
+    /// Dropped columns, lower case.
+    pub dropped_columns: Vec<String>,
+}
+
+impl AlterAnalysis {
+    /// The name a column of the original table has in the new table, or
+    /// `None` when the ALTER drops it.
+    pub fn new_name_of(&self, column: &str) -> Option<String> {
+        let lower = column.to_lowercase();
+        if let Some(new) = self.renamed_columns.get(&lower) {
+            return Some(new.clone());
+        }
+        if self.dropped_columns.contains(&lower) {
+            return None;
+        }
+        Some(column.to_string())
+    }
+}
+
+/// Why an ALTER specification is refused: the problem and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterRefusal {
+    /// What is wrong with the ALTER.
+    pub problem: String,
+    /// What to do instead.
+    pub remedy: String,
+}
+
+fn refuse(problem: &str, remedy: &str) -> AlterRefusal {
+    AlterRefusal {
+        problem: problem.to_string(),
+        remedy: remedy.to_string(),
+    }
+}
+
+/// Analyses the text given to `--alter` (the part after `ALTER TABLE t`).
+pub fn analyze(alter: &str) -> Result<AlterAnalysis, AlterRefusal> {
+    let tokens = tokenize(alter).map_err(|e| {
+        refuse(
+            &format!("the ALTER text cannot be read ({e})"),
+            "Check the quoting of --alter",
+        )
+    })?;
+    if tokens.is_empty() {
+        return Err(refuse(
+            "--alter is empty",
+            "Give the change, e.g. --alter \"ADD COLUMN c INT\"",
+        ));
+    }
+    if tokens[0].is_kw("ALTER") {
+        return Err(refuse(
+            "--alter starts with ALTER",
+            "Give only the part after ALTER TABLE <table>, e.g. --alter \"ADD COLUMN c INT\"",
+        ));
+    }
+    let mut analysis = AlterAnalysis::default();
+    for clause in split_top_level_commas(&tokens) {
+        analyze_clause(clause, &mut analysis)?;
+    }
+    Ok(analysis)
+}
+
+fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), AlterRefusal> {
+    let Some(first) = clause.first() else {
+        return Ok(());
+    };
+    let kw = |i: usize, k: &str| clause.get(i).is_some_and(|t| t.is_kw(k));
+    let name_at = |i: usize| clause.get(i).and_then(Token::as_name).map(str::to_string);
+
+    if first.is_kw("ALGORITHM") || first.is_kw("LOCK") {
+        return Err(refuse(
+            "the ALTER carries ALGORITHM= or LOCK=",
+            "Remove it: shadowcut copies the table itself; for a native in-place change use ALTER TABLE directly",
+        ));
+    }
+    if first.is_kw("RENAME") {
+        if kw(1, "COLUMN") {
+            if let (Some(old), Some(new)) = (name_at(2), name_at(4)) {
+                analysis.renamed_columns.insert(old.to_lowercase(), new);
+            }
+            return Ok(());
+        }
+        if kw(1, "INDEX") || kw(1, "KEY") {
+            return Ok(());
+        }
+        return Err(refuse(
+            "the ALTER renames the table",
+            "Rename the table with RENAME TABLE outside shadowcut, before or after the migration",
+        ));
+    }
+    if clause
+        .windows(2)
+        .any(|w| w[0].is_kw("FOREIGN") && w[1].is_kw("KEY"))
+        || clause.iter().any(|t| t.is_kw("REFERENCES"))
+    {
+        if first.is_kw("DROP") {
+            return Ok(());
+        }
+        return Err(refuse(
+            "the ALTER adds a foreign key",
+            "shadowcut cannot carry foreign keys through the table swap; add the foreign key with a plain ALTER TABLE",
+        ));
+    }
+    if first.is_kw("CHANGE") {
+        let at = if kw(1, "COLUMN") { 2 } else { 1 };
+        let at = if kw(at, "IF") && kw(at + 1, "EXISTS") {
+            at + 2
+        } else {
+            at
+        };
+        if let (Some(old), Some(new)) = (name_at(at), name_at(at + 1)) {
+            if !old.eq_ignore_ascii_case(&new) {
+                analysis.renamed_columns.insert(old.to_lowercase(), new);
+            }
+        }
+        return Ok(());
+    }
+    if first.is_kw("DROP") {
+        const NOT_COLUMNS: [&str; 8] = [
+            "INDEX",
+            "KEY",
+            "PRIMARY",
+            "FOREIGN",
+            "CONSTRAINT",
+            "CHECK",
+            "PARTITION",
+            "SYSTEM",
+        ];
+        if NOT_COLUMNS.iter().any(|k| kw(1, k)) {
+            return Ok(());
+        }
+        let mut at = if kw(1, "COLUMN") { 2 } else { 1 };
+        if kw(at, "IF") && kw(at + 1, "EXISTS") {
+            at += 2;
+        }
+        if let Some(name) = name_at(at) {
+            analysis.dropped_columns.push(name.to_lowercase());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_changes_pass() {
+        let a = analyze("ADD COLUMN c INT NOT NULL DEFAULT 0, ADD INDEX i (c)").unwrap();
+        assert_eq!(a, AlterAnalysis::default());
+    }
+
+    #[test]
+    fn refuses_table_renames_in_every_spelling() {
+        for text in [
+            "RENAME TO x",
+            "RENAME AS x",
+            "RENAME x",
+            "ADD c INT, RENAME `x`",
+        ] {
+            assert!(
+                analyze(text)
+                    .unwrap_err()
+                    .problem
+                    .contains("renames the table"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn column_and_index_renames_are_not_table_renames() {
+        let a =
+            analyze("RENAME COLUMN a TO b, RENAME INDEX i TO j, CHANGE COLUMN `c` d INT").unwrap();
+        assert_eq!(a.renamed_columns.get("a").map(String::as_str), Some("b"));
+        assert_eq!(a.renamed_columns.get("c").map(String::as_str), Some("d"));
+        assert_eq!(a.new_name_of("A").as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn refuses_foreign_keys_algorithm_and_lock() {
+        assert!(analyze("ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES p (id)").is_err());
+        assert!(analyze("ADD FOREIGN KEY (a) REFERENCES p (id)").is_err());
+        assert!(analyze("ADD COLUMN c INT, ALGORITHM=INPLACE").is_err());
+        assert!(analyze("ADD COLUMN c INT, LOCK = NONE").is_err());
+        assert!(analyze("DROP FOREIGN KEY f").is_ok());
+    }
+
+    #[test]
+    fn quoted_keywords_are_not_clauses() {
+        let a = analyze("ADD COLUMN `rename` VARCHAR(10) DEFAULT 'RENAME TO x'").unwrap();
+        assert!(a.renamed_columns.is_empty());
+    }
+
+    #[test]
+    fn tracks_dropped_columns_but_not_dropped_indexes() {
+        let a = analyze("DROP COLUMN a, DROP b, DROP INDEX i, DROP PRIMARY KEY").unwrap();
+        assert_eq!(a.dropped_columns, vec!["a", "b"]);
+        assert_eq!(a.new_name_of("a"), None);
+    }
+
+    #[test]
+    fn refuses_full_statement_and_empty_text() {
+        assert!(analyze("ALTER TABLE t ADD c INT").is_err());
+        assert!(analyze("  ").is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Pre-flight checks: connect, check the server and the table, and refuse
+//! clearly what cannot be done safely, before anything is changed. The checks
+//! that need the new table (the ALTER itself, the shared key, privileges to
+//! lock and rename) run right after it is created, and the runner drops it
+//! again when they refuse.
+
+pub mod alter;
+pub mod keys;
+pub mod privileges;
+pub mod server_settings;
+pub mod table;
+
+use mysql_async::Conn;
+
+use crate::error::{Error, Result};
+use crate::schema::{SharedKey, TableSchema};
+use crate::server::{self, BinlogStatus, Dialect};
+use crate::shadow::ShadowNames;
+use alter::AlterAnalysis;
+use keys::ColumnPair;
+
+/// What the checks before creating anything established.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    /// The original table.
+    pub original: TableSchema,
+    /// What the ALTER does to columns.
+    pub alter: AlterAnalysis,
+    /// Binlog position and filters at inspection time.
+    pub binlog: BinlogStatus,
+    /// The server's own server_id.
+    pub server_id: u32,
+}
+
+/// Checks the ALTER text, the server settings and the table.
+pub async fn preflight(
+    conn: &mut Conn,
+    dialect: Dialect,
+    names: &ShadowNames,
+    alter_text: &str,
+) -> Result<Preflight> {
+    let table = names.q(&names.original);
+    let alter =
+        alter::analyze(alter_text).map_err(|r| Error::refused(&table, r.problem, r.remedy))?;
+    let vars = server::global_variables(conn, server_settings::VARIABLES).await?;
+    let binlog = match server::binlog_status(conn, dialect).await {
+        Ok(status) => status,
+        Err(e) if privileges::is_access_denied(&e) => {
+            return Err(privileges::refusal(
+                &table,
+                dialect,
+                &e,
+                "read the binlog position",
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    server_settings::check(&vars, binlog.as_ref(), &names.database)
+        .map_err(|(problem, remedy)| Error::refused(&table, problem, remedy))?;
+    let original = table::check(conn, &names.database, &names.original).await?;
+    let binlog =
+        binlog.ok_or_else(|| Error::refused(&table, "binary logging is off", "Enable log_bin"))?;
+    let server_id = vars
+        .get("server_id")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok(Preflight {
+        original,
+        alter,
+        binlog,
+        server_id,
+    })
+}
+
+/// How rows move from the original to the new table.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The new table as created.
+    pub ghost: TableSchema,
+    /// Columns copied and their new names.
+    pub columns: Vec<ColumnPair>,
+    /// The unique key both tables share.
+    pub key: SharedKey,
+}
+
+/// Matches the original with the new table: columns and shared key.
+pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
+    let table = preflight.original.qualified();
+    let columns = keys::column_mapping(&preflight.original, &ghost, &preflight.alter);
+    if columns.is_empty() {
+        return Err(Error::refused(
+            &table,
+            "the new table shares no column with the original",
+            "Check --alter",
+        ));
+    }
+    let key = keys::shared_key(&preflight.original, &ghost, &columns).ok_or_else(|| {
+        Error::refused(
+            &table,
+            "the original and the new table share no PRIMARY KEY or UNIQUE key on NOT NULL columns",
+            "Keep the primary key, or keep another unique NOT NULL key in both, so rows can be matched",
+        )
+    })?;
+    Ok(Plan {
+        ghost,
+        columns,
+        key,
+    })
+}

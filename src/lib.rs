@@ -1,0 +1,25 @@
+//! shadowcut: triggerless online schema change for MySQL and MariaDB.
+//!
+//! The data flow, one module per stage:
+//! [`inspect`] → [`shadow`] → [`tail`] → [`copy`] → [`cutover`], with
+//! [`apply`] turning tailed changes into statements, [`control`] and
+//! [`progress`] beside them, and [`migration`] running the stages in order.
+
+pub mod apply;
+pub mod cli;
+pub mod control;
+pub mod copy;
+pub mod cutover;
+pub mod error;
+pub mod failpoint;
+pub mod inspect;
+pub mod migration;
+pub mod progress;
+pub mod schema;
+pub mod server;
+pub mod shadow;
+pub mod sql;
+pub mod tail;
+
+pub use error::{Error, ExitCode, Result};
+pub use migration::{run, Config, Summary};

@@ -1,0 +1,105 @@
+//! The `shadowcut` binary: parse flags, run, print, map errors to exit codes.
+
+use clap::Parser;
+use shadowcut::cli::Args;
+use shadowcut::progress::Output;
+use shadowcut::{Error, ExitCode, Summary};
+
+fn print_summary(summary: &Summary, output: Output) {
+    if output == Output::Json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "summary", "summary": summary })
+        );
+        return;
+    }
+    let plan = &summary.plan;
+    if summary.dry_run {
+        println!(
+            "Dry run for {} on {} — nothing was changed.",
+            plan.table, plan.server
+        );
+        println!("  shared key:     {}", plan.shared_key);
+        println!("  estimated rows: {}", plan.estimated_rows);
+        println!("  columns:        {}", plan.column_mapping.join(", "));
+        println!(
+            "  new table:      {} (checked and removed again)",
+            plan.ghost_table
+        );
+        println!("  statements:");
+        for (stage, stmt) in &plan.statements {
+            println!("    [{stage}] {stmt}");
+        }
+        println!("Run again with --execute to migrate.");
+        return;
+    }
+    println!(
+        "Migrated {} in {:.1} s: {} rows copied, {} binlog row changes read, {} keys applied; cut-over lock held {:.3} s ({} attempt(s)).",
+        plan.table,
+        summary.duration_s,
+        summary.rows_copied,
+        summary.binlog_rows,
+        summary.keys_applied,
+        summary.cut_over_lock_s.unwrap_or(0.0),
+        summary.cut_over_attempts
+    );
+    match &summary.old_table_kept {
+        Some(old) => {
+            println!("The old table is kept as {old}; drop it when you no longer need it.")
+        }
+        None => println!("The old table was dropped (--ok-to-drop-table)."),
+    }
+}
+
+fn report_error(e: &Error, output: Output) {
+    if output == Output::Json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "error", "exit_code": e.exit_code() as i32, "message": e.to_string() })
+        );
+    }
+    eprintln!("shadowcut: {e}");
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let output = args.output;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHADOWCUT_LOG")
+                .unwrap_or_else(|_| "shadowcut=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shadowcut: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(ExitCode::Failed as u8);
+        }
+    };
+    let code = runtime.block_on(async {
+        let config = match args.into_config() {
+            Ok(c) => c,
+            Err(e) => {
+                report_error(&e, output);
+                return e.exit_code();
+            }
+        };
+        config.stop.raise_on_signals();
+        match shadowcut::run(&config).await {
+            Ok(summary) => {
+                print_summary(&summary, output);
+                ExitCode::Success
+            }
+            Err(e) => {
+                report_error(&e, output);
+                e.exit_code()
+            }
+        }
+    });
+    std::process::ExitCode::from(code as u8)
+}

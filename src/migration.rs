@@ -1,0 +1,670 @@
+//! The runner: the stages in order, with the state each passes on made
+//! explicit, and the cleanup that leaves the original untouched and the
+//! tool's tables removed whenever the run ends before the swap.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use serde::Serialize;
+
+use crate::apply::{Applier, ApplyLoop};
+use crate::control::{self, Stop};
+use crate::copy::{CatchUp, Copier};
+use crate::cutover::{Attempt, CutOver};
+use crate::error::{Error, Result, SqlContext};
+use crate::failpoint::Failpoints;
+use crate::inspect::{self, privileges, Plan, Preflight};
+use crate::progress::{Output, Reporter, Sources};
+use crate::schema;
+use crate::server::{self, ConnectConfig, Dialect};
+use crate::shadow::{self, hint, marker, Heartbeat, Role, RunLock, ShadowNames};
+use crate::tail::{Tail, TailConfig};
+
+/// Everything a migration is told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server.
+    pub connect: ConnectConfig,
+    /// Database of the table.
+    pub database: String,
+    /// Table to alter.
+    pub table: String,
+    /// The ALTER specification (after `ALTER TABLE t`).
+    pub alter: String,
+    /// Really migrate; otherwise a dry run.
+    pub execute: bool,
+    /// Rows per copy chunk.
+    pub chunk_size: u64,
+    /// No cut-over while this file exists.
+    pub postpone_cut_over_flag_file: Option<PathBuf>,
+    /// Longest time clients may be blocked by one cut-over attempt.
+    pub cut_over_lock_timeout: Duration,
+    /// Cut-over attempts before giving up.
+    pub cut_over_attempts: u32,
+    /// Drop the old table after the swap.
+    pub ok_to_drop_table: bool,
+    /// Put the time in the old table's name.
+    pub timestamp_old_table: bool,
+    /// Drop a leftover ghost and changelog of an earlier run first.
+    pub initially_drop_ghost_table: bool,
+    /// Drop a leftover old table of an earlier run first.
+    pub initially_drop_old_table: bool,
+    /// Server id of the binlog connection; derived from the run when unset.
+    pub replica_server_id: Option<u32>,
+    /// Interval of the changelog heartbeat.
+    pub heartbeat_interval: Duration,
+    /// How progress is reported.
+    pub output: Output,
+    /// Interval of status lines when not on a terminal.
+    pub status_interval: Duration,
+    /// Test-only faults.
+    pub failpoints: Failpoints,
+    /// Stop requests (signals).
+    pub stop: Stop,
+}
+
+impl Config {
+    /// A configuration with the documented defaults.
+    pub fn new(connect: ConnectConfig, database: &str, table: &str, alter: &str) -> Config {
+        Config {
+            connect,
+            database: database.into(),
+            table: table.into(),
+            alter: alter.into(),
+            execute: false,
+            chunk_size: 1000,
+            postpone_cut_over_flag_file: None,
+            cut_over_lock_timeout: Duration::from_secs(3),
+            cut_over_attempts: 10,
+            ok_to_drop_table: false,
+            timestamp_old_table: false,
+            initially_drop_ghost_table: false,
+            initially_drop_old_table: false,
+            replica_server_id: None,
+            heartbeat_interval: Duration::from_millis(500),
+            output: Output::Text,
+            status_interval: Duration::from_secs(5),
+            failpoints: Failpoints::default(),
+            stop: Stop::default(),
+        }
+    }
+}
+
+/// What the dry run shows and the real run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// The table.
+    pub table: String,
+    /// The new table's name while it is filled.
+    pub ghost_table: String,
+    /// The changelog table.
+    pub changelog_table: String,
+    /// Where the original goes after the swap.
+    pub old_table: String,
+    /// Shared key name and columns.
+    pub shared_key: String,
+    /// Columns copied, `source -> target`.
+    pub column_mapping: Vec<String>,
+    /// Server's row estimate.
+    pub estimated_rows: u64,
+    /// Server version.
+    pub server: String,
+    /// The statements each stage runs.
+    pub statements: Vec<(String, String)>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// True for a dry run.
+    pub dry_run: bool,
+    /// The plan.
+    pub plan: PlanReport,
+    /// Wall time in seconds.
+    pub duration_s: f64,
+    /// Rows inserted by the copy.
+    pub rows_copied: u64,
+    /// Row changes read from the binlog for the table.
+    pub binlog_rows: u64,
+    /// Changed keys applied to the new table.
+    pub keys_applied: u64,
+    /// Seconds clients were blocked by the successful cut-over.
+    pub cut_over_lock_s: Option<f64>,
+    /// Cut-over attempts made.
+    pub cut_over_attempts: u32,
+    /// Name of the old table kept, if any.
+    pub old_table_kept: Option<String>,
+}
+
+/// Runs a migration (or a dry run) to the end.
+pub async fn run(config: &Config) -> Result<Summary> {
+    let started = Instant::now();
+    let timestamp = config
+        .timestamp_old_table
+        .then(|| shadow::utc_timestamp(SystemTime::now()));
+    let names = ShadowNames::derive(&config.database, &config.table, timestamp.as_deref())
+        .map_err(|problem| {
+            Error::refused(
+                &crate::sql::qualified(&config.database, &config.table),
+                problem,
+                "Rename the table to a shorter name first, or drop --timestamp-old-table",
+            )
+        })?;
+    let (mut conn, dialect) = server::connect(&config.connect).await?;
+    let preflight = inspect::preflight(&mut conn, dialect, &names, &config.alter).await?;
+    let mut run_lock = RunLock::acquire(&config.connect, &names).await?;
+    let run_id = shadow::new_run_id();
+    let result = Run {
+        config,
+        names: &names,
+        dialect,
+        run_id: &run_id,
+        preflight: &preflight,
+        started,
+    }
+    .run(&mut conn, &mut run_lock)
+    .await;
+    run_lock.release().await;
+    let _ = conn.disconnect().await;
+    result
+}
+
+struct Run<'a> {
+    config: &'a Config,
+    names: &'a ShadowNames,
+    dialect: Dialect,
+    run_id: &'a str,
+    preflight: &'a Preflight,
+    started: Instant,
+}
+
+impl Run<'_> {
+    fn tag(&self) -> String {
+        format!("/* shadowcut:{} */", self.run_id)
+    }
+
+    fn server_id(&self) -> u32 {
+        self.config.replica_server_id.unwrap_or_else(|| {
+            // High, run-specific, and never the primary's own id.
+            let id = 0x7000_0000 | (std::process::id() & 0x0FFF_FFFF);
+            if id == self.preflight.server_id {
+                id ^ 1
+            } else {
+                id
+            }
+        })
+    }
+
+    async fn run(&self, conn: &mut Conn, run_lock: &mut RunLock) -> Result<Summary> {
+        let names = self.names;
+        let drop_ghost = self.config.initially_drop_ghost_table;
+        shadow::clear_leftover(
+            conn,
+            names,
+            &names.ghost,
+            &[Role::Ghost],
+            drop_ghost,
+            "--initially-drop-ghost-table",
+        )
+        .await?;
+        shadow::clear_leftover(
+            conn,
+            names,
+            &names.changelog,
+            &[Role::Changelog],
+            drop_ghost,
+            "--initially-drop-ghost-table",
+        )
+        .await?;
+        shadow::clear_leftover(
+            conn,
+            names,
+            &names.old,
+            &[Role::Old, Role::Sentinel],
+            self.config.initially_drop_old_table,
+            "--initially-drop-old-table",
+        )
+        .await?;
+
+        let ghost = shadow::create_ghost(conn, names, &self.config.alter, self.run_id).await?;
+        let result = self.with_ghost(conn, run_lock, &ghost).await;
+        if result.is_err() || !self.config.execute {
+            self.remove_artifacts(conn, run_lock).await;
+        }
+        result
+    }
+
+    /// Drops what this run created (never a table without this run's marker).
+    async fn remove_artifacts(&self, conn: &mut Conn, run_lock: &mut RunLock) {
+        let names = self.names;
+        for (table, role) in [
+            (&names.ghost, Role::Ghost),
+            (&names.changelog, Role::Changelog),
+            (&names.old, Role::Sentinel),
+        ] {
+            // The main connection may be broken after an error; fall back to the lock's.
+            if shadow::drop_if_marked(conn, names, table, role, self.run_id)
+                .await
+                .is_err()
+            {
+                if let Err(e) =
+                    shadow::drop_if_marked(run_lock.conn(), names, table, role, self.run_id).await
+                {
+                    tracing::error!(error = %e, table = %names.q(table), "could not drop a table this run created");
+                }
+            }
+        }
+    }
+
+    async fn with_ghost(
+        &self,
+        conn: &mut Conn,
+        run_lock: &mut RunLock,
+        ghost: &shadow::Ghost,
+    ) -> Result<Summary> {
+        let names = self.names;
+        let ghost_schema = schema::read_table(conn, &names.database, &names.ghost)
+            .await?
+            .ok_or_else(|| {
+                Error::refused(&names.q(&names.original), "the new table vanished", "Retry")
+            })?;
+        let plan = inspect::plan(self.preflight, ghost_schema)?;
+        privileges::check(
+            conn,
+            self.dialect,
+            names,
+            &self.config.connect,
+            self.server_id(),
+            &self.preflight.binlog.position,
+            &plan.columns,
+        )
+        .await?;
+        let applier = Applier::new(
+            names.clone(),
+            plan.key.clone(),
+            &plan.columns,
+            self.dialect,
+            self.config.failpoints.clone(),
+        );
+        let copier = Copier::new(
+            names,
+            plan.key.clone(),
+            &plan.columns,
+            self.dialect,
+            self.config.chunk_size,
+            self.config.failpoints.clone(),
+        );
+        let report = self.plan_report(&plan, &applier, &copier, conn).await?;
+        if !self.config.execute {
+            return Ok(self.summary(true, report, &Sources::default(), None, 0, None));
+        }
+        shadow::create_changelog(conn, names, self.run_id).await?;
+        let description = serde_json::json!({
+            "run_id": self.run_id,
+            "table": names.q(&names.original),
+            "alter": self.config.alter,
+            "shared_key": report.shared_key,
+            "chunk_size": self.config.chunk_size,
+        });
+        shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await?;
+        self.execute(conn, run_lock, ghost, &plan, applier, copier, report)
+            .await
+    }
+
+    async fn plan_report(
+        &self,
+        plan: &Plan,
+        applier: &Applier,
+        copier: &Copier,
+        conn: &mut Conn,
+    ) -> Result<PlanReport> {
+        let names = self.names;
+        let version: String = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .context(|| "reading the version".into())?
+            .unwrap_or_default();
+        let mut statements = vec![(
+            "shadow".to_string(),
+            format!(
+                "CREATE TABLE {} LIKE {}; ALTER TABLE {} {}",
+                names.q(&names.ghost),
+                names.q(&names.original),
+                names.q(&names.ghost),
+                self.config.alter
+            ),
+        )];
+        statements.extend(
+            copier
+                .describe()
+                .into_iter()
+                .map(|s| ("copy".to_string(), s)),
+        );
+        statements.extend(
+            applier
+                .describe()
+                .into_iter()
+                .map(|s| ("apply".to_string(), s)),
+        );
+        statements.push(("cut-over".into(), format!(
+            "A: LOCK TABLES {t} WRITE, {o} WRITE, {g} WRITE, {c} WRITE; B: RENAME TABLE {t} TO {o}, {g} TO {t}; A: DROP TABLE {o}; UNLOCK TABLES",
+            t = names.q(&names.original), o = names.q(&names.old), g = names.q(&names.ghost), c = names.q(&names.changelog)
+        )));
+        Ok(PlanReport {
+            table: names.q(&names.original),
+            ghost_table: names.q(&names.ghost),
+            changelog_table: names.q(&names.changelog),
+            old_table: names.q(&names.old),
+            shared_key: format!(
+                "{} ({})",
+                plan.key.name,
+                plan.key
+                    .columns
+                    .iter()
+                    .map(|k| k.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            column_mapping: plan
+                .columns
+                .iter()
+                .map(|c| format!("{} -> {}", c.source, c.target))
+                .collect(),
+            estimated_rows: self.preflight.original.rows_estimate,
+            server: version,
+            statements,
+        })
+    }
+
+    fn summary(
+        &self,
+        dry_run: bool,
+        plan: PlanReport,
+        sources: &Sources,
+        lock_time: Option<Duration>,
+        attempts: u32,
+        old: Option<String>,
+    ) -> Summary {
+        let status = sources.status(self.started);
+        Summary {
+            dry_run,
+            plan,
+            duration_s: self.started.elapsed().as_secs_f64(),
+            rows_copied: status.rows_copied,
+            binlog_rows: status.binlog_rows,
+            keys_applied: status.keys_applied,
+            cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
+            cut_over_attempts: attempts,
+            old_table_kept: old,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        conn: &mut Conn,
+        run_lock: &mut RunLock,
+        ghost: &shadow::Ghost,
+        plan: &Plan,
+        applier: Applier,
+        copier: Copier,
+        report: PlanReport,
+    ) -> Result<Summary> {
+        let names = self.names;
+        let config = self.config;
+        let stop = &config.stop;
+        let sources = Arc::new(Sources::default());
+        sources
+            .rows_estimate
+            .store(self.preflight.original.rows_estimate, Ordering::Relaxed);
+        sources.set_stage("tail");
+
+        // The tail starts from a position taken before the copy reads a row.
+        let start = server::binlog_status(conn, self.dialect)
+            .await?
+            .ok_or_else(|| {
+                Error::refused(
+                    &names.q(&names.original),
+                    "binary logging is off",
+                    "Enable log_bin",
+                )
+            })?
+            .position;
+        shadow::write_changelog(conn, names, hint::START_POSITION, &start.to_string()).await?;
+        let tail = Tail::start(TailConfig {
+            connect: config.connect.clone(),
+            server_id: self.server_id(),
+            start,
+            names: names.clone(),
+            original: self.preflight.original.clone(),
+            key: plan.key.clone(),
+            statement_tag: self.tag(),
+            heartbeat_period: Duration::from_secs(1),
+            failpoints: config.failpoints.clone(),
+        })
+        .await?;
+        *sources.tail.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(tail.shared()));
+        let reporter = Reporter::start(Arc::clone(&sources), config.output, config.status_interval);
+        let heartbeat =
+            Heartbeat::start(&config.connect, names.clone(), config.heartbeat_interval).await?;
+        let buffer = Arc::clone(&tail.shared().buffer);
+        let apply_conn = server::connect_session(&config.connect).await?;
+        let mut pipeline = Pipeline {
+            tail,
+            apply: Some(ApplyLoop::start(
+                apply_conn,
+                applier.clone(),
+                Arc::clone(&buffer),
+                Arc::clone(&sources.apply),
+            )),
+            conn: server::connect_session(&config.connect).await?,
+            names: names.clone(),
+            next_marker: 0,
+        };
+
+        let outcome = async {
+            sources.set_stage("copy");
+            let mut copy_conn = server::connect_session(&config.connect).await?;
+            copier.run(&mut copy_conn, &sources.copy, stop, &mut pipeline).await?;
+            let _ = copy_conn.disconnect().await;
+
+            sources.set_stage("analyze");
+            conn.query_drop(format!("ANALYZE TABLE {} {}", names.q(&names.ghost), self.tag()))
+                .await
+                .context(|| format!("analyzing {}", names.q(&names.ghost)))?;
+
+            sources.set_stage("postponed");
+            if !control::wait_while_postponed(config.postpone_cut_over_flag_file.as_deref(), stop).await {
+                return Err(self.interrupted());
+            }
+            sources.set_stage("catch-up");
+            self.converge(&mut pipeline).await?;
+            heartbeat.stop().await?;
+
+            sources.set_stage("cut-over");
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let apply_conn = pipeline.pause_apply().await?;
+                let marker = pipeline.take_marker();
+                let cut = CutOver {
+                    connect: &config.connect,
+                    names,
+                    run_id: self.run_id,
+                    statement_tag: &self.tag(),
+                    lock_timeout: config.cut_over_lock_timeout,
+                    final_comment: &ghost.final_comment,
+                    has_auto_increment: self.preflight.original.auto_increment.is_some(),
+                    tail: &pipeline.tail,
+                    buffer: &buffer,
+                    applier: &applier,
+                    stop,
+                    failpoints: &config.failpoints,
+                };
+                match cut.attempt(run_lock.conn(), marker).await? {
+                    Attempt::Swapped { lock_time } => return Ok((lock_time, attempts)),
+                    Attempt::Retry(reason) => {
+                        tracing::warn!(attempt = attempts, %reason, "cut-over attempt abandoned; the original is intact");
+                        pipeline.resume_apply(apply_conn, &applier, &buffer, &sources);
+                        if attempts >= config.cut_over_attempts {
+                            return Err(Error::CutOver {
+                                table: names.q(&names.original),
+                                message: format!("{attempts} attempts failed, the last because {reason}"),
+                            });
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500 * u64::from(attempts.min(6)))) => {}
+                            _ = stop.raised() => return Err(self.interrupted()),
+                        }
+                        pipeline.catch_up().await?;
+                    }
+                }
+            }
+        }
+        .await;
+        reporter.stop();
+        pipeline.shutdown().await;
+        let (lock_time, attempts) = outcome?;
+
+        // Swapped: what remains is tidying up.
+        sources.set_stage("done");
+        let old = names.q(&names.old);
+        let kept = if config.ok_to_drop_table {
+            shadow::drop_table(conn, names, &names.old).await?;
+            None
+        } else {
+            conn.query_drop(format!(
+                "ALTER TABLE {old} COMMENT = {}",
+                crate::sql::literal(&marker(Role::Old, self.run_id))
+            ))
+            .await
+            .context(|| format!("marking the old table {old}"))?;
+            Some(old)
+        };
+        shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id).await?;
+        Ok(self.summary(false, report, &sources, Some(lock_time), attempts, kept))
+    }
+
+    fn interrupted(&self) -> Error {
+        Error::Interrupted {
+            table: self.names.q(&self.names.original),
+            reason: self
+                .config
+                .stop
+                .reason()
+                .unwrap_or_else(|| "stopped".into()),
+        }
+    }
+
+    /// Applies changes until a full catch-up is quick, so the locked drain
+    /// at cut-over is short.
+    async fn converge(&self, pipeline: &mut Pipeline) -> Result<()> {
+        for _ in 0..100 {
+            if self.config.stop.reason().is_some() {
+                return Err(self.interrupted());
+            }
+            let t0 = Instant::now();
+            pipeline.catch_up().await?;
+            if t0.elapsed() < self.config.cut_over_lock_timeout / 3 {
+                return Ok(());
+            }
+        }
+        Err(Error::CutOver {
+            table: self.names.q(&self.names.original),
+            message:
+                "the applier cannot catch up with the write load; try again when the load is lower"
+                    .into(),
+        })
+    }
+}
+
+/// The tail and the apply loop, and a connection to write sync markers.
+struct Pipeline {
+    tail: Tail,
+    apply: Option<ApplyLoop>,
+    conn: Conn,
+    names: ShadowNames,
+    next_marker: u64,
+}
+
+impl Pipeline {
+    fn take_marker(&mut self) -> u64 {
+        self.next_marker += 1;
+        self.next_marker
+    }
+
+    /// Stops the apply loop (the cut-over drains the rest itself) and
+    /// returns its connection.
+    async fn pause_apply(&mut self) -> Result<Conn> {
+        let apply = self.apply.take().ok_or_else(|| Error::Apply {
+            table: self.names.q(&self.names.original),
+            message: "the apply loop is not running".into(),
+        })?;
+        apply.stop().await
+    }
+
+    fn resume_apply(
+        &mut self,
+        conn: Conn,
+        applier: &Applier,
+        buffer: &crate::apply::SharedBuffer,
+        sources: &Sources,
+    ) {
+        self.apply = Some(ApplyLoop::start(
+            conn,
+            applier.clone(),
+            Arc::clone(buffer),
+            Arc::clone(&sources.apply),
+        ));
+    }
+
+    async fn shutdown(self) {
+        if let Some(apply) = self.apply {
+            if let Ok(conn) = apply.stop().await {
+                let _ = conn.disconnect().await;
+            }
+        }
+        self.tail.stop().await;
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+impl CatchUp for Pipeline {
+    fn healthy(&self) -> Result<()> {
+        self.tail.check()?;
+        if self.apply.as_ref().is_some_and(ApplyLoop::is_finished) {
+            return Err(Error::Apply {
+                table: self.names.q(&self.names.original),
+                message: "the apply loop stopped".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn catch_up(&mut self) -> Result<()> {
+        let marker = self.take_marker();
+        shadow::write_changelog(
+            &mut self.conn,
+            &self.names,
+            hint::SYNC_MARKER,
+            &marker.to_string(),
+        )
+        .await?;
+        self.tail
+            .wait_for_marker(marker, Duration::from_secs(60))
+            .await?;
+        let Some(apply) = self.apply.as_mut() else {
+            return Ok(());
+        };
+        tokio::time::timeout(Duration::from_secs(300), apply.wait_applied(marker))
+            .await
+            .map_err(|_| Error::Apply {
+                table: self.names.q(&self.names.original),
+                message: "the applier did not catch up within 300 s".into(),
+            })?
+    }
+}

@@ -1,0 +1,192 @@
+//! Progress while a migration runs: an indicatif bar on a terminal,
+//! otherwise one status line every few seconds (text or JSON), and the
+//! final summary.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::apply::{self, ApplyStats};
+use crate::copy::CopyStats;
+use crate::tail::TailShared;
+
+/// How the tool reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    /// Human-readable text (a progress bar on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line on stdout.
+    Json,
+}
+
+/// Where the numbers come from; filled in as stages start.
+#[derive(Default)]
+pub struct Sources {
+    /// Stage name.
+    pub stage: Mutex<&'static str>,
+    /// Estimated rows of the original.
+    pub rows_estimate: std::sync::atomic::AtomicU64,
+    /// Copy counters.
+    pub copy: Arc<CopyStats>,
+    /// Apply counters.
+    pub apply: Arc<ApplyStats>,
+    /// Tail state, once the tail runs.
+    pub tail: Mutex<Option<Arc<TailShared>>>,
+}
+
+/// One status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Stage name.
+    pub stage: String,
+    /// Seconds since start.
+    pub elapsed_s: f64,
+    /// Rows copied so far.
+    pub rows_copied: u64,
+    /// Estimated rows of the original.
+    pub rows_estimate: u64,
+    /// Copy speed since start.
+    pub rows_per_s: f64,
+    /// Estimated seconds left for the copy.
+    pub eta_s: Option<f64>,
+    /// Row changes read from the binlog.
+    pub binlog_rows: u64,
+    /// Changed keys applied to the new table.
+    pub keys_applied: u64,
+    /// Changed keys waiting to be applied.
+    pub backlog: u64,
+    /// Seconds since the tail last read the heartbeat.
+    pub heartbeat_age_s: Option<f64>,
+}
+
+impl Sources {
+    /// Sets the stage name.
+    pub fn set_stage(&self, stage: &'static str) {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = stage;
+    }
+
+    /// A snapshot of the counters.
+    pub fn status(&self, started: Instant) -> Status {
+        let elapsed = started.elapsed().as_secs_f64();
+        let rows_copied = self.copy.rows_copied.load(Ordering::Relaxed);
+        let rows_estimate = self.rows_estimate.load(Ordering::Relaxed);
+        let rows_per_s = if elapsed > 0.0 {
+            rows_copied as f64 / elapsed
+        } else {
+            0.0
+        };
+        let eta_s = (rows_per_s > 0.0 && rows_estimate > rows_copied)
+            .then(|| (rows_estimate - rows_copied) as f64 / rows_per_s);
+        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (binlog_rows, backlog, heartbeat_age_s) = match &tail {
+            Some(t) => (
+                t.rows.load(Ordering::Relaxed),
+                apply::lock(&t.buffer).len() as u64,
+                t.last_heartbeat
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .map(|at| at.elapsed().as_secs_f64()),
+            ),
+            None => (0, 0, None),
+        };
+        Status {
+            stage: self
+                .stage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .to_string(),
+            elapsed_s: elapsed,
+            rows_copied,
+            rows_estimate,
+            rows_per_s,
+            eta_s,
+            binlog_rows,
+            keys_applied: self.apply.keys_applied.load(Ordering::Relaxed),
+            backlog,
+            heartbeat_age_s,
+        }
+    }
+}
+
+/// A running reporter; stops when dropped or finished.
+pub struct Reporter {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reporter {
+    /// Starts reporting `sources` in the given mode.
+    pub fn start(sources: Arc<Sources>, output: Output, interval: Duration) -> Reporter {
+        let started = Instant::now();
+        let bar = (output == Output::Text && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(sources.rows_estimate.load(Ordering::Relaxed).max(1));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows ({per_sec}, ETA {eta}) {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let task = tokio::spawn(async move {
+            let tick = if bar.is_some() {
+                Duration::from_millis(200)
+            } else {
+                interval
+            };
+            loop {
+                tokio::time::sleep(tick).await;
+                let s = sources.status(started);
+                match (&bar, output) {
+                    (Some(bar), _) => {
+                        bar.set_length(s.rows_estimate.max(s.rows_copied).max(1));
+                        bar.set_position(s.rows_copied);
+                        bar.set_message(format!(
+                            "{} · binlog rows {} · backlog {}",
+                            s.stage, s.binlog_rows, s.backlog
+                        ));
+                    }
+                    (None, Output::Json) => {
+                        let line = serde_json::json!({ "event": "status", "status": s });
+                        println!("{line}");
+                    }
+                    (None, Output::Text) => eprintln!("{}", text_line(&s)),
+                }
+            }
+        });
+        Reporter { task }
+    }
+
+    /// Stops reporting.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// One human-readable status line.
+pub fn text_line(s: &Status) -> String {
+    let eta = s.eta_s.map_or("-".to_string(), |e| format!("{e:.0}s"));
+    format!(
+        "[{:>7.1}s] {:<9} copied {}/{} rows ({:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}",
+        s.elapsed_s, s.stage, s.rows_copied, s.rows_estimate, s.rows_per_s, s.binlog_rows, s.keys_applied, s.backlog
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_computes_rate_and_eta() {
+        let sources = Sources::default();
+        sources.rows_estimate.store(1000, Ordering::Relaxed);
+        sources.copy.rows_copied.store(500, Ordering::Relaxed);
+        sources.set_stage("copy");
+        let s = sources.status(Instant::now() - Duration::from_secs(5));
+        assert!((s.rows_per_s - 100.0).abs() < 5.0);
+        assert!(s.eta_s.unwrap() > 4.0);
+        assert!(text_line(&s).contains("copy"));
+    }
+}

@@ -1,0 +1,381 @@
+//! Connections, version detection and the MariaDB/MySQL dialect.
+//!
+//! Every statement that differs between servers is chosen here, so that MySQL
+//! 8.4 support stays a small, unit-tested step. Every connection the tool opens
+//! goes through [`connect`], which pins the session settings the correctness
+//! model depends on (time zone, sql_mode, character set, isolation, lock
+//! timeouts) and refuses a session whose writes would not reach the binlog.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, OptsBuilder};
+
+use crate::error::{Error, Result, SqlContext};
+
+/// How to reach the server.
+#[derive(Clone)]
+pub struct ConnectConfig {
+    /// Host name or address (ignored when `socket` is set).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Unix socket path; preferred over TCP when given.
+    pub socket: Option<String>,
+    /// User name.
+    pub user: String,
+    /// Password; never printed.
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for ConnectConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("socket", &self.socket)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+impl ConnectConfig {
+    /// A short description of the target for messages (no password).
+    pub fn target(&self) -> String {
+        match &self.socket {
+            Some(s) => format!("socket {s}"),
+            None => format!("{}:{}", self.host, self.port),
+        }
+    }
+
+    /// Driver options for this target.
+    pub fn opts(&self) -> OptsBuilder {
+        let builder = OptsBuilder::default()
+            .user(Some(self.user.clone()))
+            .pass(self.password.clone())
+            .prefer_socket(false)
+            .stmt_cache_size(256)
+            .tcp_nodelay(true);
+        match &self.socket {
+            Some(socket) => builder.socket(Some(socket.clone())),
+            None => builder
+                .ip_or_hostname(self.host.clone())
+                .tcp_port(self.port),
+        }
+    }
+}
+
+/// The server family, which decides statement variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// MariaDB (10.x, 11.x).
+    MariaDb,
+    /// Oracle MySQL (8.0, 8.4) and compatible forks.
+    MySql,
+}
+
+/// Server family and version, and the statements that depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    /// MariaDB or MySQL.
+    pub flavor: Flavor,
+    /// major, minor, patch
+    pub version: (u32, u32, u32),
+}
+
+impl Dialect {
+    /// Parses `SELECT VERSION()` output such as `10.11.6-MariaDB-0+deb12u1-log`
+    /// or `8.4.3`.
+    pub fn from_version_string(version: &str) -> Dialect {
+        let flavor = if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        };
+        let numeric: String = version
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = numeric.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let version = (
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+        );
+        Dialect { flavor, version }
+    }
+
+    fn mysql_at_least(&self, v: (u32, u32, u32)) -> bool {
+        self.flavor == Flavor::MySql && self.version >= v
+    }
+
+    /// Statement that reports the current binlog file and position.
+    pub fn binlog_status_sql(&self) -> &'static str {
+        if self.mysql_at_least((8, 2, 0)) {
+            "SHOW BINARY LOG STATUS"
+        } else {
+            "SHOW MASTER STATUS"
+        }
+    }
+
+    /// Statement that reports replication status on a replica.
+    pub fn replica_status_sql(&self) -> &'static str {
+        if self.mysql_at_least((8, 0, 22)) {
+            "SHOW REPLICA STATUS"
+        } else {
+            "SHOW SLAVE STATUS"
+        }
+    }
+
+    /// Clause appended to every read of the original table.
+    pub fn share_lock_clause(&self) -> &'static str {
+        if self.mysql_at_least((8, 0, 0)) {
+            "FOR SHARE"
+        } else {
+            "LOCK IN SHARE MODE"
+        }
+    }
+
+    /// The privileges the binlog tail needs, as this server names them.
+    pub fn binlog_privileges(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDb if self.version >= (10, 5, 2) => "REPLICATION SLAVE, BINLOG MONITOR",
+            _ => "REPLICATION SLAVE, REPLICATION CLIENT",
+        }
+    }
+
+    /// Session statements every connection runs right after connecting.
+    pub fn session_setup(&self) -> Vec<String> {
+        let mut stmts = vec![
+            "SET NAMES utf8mb4".to_string(),
+            "SET SESSION time_zone = '+00:00'".to_string(),
+            format!("SET SESSION sql_mode = '{SESSION_SQL_MODE}'"),
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
+            "SET SESSION innodb_lock_wait_timeout = 5".to_string(),
+            "SET SESSION lock_wait_timeout = 30".to_string(),
+            "SET SESSION max_error_count = 65535".to_string(),
+        ];
+        if self.flavor == Flavor::MySql {
+            // Without this, information_schema caches AUTO_INCREMENT for a day.
+            stmts.push("SET SESSION information_schema_stats_expiry = 0".to_string());
+        }
+        stmts
+    }
+}
+
+/// The sql_mode every session runs with: strict, zero ids kept as zero, and
+/// none of the modes that change how SQL text or dates are read.
+pub const SESSION_SQL_MODE: &str =
+    "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+
+/// A position in the primary's binary log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct BinlogPosition {
+    /// Binlog file name, e.g. `binlog.000012`.
+    pub file: String,
+    /// Byte offset in that file.
+    pub pos: u64,
+}
+
+impl fmt::Display for BinlogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+/// Opens a connection with the fixed session settings, detects the dialect,
+/// and checks that the session's writes are binlogged.
+pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
+    let mut conn = Conn::new(config.opts())
+        .await
+        .map_err(|source| Error::Connect {
+            target: config.target(),
+            source,
+        })?;
+    let version: String = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .context(|| "reading the server version".to_string())?
+        .unwrap_or_default();
+    let dialect = Dialect::from_version_string(&version);
+    for stmt in dialect.session_setup() {
+        conn.query_drop(&stmt)
+            .await
+            .context(|| format!("setting up the session ({stmt})"))?;
+    }
+    let log_bin: Option<i64> = conn
+        .query_first("SELECT @@SESSION.sql_log_bin")
+        .await
+        .context(|| "reading sql_log_bin".to_string())?;
+    if log_bin != Some(1) {
+        return Err(Error::Usage(format!(
+            "sessions of user {} on {} start with sql_log_bin=0 (init_connect?): replicas would \
+             receive an empty new table and then the swap. Fix init_connect or use another user",
+            config.user,
+            config.target()
+        )));
+    }
+    Ok((conn, dialect))
+}
+
+/// Opens one more connection when the dialect is already known.
+pub async fn connect_session(config: &ConnectConfig) -> Result<Conn> {
+    connect(config).await.map(|(conn, _)| conn)
+}
+
+/// Reads global variables by name; absent ones are missing from the map.
+pub async fn global_variables(conn: &mut Conn, names: &[&str]) -> Result<HashMap<String, String>> {
+    let list = names
+        .iter()
+        .map(|n| crate::sql::literal(n))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows: Vec<(String, Option<String>)> = conn
+        .query(format!(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ({list})"
+        ))
+        .await
+        .context(|| "reading server variables".to_string())?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.unwrap_or_default()))
+        .collect())
+}
+
+/// What the binlog status statement reports: position and filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogStatus {
+    /// Current write position.
+    pub position: BinlogPosition,
+    /// `Binlog_Do_DB`, split on commas.
+    pub do_db: Vec<String>,
+    /// `Binlog_Ignore_DB`, split on commas.
+    pub ignore_db: Vec<String>,
+}
+
+/// Reads the current binlog position and filters (`SHOW MASTER STATUS` or its
+/// MySQL 8.4 name). `None` when binary logging is off.
+pub async fn binlog_status(conn: &mut Conn, dialect: Dialect) -> Result<Option<BinlogStatus>> {
+    let row: Option<mysql_async::Row> = conn
+        .query_first(dialect.binlog_status_sql())
+        .await
+        .context(|| {
+            format!(
+                "reading the binlog position ({})",
+                dialect.binlog_status_sql()
+            )
+        })?;
+    let Some(row) = row else { return Ok(None) };
+    let text = |name: &str| -> String {
+        row.get_opt::<Option<String>, _>(name)
+            .and_then(|v| v.ok())
+            .flatten()
+            .unwrap_or_default()
+    };
+    let split = |s: String| -> Vec<String> {
+        s.split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()
+    };
+    let pos = text("Position").parse::<u64>().unwrap_or(0);
+    Ok(Some(BinlogStatus {
+        position: BinlogPosition {
+            file: text("File"),
+            pos,
+        },
+        do_db: split(text("Binlog_Do_DB")),
+        ignore_db: split(text("Binlog_Ignore_DB")),
+    }))
+}
+
+/// Retries `op` on lock wait timeouts (1205) and deadlocks (1213), with a
+/// short growing pause, up to `attempts` times.
+pub async fn retry_on_lock_conflict<T, F, Fut>(attempts: u32, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if matches!(e.server_code(), Some(1205 | 1213)) && attempt + 1 < attempts => {
+                attempt += 1;
+                tracing::debug!(attempt, error = %e, "lock conflict, retrying");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_mariadb_and_its_statements() {
+        let d = Dialect::from_version_string("10.11.6-MariaDB-0+deb12u1-log");
+        assert_eq!(d.flavor, Flavor::MariaDb);
+        assert_eq!(d.version, (10, 11, 6));
+        assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
+        assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
+        assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE");
+        assert_eq!(d.binlog_privileges(), "REPLICATION SLAVE, BINLOG MONITOR");
+        assert!(!d.session_setup().iter().any(|s| s.contains("stats_expiry")));
+    }
+
+    #[test]
+    fn mysql_84_uses_new_statement_names() {
+        let d = Dialect::from_version_string("8.4.3");
+        assert_eq!(d.flavor, Flavor::MySql);
+        assert_eq!(d.binlog_status_sql(), "SHOW BINARY LOG STATUS");
+        assert_eq!(d.replica_status_sql(), "SHOW REPLICA STATUS");
+        assert_eq!(d.share_lock_clause(), "FOR SHARE");
+        assert_eq!(
+            d.binlog_privileges(),
+            "REPLICATION SLAVE, REPLICATION CLIENT"
+        );
+        assert!(d
+            .session_setup()
+            .iter()
+            .any(|s| s.contains("stats_expiry = 0")));
+    }
+
+    #[test]
+    fn mysql_80_early_keeps_master_status() {
+        let d = Dialect::from_version_string("8.0.21-log");
+        assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
+        assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
+        assert_eq!(d.share_lock_clause(), "FOR SHARE");
+    }
+
+    #[test]
+    fn session_mode_is_strict_and_keeps_zero_ids() {
+        assert!(SESSION_SQL_MODE.contains("STRICT_ALL_TABLES"));
+        assert!(SESSION_SQL_MODE.contains("NO_AUTO_VALUE_ON_ZERO"));
+        for bad in [
+            "ANSI_QUOTES",
+            "NO_BACKSLASH_ESCAPES",
+            "NO_ZERO_DATE",
+            "ORACLE",
+        ] {
+            assert!(!SESSION_SQL_MODE.contains(bad));
+        }
+    }
+
+    #[test]
+    fn debug_hides_password() {
+        let c = ConnectConfig {
+            host: "h".into(),
+            port: 1,
+            socket: None,
+            user: "u".into(),
+            password: Some("secret".into()),
+        };
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,462 @@
+//! The tables the tool creates next to the original: the ghost (`_<t>_gho`,
+//! the new schema), the changelog (`_<t>_ghc`: heartbeat, sync markers and
+//! migration state) and, during the cut-over, the sentinel (`_<t>_del`).
+//!
+//! Every table created here carries a COMMENT marker `shadowcut:<role>:<run>`
+//! so that cleanup and `--initially-drop-*` never drop a table the tool did
+//! not create.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use crate::error::{Error, Result, SqlContext};
+use crate::server::ConnectConfig;
+use crate::sql;
+
+/// The longest table name MySQL and MariaDB accept.
+pub const MAX_TABLE_NAME: usize = 64;
+
+/// Roles of the tables the tool creates, as written in their markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The new table being filled.
+    Ghost,
+    /// Heartbeat, markers and state.
+    Changelog,
+    /// The placeholder that keeps the swap from running too early.
+    Sentinel,
+    /// The original table after a completed swap.
+    Old,
+}
+
+impl Role {
+    fn tag(self) -> &'static str {
+        match self {
+            Role::Ghost => "ghost",
+            Role::Changelog => "changelog",
+            Role::Sentinel => "sentinel",
+            Role::Old => "old",
+        }
+    }
+}
+
+/// The comment marker for a table of `role` created by run `run_id`.
+pub fn marker(role: Role, run_id: &str) -> String {
+    format!("shadowcut:{}:{run_id}", role.tag())
+}
+
+/// True when `comment` is a marker of `role` from any run.
+pub fn is_marked(comment: &str, role: Role) -> bool {
+    comment.starts_with(&format!("shadowcut:{}:", role.tag()))
+}
+
+/// Names of everything a migration of one table touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowNames {
+    /// Database.
+    pub database: String,
+    /// The table being migrated.
+    pub original: String,
+    /// `_<t>_gho`.
+    pub ghost: String,
+    /// `_<t>_ghc`.
+    pub changelog: String,
+    /// `_<t>_del` (or `_<t>_<timestamp>_del`): the sentinel, then the old table.
+    pub old: String,
+}
+
+impl ShadowNames {
+    /// Derives the names; an error message when one would be too long.
+    pub fn derive(
+        database: &str,
+        table: &str,
+        old_timestamp: Option<&str>,
+    ) -> std::result::Result<Self, String> {
+        let names = ShadowNames {
+            database: database.to_string(),
+            original: table.to_string(),
+            ghost: format!("_{table}_gho"),
+            changelog: format!("_{table}_ghc"),
+            old: match old_timestamp {
+                Some(ts) => format!("_{table}_{ts}_del"),
+                None => format!("_{table}_del"),
+            },
+        };
+        for name in [&names.ghost, &names.changelog, &names.old] {
+            if name.chars().count() > MAX_TABLE_NAME {
+                return Err(format!(
+                    "the derived table name {name} is longer than {MAX_TABLE_NAME} characters"
+                ));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Quoted `db`.`name`.
+    pub fn q(&self, name: &str) -> String {
+        sql::qualified(&self.database, name)
+    }
+}
+
+/// A run identifier: UTC time and process id, e.g. `20261128T033000Z-4242`.
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{}",
+        utc_timestamp(SystemTime::now()).replace('_', "T") + "Z",
+        std::process::id()
+    )
+}
+
+/// `YYYYMMDD_hhmmss` in UTC, for names and run ids.
+pub fn utc_timestamp(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}_{:02}{:02}{:02}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Reads a table's comment; `None` when the table does not exist.
+pub async fn table_comment(conn: &mut Conn, database: &str, table: &str) -> Result<Option<String>> {
+    conn.exec_first(
+        "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        (database, table),
+    )
+    .await
+    .context(|| format!("looking up {}", sql::qualified(database, table)))
+}
+
+/// Makes sure a table the migration is about to create does not exist. With
+/// `drop_if_ours`, a leftover carrying our marker of one of `roles` is dropped;
+/// anything else is refused.
+pub async fn clear_leftover(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    table: &str,
+    roles: &[Role],
+    drop_if_ours: bool,
+    flag: &str,
+) -> Result<()> {
+    let Some(comment) = table_comment(conn, &names.database, table).await? else {
+        return Ok(());
+    };
+    let original = names.q(&names.original);
+    if drop_if_ours && roles.iter().any(|r| is_marked(&comment, *r)) {
+        tracing::info!(table = %names.q(table), "dropping leftover from an earlier run ({flag})");
+        return drop_table(conn, names, table).await;
+    }
+    let remedy = if drop_if_ours {
+        format!("It was not created by shadowcut (its comment is {comment:?}); rename or drop it yourself")
+    } else {
+        format!("Drop it, or pass {flag} to let shadowcut drop a leftover of its own")
+    };
+    Err(Error::refused(
+        &original,
+        format!("table {} already exists", names.q(table)),
+        remedy,
+    ))
+}
+
+/// Drops a table if it exists.
+pub async fn drop_table(conn: &mut Conn, names: &ShadowNames, table: &str) -> Result<()> {
+    let q = names.q(table);
+    conn.query_drop(format!("DROP TABLE IF EXISTS {q}"))
+        .await
+        .context(|| format!("dropping {q}"))
+}
+
+/// Drops `table` only when it carries the marker of this run.
+pub async fn drop_if_marked(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    table: &str,
+    role: Role,
+    run_id: &str,
+) -> Result<()> {
+    match table_comment(conn, &names.database, table).await? {
+        Some(c) if c == marker(role, run_id) => drop_table(conn, names, table).await,
+        Some(_) => {
+            tracing::warn!(table = %names.q(table), "not dropping: it was not created by this run");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The ghost after the user's ALTER, and the comment it must carry once it
+/// replaces the original.
+#[derive(Debug, Clone)]
+pub struct Ghost {
+    /// The comment the new table must end up with (the original's, or the
+    /// one the ALTER sets).
+    pub final_comment: String,
+}
+
+/// Creates the ghost with `CREATE TABLE ... LIKE`, applies the ALTER to it,
+/// and marks it. An ALTER the server rejects is a refusal carrying the
+/// server's message.
+pub async fn create_ghost(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    alter: &str,
+    run_id: &str,
+) -> Result<Ghost> {
+    let ghost = names.q(&names.ghost);
+    let original = names.q(&names.original);
+    conn.query_drop(format!("CREATE TABLE {ghost} LIKE {original}"))
+        .await
+        .context(|| format!("creating the new table {ghost}"))?;
+    if let Err(e) = conn
+        .query_drop(format!("ALTER TABLE {ghost} {alter}"))
+        .await
+    {
+        let _ = drop_table(conn, names, &names.ghost).await;
+        let message = match &e {
+            mysql_async::Error::Server(s) => format!("error {}: {}", s.code, s.message),
+            other => other.to_string(),
+        };
+        return Err(Error::refused(
+            &original,
+            format!("the ALTER fails on a copy of the table ({message})"),
+            "Fix --alter; nothing was changed",
+        ));
+    }
+    let final_comment = table_comment(conn, &names.database, &names.ghost)
+        .await?
+        .unwrap_or_default();
+    conn.query_drop(format!(
+        "ALTER TABLE {ghost} COMMENT = {}",
+        sql::literal(&marker(Role::Ghost, run_id))
+    ))
+    .await
+    .context(|| format!("marking {ghost}"))?;
+    Ok(Ghost { final_comment })
+}
+
+/// Creates the changelog table.
+pub async fn create_changelog(conn: &mut Conn, names: &ShadowNames, run_id: &str) -> Result<()> {
+    let changelog = names.q(&names.changelog);
+    conn.query_drop(format!(
+        "CREATE TABLE {changelog} (\
+           id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT, \
+           hint VARCHAR(64) CHARACTER SET ascii NOT NULL, \
+           value TEXT CHARACTER SET utf8mb4 NOT NULL, \
+           updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), \
+           PRIMARY KEY (id), UNIQUE KEY hint (hint)\
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT={}",
+        sql::literal(&marker(Role::Changelog, run_id))
+    ))
+    .await
+    .context(|| format!("creating the changelog table {changelog}"))
+}
+
+/// Hints of the changelog rows. Column 1 of the changelog is the hint and
+/// column 2 the value; the tail reads both from the binlog.
+pub mod hint {
+    /// Heartbeat time, written every heartbeat interval.
+    pub const HEARTBEAT: &str = "heartbeat";
+    /// A sync marker: a counter the tail reports back once it has read it.
+    pub const SYNC_MARKER: &str = "sync-marker";
+    /// JSON: the last copied key (every row at or below it is in the ghost).
+    pub const COPY_WATERMARK: &str = "state:copy-watermark";
+    /// `file:pos` up to which every change has been applied to the ghost.
+    pub const APPLIED_POSITION: &str = "state:applied-position";
+    /// Position the tail started from (taken before the copy began).
+    pub const START_POSITION: &str = "state:start-position";
+    /// Stage of the migration.
+    pub const STAGE: &str = "state:stage";
+    /// JSON description of the migration (table, ALTER, key, run id).
+    pub const MIGRATION: &str = "state:migration";
+}
+
+/// Writes one changelog row (insert or replace the value of `hint`).
+pub async fn write_changelog(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    hint: &str,
+    value: &str,
+) -> Result<()> {
+    let changelog = names.q(&names.changelog);
+    conn.exec_drop(
+        format!("INSERT INTO {changelog} (hint, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)"),
+        (hint, value),
+    )
+    .await
+    .context(|| format!("writing {hint} to {changelog}"))
+}
+
+/// Reads one changelog value.
+pub async fn read_changelog(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    hint: &str,
+) -> Result<Option<String>> {
+    let changelog = names.q(&names.changelog);
+    conn.exec_first(
+        format!("SELECT value FROM {changelog} WHERE hint = ?"),
+        (hint,),
+    )
+    .await
+    .context(|| format!("reading {hint} from {changelog}"))
+}
+
+/// A background task writing the heartbeat row at a fixed interval, until
+/// stopped. Later stages read replica lag from it.
+pub struct Heartbeat {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Heartbeat {
+    /// Starts the heartbeat on its own connection.
+    pub async fn start(
+        config: &ConnectConfig,
+        names: ShadowNames,
+        interval: Duration,
+    ) -> Result<Heartbeat> {
+        let mut conn = crate::server::connect_session(config).await?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let now = utc_timestamp(SystemTime::now());
+                write_changelog(&mut conn, &names, hint::HEARTBEAT, &now).await?;
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stopped.changed() => break,
+                }
+            }
+            let _ = conn.disconnect().await;
+            Ok(())
+        });
+        Ok(Heartbeat { stop, task })
+    }
+
+    /// Stops the heartbeat and waits for its last write to finish.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+}
+
+/// A server-side lock that keeps two migrations of one table from running
+/// at once. Held by its own connection for the whole run.
+pub struct RunLock {
+    conn: Conn,
+    name: String,
+}
+
+impl RunLock {
+    /// The lock name for a table (hashed when too long for the server).
+    pub fn lock_name(database: &str, table: &str) -> String {
+        let plain = format!("shadowcut.{database}.{table}");
+        if plain.len() <= 64 {
+            return plain;
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in plain.bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        format!("shadowcut.{hash:016x}")
+    }
+
+    /// Takes the lock, or refuses when another run holds it.
+    pub async fn acquire(config: &ConnectConfig, names: &ShadowNames) -> Result<RunLock> {
+        let mut conn = crate::server::connect_session(config).await?;
+        let name = Self::lock_name(&names.database, &names.original);
+        let got: Option<i64> = conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
+            .await
+            .context(|| format!("taking the run lock {name}"))?;
+        if got != Some(1) {
+            let holder: Option<u64> = conn
+                .exec_first("SELECT IS_USED_LOCK(?)", (&name,))
+                .await
+                .context(|| format!("reading the holder of {name}"))?;
+            return Err(Error::refused(
+                &names.q(&names.original),
+                format!(
+                    "another migration of this table is running (it holds the lock {name:?}, connection {})",
+                    holder.map_or("unknown".to_string(), |h| h.to_string())
+                ),
+                "Wait for it to finish, or stop it",
+            ));
+        }
+        Ok(RunLock { conn, name })
+    }
+
+    /// A connection that lives for the whole run, for control statements
+    /// (KILL QUERY during the cut-over).
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+
+    /// Releases the lock.
+    pub async fn release(mut self) {
+        let _ = self
+            .conn
+            .exec_drop("DO RELEASE_LOCK(?)", (&self.name,))
+            .await;
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_names_and_refuses_long_ones() {
+        let n = ShadowNames::derive("d", "orders", None).unwrap();
+        assert_eq!(
+            (n.ghost.as_str(), n.changelog.as_str(), n.old.as_str()),
+            ("_orders_gho", "_orders_ghc", "_orders_del")
+        );
+        let n = ShadowNames::derive("d", "orders", Some("20261128_031500")).unwrap();
+        assert_eq!(n.old, "_orders_20261128_031500_del");
+        let long = "x".repeat(60);
+        assert!(ShadowNames::derive("d", &long, None)
+            .unwrap_err()
+            .contains("longer than 64"));
+        assert!(ShadowNames::derive("d", &"y".repeat(59), None).is_ok());
+    }
+
+    #[test]
+    fn markers_name_role_and_run() {
+        let m = marker(Role::Ghost, "r1");
+        assert!(is_marked(&m, Role::Ghost));
+        assert!(!is_marked(&m, Role::Changelog));
+        assert!(!is_marked("a user comment", Role::Ghost));
+    }
+
+    #[test]
+    fn formats_utc_timestamps() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_836_930); // 2026-11-28 03:35:30 UTC
+        assert_eq!(utc_timestamp(t), "20261128_033530");
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "19700101_000000");
+    }
+
+    #[test]
+    fn long_lock_names_are_hashed_to_the_server_limit() {
+        assert_eq!(RunLock::lock_name("d", "t"), "shadowcut.d.t");
+        assert!(RunLock::lock_name(&"d".repeat(64), "t").len() <= 64);
+    }
+}

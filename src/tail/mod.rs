@@ -1,0 +1,537 @@
+//! The binlog tail: reads the primary's binary log from the position taken
+//! before the copy started, keeps the keys of every row change of the
+//! migrated table in the [`ChangeBuffer`], reads the tool's own markers from
+//! the changelog table, and stops the migration on anything it cannot apply
+//! safely (see [`events`]).
+
+pub mod decode;
+pub mod events;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use mysql_async::binlog::events::{Event, RowsEventData};
+use mysql_async::prelude::*;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use tokio::sync::watch;
+
+use crate::apply::{self, SharedBuffer};
+use crate::error::{Error, Result, SqlContext};
+use crate::failpoint::{self, Failpoints};
+use crate::schema::{KeyValue, SharedKey, TableSchema};
+use crate::server::{BinlogPosition, ConnectConfig};
+use crate::shadow::{hint, ShadowNames};
+use crate::sql;
+use events::EventKind;
+
+/// Everything the tail needs to know about the migration.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// Server to read from.
+    pub connect: ConnectConfig,
+    /// Server id of the binlog connection (must differ from every replica's).
+    pub server_id: u32,
+    /// Where to start reading.
+    pub start: BinlogPosition,
+    /// Table names.
+    pub names: ShadowNames,
+    /// The original table as inspected.
+    pub original: TableSchema,
+    /// The shared key.
+    pub key: SharedKey,
+    /// Text in every statement the tool itself issues on the tables, so the
+    /// tail can tell them from foreign DDL.
+    pub statement_tag: String,
+    /// Heartbeat period asked of the server; a silent stream for three
+    /// periods is treated as dead.
+    pub heartbeat_period: Duration,
+    /// Test-only faults.
+    pub failpoints: Failpoints,
+}
+
+/// State the tail shares with the rest of the migration.
+#[derive(Debug)]
+pub struct TailShared {
+    /// Keys waiting to be applied.
+    pub buffer: SharedBuffer,
+    /// Row events of the migrated table read so far.
+    pub row_events: AtomicU64,
+    /// Rows (images) of the migrated table read so far.
+    pub rows: AtomicU64,
+    /// Position of the last event read.
+    pub position: Mutex<BinlogPosition>,
+    /// When the last heartbeat row was read.
+    pub last_heartbeat: Mutex<Option<Instant>>,
+    failure: Mutex<Option<String>>,
+    marker_seen: watch::Sender<u64>,
+}
+
+/// A running tail.
+pub struct Tail {
+    shared: Arc<TailShared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    table: String,
+}
+
+impl Tail {
+    /// Opens the binlog stream at `config.start` and starts reading.
+    pub async fn start(config: TailConfig) -> Result<Tail> {
+        let stream = open_stream(&config).await?;
+        let (marker_seen, _) = watch::channel(0u64);
+        let shared = Arc::new(TailShared {
+            buffer: Arc::new(Mutex::new(apply::ChangeBuffer::default())),
+            row_events: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            position: Mutex::new(config.start.clone()),
+            last_heartbeat: Mutex::new(None),
+            failure: Mutex::new(None),
+            marker_seen,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let table = config.names.q(&config.names.original);
+        let task = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                let mut reader = Reader::new(config, Arc::clone(&shared));
+                if let Err(message) = reader.run(stream, stopped).await {
+                    tracing::error!(%message, "binlog tail stopped");
+                    *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+                }
+            })
+        };
+        Ok(Tail {
+            shared,
+            stop,
+            task,
+            table,
+        })
+    }
+
+    /// Shared state (buffer, counters).
+    pub fn shared(&self) -> &Arc<TailShared> {
+        &self.shared
+    }
+
+    /// The tail's error, if it stopped on one.
+    pub fn check(&self) -> Result<()> {
+        let failure = self
+            .shared
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match failure {
+            Some(message) => Err(Error::Tail {
+                table: self.table.clone(),
+                message,
+            }),
+            None if self.task.is_finished() => Err(Error::Tail {
+                table: self.table.clone(),
+                message: "the binlog stream ended".into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the tail has read sync marker `marker` (so every change
+    /// committed before it is in the buffer), at most `timeout`.
+    pub async fn wait_for_marker(&self, marker: u64, timeout: Duration) -> Result<()> {
+        let mut rx = self.shared.marker_seen.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if *rx.borrow_and_update() >= marker {
+                return Ok(());
+            }
+            self.check()?;
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(Error::Tail {
+                        table: self.table.clone(),
+                        message: format!(
+                            "sync marker {marker} not seen in the binlog within {timeout:?}"
+                        ),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Stops reading and closes the stream.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn open_stream(config: &TailConfig) -> Result<BinlogStream> {
+    let table = config.names.q(&config.names.original);
+    let mut conn = Conn::new(config.connect.opts())
+        .await
+        .map_err(|source| Error::Connect {
+            target: config.connect.target(),
+            source,
+        })?;
+    let period_ns = config
+        .heartbeat_period
+        .as_nanos()
+        .min(u128::from(u32::MAX) * 1_000_000) as u64;
+    conn.query_drop(format!("SET @master_heartbeat_period = {period_ns}"))
+        .await
+        .context(|| format!("setting the binlog heartbeat for {table}"))?;
+    let request = BinlogStreamRequest::new(config.server_id)
+        .with_filename(config.start.file.as_bytes())
+        .with_pos(config.start.pos);
+    conn.get_binlog_stream(request)
+        .await
+        .context(|| format!("opening the binlog stream at {} for {table}", config.start))
+}
+
+/// Opens a binlog stream at `start` and reads its first event, to prove the
+/// user may read the binlog. Used by the pre-flight checks.
+pub async fn probe(
+    connect: &ConnectConfig,
+    server_id: u32,
+    start: &BinlogPosition,
+) -> std::result::Result<(), mysql_async::Error> {
+    let conn = Conn::new(connect.opts()).await?;
+    let request = BinlogStreamRequest::new(server_id)
+        .with_filename(start.file.as_bytes())
+        .with_pos(start.pos);
+    let mut stream = conn.get_binlog_stream(request).await?;
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+    let _ = stream.close().await;
+    match first {
+        Ok(Some(Err(e))) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Which table a table id maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Original,
+    Changelog,
+    Other,
+}
+
+struct Reader {
+    config: TailConfig,
+    shared: Arc<TailShared>,
+    file: String,
+    transaction_is_xa: bool,
+    transaction_touches_table: bool,
+}
+
+impl Reader {
+    fn new(config: TailConfig, shared: Arc<TailShared>) -> Reader {
+        let file = config.start.file.clone();
+        Reader {
+            config,
+            shared,
+            file,
+            transaction_is_xa: false,
+            transaction_touches_table: false,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut stream: BinlogStream,
+        mut stopped: watch::Receiver<bool>,
+    ) -> std::result::Result<(), String> {
+        let silence = self.config.heartbeat_period * 3 + Duration::from_secs(1);
+        loop {
+            let next = tokio::select! {
+                _ = stopped.changed() => break,
+                next = tokio::time::timeout(silence, stream.next()) => next,
+            };
+            let event = match next {
+                Err(_) => {
+                    return Err(format!(
+                        "the binlog stream was silent for {silence:?} despite heartbeats"
+                    ))
+                }
+                Ok(None) => return Err("the server closed the binlog stream".into()),
+                Ok(Some(Err(e))) => return Err(format!("reading the binlog failed: {e}")),
+                Ok(Some(Ok(event))) => event,
+            };
+            self.handle(&stream, &event)?;
+        }
+        let _ = stream.close().await;
+        Ok(())
+    }
+
+    fn target_of(&self, stream: &BinlogStream, table_id: u64) -> Target {
+        let Some(tme) = stream.get_tme(table_id) else {
+            return Target::Other;
+        };
+        if tme.database_name() != self.config.names.database.as_str() {
+            return Target::Other;
+        }
+        let name = tme.table_name();
+        if name == self.config.names.original.as_str() {
+            Target::Original
+        } else if name == self.config.names.changelog.as_str() {
+            Target::Changelog
+        } else {
+            Target::Other
+        }
+    }
+
+    fn handle(&mut self, stream: &BinlogStream, event: &Event) -> std::result::Result<(), String> {
+        let header = event.header();
+        verify_checksum(event)?;
+        if header.log_pos() > 0 {
+            *self
+                .shared
+                .position
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = BinlogPosition {
+                file: self.file.clone(),
+                pos: u64::from(header.log_pos()),
+            };
+        }
+        let kind = events::classify(header.event_type_raw());
+        match kind {
+            EventKind::Ignore => Ok(()),
+            EventKind::Refuse(why) => Err(format!(
+                "the binlog contains {why} (event type {}) at {}:{}",
+                header.event_type_raw(),
+                self.file,
+                header.log_pos()
+            )),
+            EventKind::Rotate => {
+                if let Ok(rotate) =
+                    event.read_event::<mysql_async::binlog::events::RotateEvent<'_>>()
+                {
+                    self.file = rotate.name().to_string();
+                }
+                Ok(())
+            }
+            EventKind::MariaGtid => {
+                self.transaction_is_xa = events::mariadb_gtid_is_xa(event.data());
+                self.transaction_touches_table = false;
+                Ok(())
+            }
+            EventKind::Xid => {
+                self.end_transaction();
+                Ok(())
+            }
+            EventKind::XaPrepare => {
+                if self.transaction_touches_table {
+                    return Err("an XA transaction changed the table; XA is not supported".into());
+                }
+                Ok(())
+            }
+            EventKind::Query => self.check_query(event),
+            EventKind::TableMap => self.check_table_map(event),
+            EventKind::WriteRows
+            | EventKind::UpdateRows
+            | EventKind::DeleteRows
+            | EventKind::PartialUpdateRows => self.handle_rows(stream, event, kind),
+        }
+    }
+
+    fn end_transaction(&mut self) {
+        self.transaction_is_xa = false;
+        self.transaction_touches_table = false;
+        let position = self
+            .shared
+            .position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        apply::lock(&self.shared.buffer).mark_position(position);
+    }
+
+    fn check_query(&mut self, event: &Event) -> std::result::Result<(), String> {
+        let query = event
+            .read_event::<mysql_async::binlog::events::QueryEvent<'_>>()
+            .map_err(|e| format!("a QUERY event cannot be read: {e}"))?;
+        let text = query.query();
+        let trimmed = text.trim();
+        if trimmed.eq_ignore_ascii_case("COMMIT") {
+            self.end_transaction();
+            return Ok(());
+        }
+        if trimmed.eq_ignore_ascii_case("BEGIN") || text.contains(&self.config.statement_tag) {
+            return Ok(());
+        }
+        let upper = trimmed.to_ascii_uppercase();
+        if upper.starts_with("XA ") {
+            self.transaction_is_xa = true;
+            return Ok(());
+        }
+        let names = &self.config.names;
+        let in_our_database = query.schema() == names.database.as_str()
+            || sql::mentions_identifier(&text, &names.database);
+        let touches = sql::mentions_identifier(&text, &names.original)
+            || sql::mentions_identifier(&text, &names.ghost);
+        if in_our_database && touches {
+            let shown: String = text.chars().take(200).collect();
+            return Err(format!(
+                "a statement not issued by shadowcut touches the table (DDL, TRUNCATE or statement-based DML): {shown}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_table_map(&self, event: &Event) -> std::result::Result<(), String> {
+        let tme = event
+            .read_event::<mysql_async::binlog::events::TableMapEvent<'_>>()
+            .map_err(|e| format!("a TABLE_MAP event cannot be read: {e}"))?;
+        if tme.database_name() == self.config.names.database.as_str()
+            && tme.table_name() == self.config.names.original.as_str()
+            && tme.columns_count() != self.config.original.columns.len() as u64
+        {
+            return Err(format!(
+                "the binlog maps the table with {} columns, but it had {} when inspected: the table was altered",
+                tme.columns_count(),
+                self.config.original.columns.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn handle_rows(
+        &mut self,
+        stream: &BinlogStream,
+        event: &Event,
+        kind: EventKind,
+    ) -> std::result::Result<(), String> {
+        let data = event
+            .read_data()
+            .map_err(|e| format!("a rows event cannot be read: {e}"))?;
+        let Some(mysql_async::binlog::events::EventData::RowsEvent(rows)) = data else {
+            return Err("a rows event cannot be read".into());
+        };
+        let target = self.target_of(stream, rows.table_id());
+        match target {
+            Target::Other => Ok(()),
+            Target::Changelog => self.read_changelog_rows(stream, &rows),
+            Target::Original => {
+                if kind == EventKind::PartialUpdateRows {
+                    return Err(
+                        "a partial JSON update of the table (binlog_row_value_options)".into(),
+                    );
+                }
+                if self.transaction_is_xa {
+                    return Err("an XA transaction changed the table; XA is not supported".into());
+                }
+                self.transaction_touches_table = true;
+                let n = self.shared.row_events.fetch_add(1, Ordering::Relaxed) + 1;
+                if failpoint::drops_event(self.config.failpoints.drop_row_event, n) {
+                    tracing::warn!(n, "failpoint: dropping a row event");
+                    return Ok(());
+                }
+                self.read_keys(stream, &rows)
+            }
+        }
+    }
+
+    fn read_keys(
+        &mut self,
+        stream: &BinlogStream,
+        rows: &RowsEventData<'_>,
+    ) -> std::result::Result<(), String> {
+        let tme = stream
+            .get_tme(rows.table_id())
+            .ok_or("a rows event has no table map")?;
+        for image in [rows.columns_before_image(), rows.columns_after_image()]
+            .into_iter()
+            .flatten()
+        {
+            if image.count_ones() != image.len().min(self.config.original.columns.len()) {
+                return Err("a row image of the table is not full (binlog_row_image was changed in a session?)".into());
+            }
+        }
+        let mut keys: Vec<KeyValue> = Vec::new();
+        for row in rows.rows(tme) {
+            let (before, after) =
+                row.map_err(|e| format!("a row of the table cannot be decoded: {e}"))?;
+            for image in [before, after].into_iter().flatten() {
+                let key = self
+                    .config
+                    .key
+                    .columns
+                    .iter()
+                    .map(|k| decode::key_part(&k.column, image.as_ref(k.ordinal)))
+                    .collect::<std::result::Result<KeyValue, String>>()?;
+                keys.push(key);
+            }
+        }
+        self.shared
+            .rows
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
+        let mut buffer = apply::lock(&self.shared.buffer);
+        for key in keys {
+            buffer.insert(key);
+        }
+        Ok(())
+    }
+
+    fn read_changelog_rows(
+        &mut self,
+        stream: &BinlogStream,
+        rows: &RowsEventData<'_>,
+    ) -> std::result::Result<(), String> {
+        let Some(tme) = stream.get_tme(rows.table_id()) else {
+            return Ok(());
+        };
+        for row in rows.rows(tme) {
+            let (_, after) = row.map_err(|e| format!("a changelog row cannot be decoded: {e}"))?;
+            let Some(after) = after else { continue };
+            let text = |i: usize| match after.as_ref(i) {
+                Some(mysql_async::binlog::value::BinlogValue::Value(
+                    mysql_async::Value::Bytes(b),
+                )) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            match text(1).as_str() {
+                hint::SYNC_MARKER => {
+                    if let Ok(marker) = text(2).parse::<u64>() {
+                        apply::lock(&self.shared.buffer).mark_sync(marker);
+                        self.shared.marker_seen.send_if_modified(|v| {
+                            let changed = marker > *v;
+                            *v = (*v).max(marker);
+                            changed
+                        });
+                    }
+                }
+                hint::HEARTBEAT => {
+                    *self
+                        .shared
+                        .last_heartbeat
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verifies the CRC32 of an event, when the stream carries checksums
+/// (mysql_common does not).
+fn verify_checksum(event: &Event) -> std::result::Result<(), String> {
+    let Some(expected) = event.checksum() else {
+        return Ok(());
+    };
+    let Ok(Some(alg)) = event.fde().footer().get_checksum_alg() else {
+        return Ok(());
+    };
+    let actual = event.calc_checksum(alg);
+    if actual != u32::from_le_bytes(expected) {
+        return Err(format!(
+            "event checksum mismatch at {} (type {}): the binlog stream is corrupt",
+            event.header().log_pos(),
+            event.header().event_type_raw()
+        ));
+    }
+    Ok(())
+}
