@@ -2,15 +2,21 @@
 //! MariaDB, which refuses RENAME under LOCK TABLES):
 //!
 //! 1. A creates the sentinel `_<t>_del` and takes
-//!    `LOCK TABLES t WRITE, _<t>_del WRITE, ghost WRITE, changelog WRITE`.
+//!    `LOCK TABLES t READ, _<t>_del WRITE`: writers block, readers do not.
 //!    Every write to `t` committed before the lock is in the binlog.
-//! 2. A writes a sync marker into the changelog; once the tail has read it,
-//!    every change of `t` is in the buffer, and A applies the rest itself.
-//! 3. A carries AUTO_INCREMENT over and restores the table comment.
+//! 2. The drain connection writes a sync marker into the changelog; once
+//!    the tail has read it, every change of `t` is in the buffer, and the
+//!    drain connection applies the rest (it may still read `t`).
+//! 3. It carries AUTO_INCREMENT over and restores the table comment.
 //! 4. B issues `RENAME TABLE t TO _<t>_del, ghost TO t`, which waits on A's
-//!    lock; clients' writes queue behind it.
-//! 5. A confirms B is waiting on the metadata lock and that its own lock is
-//!    still held, drops the sentinel and unlocks: the RENAME runs first.
+//!    locks.
+//! 5. A confirms B is waiting on a metadata lock and drops the sentinel.
+//!    The server takes a statement's table locks in sorted name order, so
+//!    when the sentinel and the ghost sort before `t`, A then waits until B
+//!    holds the ghost's lock (a non-waiting probe times out): B is now
+//!    queued on `t`'s lock, ahead of every queued write.
+//! 6. A checks its own lock is still held and unlocks: the RENAME runs
+//!    before any queued write, which then lands in the new table.
 //!
 //! If A dies, its lock goes and the RENAME fails on the existing sentinel:
 //! nothing is swapped. On any failure before step 5, B's RENAME is killed
@@ -96,10 +102,24 @@ impl CutOver<'_> {
         self.lock_timeout.as_secs().max(1)
     }
 
+    /// True when B's RENAME, which locks its tables in the server's sorted
+    /// order of names, asks for the original table's lock before those of
+    /// the sentinel and the ghost.
+    fn rename_locks_original_first(&self) -> bool {
+        let n = self.names;
+        n.original.as_bytes() < n.old.as_bytes().min(n.ghost.as_bytes())
+    }
+
     /// Runs one attempt. `control` is a connection outside the lock, used to
-    /// kill the swap connections when the attempt is abandoned; `marker` a
-    /// fresh sync marker number.
-    pub async fn attempt(&self, control: &mut Conn, sync_marker: u64) -> Result<Attempt> {
+    /// kill the swap connections when the attempt is abandoned; `drain` is
+    /// the applier's connection, which applies the last changes while A
+    /// holds the lock; `sync_marker` a fresh sync marker number.
+    pub async fn attempt(
+        &self,
+        control: &mut Conn,
+        drain: &mut Conn,
+        sync_marker: u64,
+    ) -> Result<Attempt> {
         let names = self.names;
         let sentinel = names.q(&names.old);
         shadow::clear_leftover(
@@ -164,7 +184,7 @@ impl CutOver<'_> {
         let critical = async {
             tokio::time::timeout(
                 self.lock_timeout * 2 + Duration::from_secs(2),
-                self.locked_steps(&mut a, &mut go, b_id, sync_marker),
+                self.locked_steps(&mut a, drain, &mut go, b_id, sync_marker),
             )
             .await
         };
@@ -175,32 +195,23 @@ impl CutOver<'_> {
             },
             reason = self.stop.raised() => Err(Abort::Fatal(Error::Interrupted { table: self.table(), reason })),
         };
-        let started_swap = go.is_none();
+        let wait_for_b = Duration::from_secs(self.lock_wait_seconds() * 2 + 10);
         match outcome {
             Ok(()) => {
-                let release = async {
-                    a.query_drop(self.tagged(format!("DROP TABLE {sentinel}")))
-                        .await?;
-                    a.query_drop("UNLOCK TABLES").await
-                };
-                if let Err(e) = release.await {
-                    // A is gone or could not drop the sentinel: the RENAME fails
-                    // on the sentinel, or A's death released the lock with the
-                    // drain complete. Find out which by the table names.
-                    tracing::warn!(error = %e, "releasing the cut-over lock failed");
+                if let Err(e) = a.query_drop("UNLOCK TABLES").await {
+                    // Killing A releases its lock just the same; the sentinel
+                    // is gone and the drain complete, so the RENAME may run.
+                    tracing::warn!(error = %e, "UNLOCK TABLES failed; killing connection A");
                     let _ = control.query_drop(format!("KILL CONNECTION {a_id}")).await;
                 }
                 let lock_time = locked_at.elapsed();
-                let renamed = tokio::time::timeout(
-                    Duration::from_secs(self.lock_wait_seconds() * 2 + 10),
-                    b_task,
-                )
-                .await
-                .map_err(|_| "the RENAME did not finish".to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()).and_then(|r| r));
+                let renamed = match tokio::time::timeout(wait_for_b, b_task).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the RENAME did not finish".to_string()),
+                };
                 let _ = a.disconnect().await;
-                let swapped = self.swapped(control).await?;
-                match (renamed, swapped) {
+                match (renamed, self.swapped(control).await?) {
                     (_, true) => Ok(Attempt::Swapped { lock_time }),
                     (Err(e), false) => {
                         shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id).await?;
@@ -213,17 +224,13 @@ impl CutOver<'_> {
                 }
             }
             Err(abort) => {
-                if started_swap {
-                    let _ = control.query_drop(format!("KILL QUERY {b_id}")).await;
-                } else {
-                    drop(go.take());
+                match go.take() {
+                    Some(go) => drop(go),
+                    None => {
+                        let _ = control.query_drop(format!("KILL QUERY {b_id}")).await;
+                    }
                 }
-                let b_result = tokio::time::timeout(
-                    Duration::from_secs(self.lock_wait_seconds() * 2 + 10),
-                    b_task,
-                )
-                .await;
-                if let Ok(Ok(Ok(()))) = b_result {
+                if let Ok(Ok(Ok(()))) = tokio::time::timeout(wait_for_b, b_task).await {
                     return Err(Error::CutOver {
                         table: self.table(),
                         message:
@@ -244,21 +251,24 @@ impl CutOver<'_> {
         }
     }
 
-    /// Steps 1 to 5 up to, not including, dropping the sentinel.
+    /// Everything between taking the lock and releasing it: A blocks writers
+    /// (`LOCK TABLES t READ`: the drain connection may still read `t`) and
+    /// holds the sentinel; the drain connection applies the rest of the
+    /// changes and finishes the new table; B queues its RENAME; A drops the
+    /// sentinel once B waits on the original's lock.
     async fn locked_steps(
         &self,
         a: &mut Conn,
+        drain: &mut Conn,
         go: &mut Option<oneshot::Sender<()>>,
         b_id: u32,
         sync_marker: u64,
     ) -> std::result::Result<(), Abort> {
         let names = self.names;
         let lock = self.tagged(format!(
-            "LOCK TABLES {} WRITE, {} WRITE, {} WRITE, {} WRITE",
+            "LOCK TABLES {} READ, {} WRITE",
             self.table(),
-            names.q(&names.old),
-            names.q(&names.ghost),
-            names.q(&names.changelog)
+            names.q(&names.old)
         ));
         a.query_drop(lock)
             .await
@@ -269,7 +279,8 @@ impl CutOver<'_> {
                 .await
                 .map_err(|e| Abort::Retry(format!("connection A failed: {e}")))?;
         }
-        shadow::write_changelog(a, names, hint::SYNC_MARKER, &sync_marker.to_string()).await?;
+        // Every write to `t` committed before the lock precedes this marker.
+        shadow::write_changelog(drain, names, hint::SYNC_MARKER, &sync_marker.to_string()).await?;
         self.tail
             .wait_for_marker(sync_marker, self.lock_timeout.max(Duration::from_secs(1)))
             .await
@@ -285,7 +296,7 @@ impl CutOver<'_> {
             if batch.keys.is_empty() {
                 break;
             }
-            match self.applier.apply(a, &batch.keys, true).await {
+            match self.applier.apply(drain, &batch.keys, false).await {
                 Ok(Outcome::Applied) => {}
                 Ok(Outcome::Conflict(message)) => {
                     return Err(Abort::Fatal(Error::CutOver {
@@ -301,17 +312,57 @@ impl CutOver<'_> {
                 }
             }
         }
-        self.finish_new_table(a).await?;
+        self.finish_new_table(drain).await?;
         if let Some(go) = go.take() {
             let _ = go.send(());
         }
         self.wait_for_rename_to_block(a, b_id).await?;
+        a.query_drop(self.tagged(format!("DROP TABLE {}", names.q(&names.old))))
+            .await
+            .map_err(|e| Abort::Retry(format!("dropping the sentinel: {e}")))?;
+        if !self.rename_locks_original_first() {
+            self.wait_for_rename_to_hold_ghost(drain).await?;
+        }
         // A still holds its lock: the lock is session-bound, so a statement
-        // on a locked table succeeding on A proves it.
+        // on the locked table succeeding on A proves it.
         a.query_drop(format!("SELECT 1 FROM {} LIMIT 0", self.table()))
             .await
             .map_err(|e| Abort::Retry(format!("connection A lost its lock: {e}")))?;
         Ok(())
+    }
+
+    /// B locks the sentinel and the ghost before the original (sorted
+    /// order): once the sentinel is gone, it must hold the ghost's lock, and
+    /// so be queued on the original's, before A unlocks; otherwise a queued
+    /// write could reach the old table first. Probed with a lock request
+    /// that does not wait.
+    async fn wait_for_rename_to_hold_ghost(
+        &self,
+        probe: &mut Conn,
+    ) -> std::result::Result<(), Abort> {
+        let ghost = self.names.q(&self.names.ghost);
+        let deadline = Instant::now() + self.lock_timeout;
+        probe
+            .query_drop("SET SESSION lock_wait_timeout = 0")
+            .await
+            .map_err(|e| Abort::Retry(format!("preparing the lock probe: {e}")))?;
+        let result = loop {
+            match probe
+                .query_drop(format!("SELECT 1 FROM {ghost} LIMIT 0"))
+                .await
+            {
+                Err(mysql_async::Error::Server(e)) if e.code == 1205 => break Ok(()),
+                Err(e) => break Err(Abort::Retry(format!("probing the ghost's lock: {e}"))),
+                Ok(()) if Instant::now() > deadline => {
+                    break Err(Abort::Retry(
+                        "the RENAME did not take the new table's lock in time".into(),
+                    ))
+                }
+                Ok(()) => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        };
+        let _ = probe.query_drop("SET SESSION lock_wait_timeout = 30").await;
+        result
     }
 
     /// Carries AUTO_INCREMENT over and gives the new table its final comment.

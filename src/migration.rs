@@ -160,6 +160,7 @@ pub async fn run(config: &Config) -> Result<Summary> {
     let run_id = shadow::new_run_id();
     let result = Run {
         config,
+        derived_server_id: derive_server_id(preflight.server_id),
         names: &names,
         dialect,
         run_id: &run_id,
@@ -173,8 +174,24 @@ pub async fn run(config: &Config) -> Result<Summary> {
     result
 }
 
+/// A binlog server id for this run: high (real replicas use small ids),
+/// different for every run of this process and, through the process id,
+/// for concurrent processes; never the primary's own id. The server drops
+/// an older binlog connection that uses the same id.
+fn derive_server_id(primary_server_id: u32) -> u32 {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed) & 0xFFF;
+    let id = 0x4000_0000 | ((std::process::id() & 0x3_FFFF) << 12) | run;
+    if id == primary_server_id {
+        id ^ 1
+    } else {
+        id
+    }
+}
+
 struct Run<'a> {
     config: &'a Config,
+    derived_server_id: u32,
     names: &'a ShadowNames,
     dialect: Dialect,
     run_id: &'a str,
@@ -188,15 +205,9 @@ impl Run<'_> {
     }
 
     fn server_id(&self) -> u32 {
-        self.config.replica_server_id.unwrap_or_else(|| {
-            // High, run-specific, and never the primary's own id.
-            let id = 0x7000_0000 | (std::process::id() & 0x0FFF_FFFF);
-            if id == self.preflight.server_id {
-                id ^ 1
-            } else {
-                id
-            }
-        })
+        self.config
+            .replica_server_id
+            .unwrap_or(self.derived_server_id)
     }
 
     async fn run(&self, conn: &mut Conn, run_lock: &mut RunLock) -> Result<Summary> {
@@ -489,7 +500,7 @@ impl Run<'_> {
             let mut attempts = 0;
             loop {
                 attempts += 1;
-                let apply_conn = pipeline.pause_apply().await?;
+                let mut apply_conn = pipeline.pause_apply().await?;
                 let marker = pipeline.take_marker();
                 let cut = CutOver {
                     connect: &config.connect,
@@ -505,7 +516,7 @@ impl Run<'_> {
                     stop,
                     failpoints: &config.failpoints,
                 };
-                match cut.attempt(run_lock.conn(), marker).await? {
+                match cut.attempt(run_lock.conn(), &mut apply_conn, marker).await? {
                     Attempt::Swapped { lock_time } => return Ok((lock_time, attempts)),
                     Attempt::Retry(reason) => {
                         tracing::warn!(attempt = attempts, %reason, "cut-over attempt abandoned; the original is intact");

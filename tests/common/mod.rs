@@ -1,0 +1,261 @@
+//! Shared helpers of the integration tests: the server under test (from
+//! `SHADOWCUT_TEST_DSN`, set by `scripts/test`), throwaway databases, the
+//! mirrored write load and the row-for-row comparisons.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Row, Value};
+use shadowcut::server::ConnectConfig;
+
+/// Parses `mysql://user:pass@host:port`.
+pub fn parse_dsn(dsn: &str) -> ConnectConfig {
+    let rest = dsn
+        .strip_prefix("mysql://")
+        .expect("DSN must start with mysql://");
+    let (creds, hostport) = rest.rsplit_once('@').expect("DSN needs user@host");
+    let (user, password) = match creds.split_once(':') {
+        Some((u, p)) => (u.to_string(), Some(p.to_string())),
+        None => (creds.to_string(), None),
+    };
+    let hostport = hostport.trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+    ConnectConfig {
+        host: host.into(),
+        port: port.parse().expect("port"),
+        socket: None,
+        user,
+        password,
+    }
+}
+
+/// The primary under test.
+pub fn primary() -> ConnectConfig {
+    let dsn = std::env::var("SHADOWCUT_TEST_DSN")
+        .expect("SHADOWCUT_TEST_DSN is not set: run the suite with scripts/test, which starts a sandbox server");
+    parse_dsn(&dsn)
+}
+
+/// The replica of the primary, when the sandbox has one.
+pub fn replica() -> Option<ConnectConfig> {
+    std::env::var("SHADOWCUT_TEST_REPLICA_DSN")
+        .ok()
+        .map(|d| parse_dsn(&d))
+}
+
+/// A plain client connection, like an application's (no tool session setup
+/// beyond a fixed time zone and sql_mode, so results are comparable).
+pub async fn client(config: &ConnectConfig) -> Conn {
+    let mut conn = Conn::new(config.opts()).await.expect("connect");
+    conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00', NAMES utf8mb4")
+        .await
+        .expect("session");
+    conn
+}
+
+/// Creates a fresh database named after the test; returns its name.
+pub async fn fresh_database(conn: &mut Conn, prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await
+        .unwrap();
+    conn.query_drop(format!("CREATE DATABASE `{name}`"))
+        .await
+        .unwrap();
+    name
+}
+
+/// Tables of a database.
+pub async fn tables(conn: &mut Conn, db: &str) -> Vec<String> {
+    conn.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (db,))
+        .await
+        .unwrap()
+}
+
+/// A migration config against the primary.
+pub fn config(db: &str, table: &str, alter: &str) -> shadowcut::Config {
+    let mut c = shadowcut::Config::new(primary(), db, table, alter);
+    c.execute = true;
+    c.chunk_size = 50;
+    c.status_interval = Duration::from_secs(60);
+    c
+}
+
+/// All rows of `SELECT cols FROM db.table ORDER BY order`.
+pub async fn rows(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    cols: &str,
+    order: &str,
+) -> Vec<Vec<Value>> {
+    let r: Vec<Row> = conn
+        .query(format!(
+            "SELECT {cols} FROM `{db}`.`{table}` ORDER BY {order}"
+        ))
+        .await
+        .unwrap();
+    r.into_iter().map(|r| r.unwrap()).collect()
+}
+
+/// Asserts two row lists are equal, reporting the first difference.
+pub fn assert_same_rows(left: &[Vec<Value>], right: &[Vec<Value>], what: &str) {
+    if let Some(diff) = first_difference(left, right) {
+        panic!("{what}: {diff}");
+    }
+}
+
+/// The first difference between two row lists, if any.
+pub fn first_difference(left: &[Vec<Value>], right: &[Vec<Value>]) -> Option<String> {
+    for (i, (l, r)) in left.iter().zip(right).enumerate() {
+        if l != r {
+            let show = |row: &Vec<Value>| {
+                row.iter()
+                    .map(|v| v.as_sql(false))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Some(format!("row {i} differs: ({}) vs ({})", show(l), show(r)));
+        }
+    }
+    (left.len() != right.len()).then(|| format!("{} rows vs {} rows", left.len(), right.len()))
+}
+
+/// Waits until the replica has applied everything the primary has binlogged.
+pub async fn wait_for_replica(primary: &mut Conn, replica: &mut Conn) {
+    let pos: String = primary
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    let r: Option<i64> = replica
+        .exec_first("SELECT MASTER_GTID_WAIT(?, 60)", (pos,))
+        .await
+        .unwrap();
+    assert_eq!(r, Some(0), "replica did not catch up within 60 s");
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so load runs need no crate.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// What a load run did.
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    pub transactions: AtomicU64,
+    pub retries: AtomicU64,
+    /// Statements that waited longer than `slow_threshold` and then succeeded.
+    pub slow_statements: AtomicU64,
+}
+
+/// A transaction of the mirrored load: the same statements, in order, on
+/// the migrated table and on the control table.
+pub type Statement = (String, Vec<Value>);
+
+/// Runs `writers` tasks, each executing transactions built by `make` on
+/// both `table` and `control` (the placeholder `{T}` names the table) in
+/// one transaction, until `stop` is set or `max` elapses. Deadlocks and
+/// lock waits roll back and retry; any other error fails the test.
+#[allow(clippy::too_many_arguments)]
+pub fn start_mirrored_load<F>(
+    config: ConnectConfig,
+    db: String,
+    table: String,
+    control: String,
+    writers: u64,
+    stop: Arc<AtomicBool>,
+    max: Duration,
+    make: F,
+) -> (Arc<LoadStats>, Vec<tokio::task::JoinHandle<()>>)
+where
+    F: Fn(&mut Rng) -> Vec<Statement> + Send + Sync + 'static,
+{
+    let stats = Arc::new(LoadStats::default());
+    let make = Arc::new(make);
+    let handles = (0..writers)
+        .map(|w| {
+            let (config, db, table, control, stop, stats, make) =
+                (config.clone(), db.clone(), table.clone(), control.clone(), stop.clone(), stats.clone(), make.clone());
+            tokio::spawn(async move {
+                let mut conn = client(&config).await;
+                conn.query_drop(format!("USE `{db}`")).await.unwrap();
+                conn.query_drop("SET SESSION innodb_lock_wait_timeout = 10, lock_wait_timeout = 60").await.unwrap();
+                let mut rng = Rng::new(w + 1 + std::process::id() as u64);
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < max {
+                    let stmts = make(&mut rng);
+                    loop {
+                        match run_mirrored(&mut conn, &stmts, &table, &control, &stats).await {
+                            Ok(()) => break,
+                            Err(e) if matches!(&e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205) => {
+                                let _ = conn.query_drop("ROLLBACK").await;
+                                stats.retries.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => panic!("load writer failed: {e} on {stmts:?}"),
+                        }
+                    }
+                    stats.transactions.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    (stats, handles)
+}
+
+async fn run_mirrored(
+    conn: &mut Conn,
+    stmts: &[Statement],
+    table: &str,
+    control: &str,
+    stats: &LoadStats,
+) -> Result<(), mysql_async::Error> {
+    conn.query_drop("START TRANSACTION").await?;
+    for (sql, params) in stmts {
+        for name in [table, control] {
+            let started = Instant::now();
+            conn.exec_drop(sql.replace("{T}", &format!("`{name}`")), params.clone())
+                .await?;
+            if started.elapsed() > Duration::from_millis(400) {
+                stats.slow_statements.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    conn.query_drop("COMMIT").await
+}
+
+/// Reads a changelog value during a migration (None when absent).
+pub async fn changelog_value(conn: &mut Conn, db: &str, table: &str, hint: &str) -> Option<String> {
+    conn.exec_first(
+        format!("SELECT value FROM `{db}`.`_{table}_ghc` WHERE hint = ?"),
+        (hint,),
+    )
+    .await
+    .ok()
+    .flatten()
+}

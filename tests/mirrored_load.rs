@@ -1,0 +1,427 @@
+//! Migrations under a mirrored write load: every change goes to the migrated
+//! table and to a control table in the same transaction; afterwards the
+//! migrated table, projected on the control's columns, must equal the
+//! control row for row, and the replica must equal the primary.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mysql_async::prelude::*;
+use mysql_async::Value;
+
+/// A table shape and the load that races against its migration.
+struct Shape {
+    name: &'static str,
+    /// CREATE TABLE body with `{T}` for the table name.
+    create: &'static str,
+    /// Columns compared with the control table, and the ORDER BY.
+    columns: &'static str,
+    order: &'static str,
+    /// Initial rows: (column list, rows of values).
+    seed: fn(u64) -> (String, Vec<Vec<Value>>),
+    rows: u64,
+    alter: &'static str,
+    transaction: fn(&mut Rng, u64) -> Vec<Statement>,
+}
+
+fn v<T: Into<Value>>(x: T) -> Value {
+    x.into()
+}
+
+fn maybe_null(rng: &mut Rng, value: Value) -> Value {
+    if rng.chance(15) {
+        Value::NULL
+    } else {
+        value
+    }
+}
+
+// ---- integer primary key -------------------------------------------------
+
+fn int_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    let data = (0..rows)
+        .map(|id| {
+            vec![
+                v(id as i64),
+                if id % 7 == 0 {
+                    Value::NULL
+                } else {
+                    v((id as i64 * 31) % 100_000 - 50_000)
+                },
+                v(format!("row-{id}")),
+                Value::Date(
+                    2024,
+                    1 + (id % 12) as u8,
+                    1 + (id % 28) as u8,
+                    (id % 24) as u8,
+                    0,
+                    0,
+                    123_000,
+                ),
+                if id % 11 == 0 { v(u64::MAX) } else { v(id) },
+            ]
+        })
+        .collect();
+    ("id, a, b, c, u".into(), data)
+}
+
+fn int_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let ops = 1 + rng.below(4);
+    let mut stmts = Vec::new();
+    let id = |rng: &mut Rng| -> i64 {
+        if rng.chance(30) {
+            rng.below(40) as i64 // hot keys, including id 0
+        } else {
+            rng.below(rows + rows / 10) as i64 // a tenth beyond the initial end
+        }
+    };
+    for _ in 0..ops {
+        let a = {
+            let x = v(rng.below(200_000) as i64 - 100_000);
+            maybe_null(rng, x)
+        };
+        let b = {
+            let x = v(format!("w{}", rng.below(1_000_000)));
+            maybe_null(rng, x)
+        };
+        let u = {
+            let x = if rng.chance(10) {
+                v(u64::MAX)
+            } else {
+                v(rng.next())
+            };
+            maybe_null(rng, x)
+        };
+        match rng.below(100) {
+            0..=29 => {
+                let i = id(rng);
+                stmts.push((
+                    "INSERT INTO {T} (id, a, b, c, u) VALUES (?, ?, ?, ?, ?) \
+                     ON DUPLICATE KEY UPDATE a = VALUES(a), b = VALUES(b), c = VALUES(c), u = VALUES(u)"
+                        .into(),
+                    vec![v(i), a, b, Value::Date(2025, 6, 30, 23, 59, 59, rng.below(1000) as u32 * 1000), u],
+                ));
+            }
+            30..=49 => stmts.push((
+                "UPDATE {T} SET a = ?, b = ? WHERE id = ?".into(),
+                vec![a, b, v(id(rng))],
+            )),
+            50..=59 => {
+                // Move a key across the copy cursor, in either direction.
+                let (from, to) = if rng.chance(50) {
+                    (
+                        rng.below(rows / 10) as i64,
+                        (rows - rng.below(rows / 10)) as i64,
+                    )
+                } else {
+                    (
+                        (rows - rng.below(rows / 10)) as i64,
+                        rng.below(rows / 10) as i64,
+                    )
+                };
+                stmts.push((
+                    "UPDATE IGNORE {T} SET id = ? WHERE id = ?".into(),
+                    vec![v(to), v(from)],
+                ));
+            }
+            60..=69 => stmts.push(("DELETE FROM {T} WHERE id = ?".into(), vec![v(id(rng))])),
+            70..=79 => {
+                // Delete and re-insert one key in one transaction.
+                let i = id(rng);
+                stmts.push(("DELETE FROM {T} WHERE id = ?".into(), vec![v(i)]));
+                stmts.push((
+                    "INSERT INTO {T} (id, a, b, c, u) VALUES (?, ?, ?, NULL, ?)".into(),
+                    vec![v(i), a, b, u],
+                ));
+            }
+            80..=89 => {
+                let lo = rng.below(rows) as i64;
+                stmts.push((
+                    "UPDATE {T} SET a = COALESCE(a, 0) + 1, c = NULL WHERE id BETWEEN ? AND ?"
+                        .into(),
+                    vec![v(lo), v(lo + 1 + rng.below(20) as i64)],
+                ));
+            }
+            _ => stmts.push((
+                "UPDATE {T} SET b = NULL, a = ? WHERE id = ?".into(),
+                vec![v(i32::MIN), v(id(rng))],
+            )),
+        }
+    }
+    stmts
+}
+
+// ---- composite key, low-cardinality first column ---------------------------
+
+fn composite_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    let data = (0..rows)
+        .map(|i| vec![v((i % 3) as i64), v((i / 3) as i64), v(format!("p{i}"))])
+        .collect();
+    ("tenant, id, payload".into(), data)
+}
+
+fn composite_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let per = (rows / 3).max(1);
+    let mut stmts = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let tenant = rng.below(3) as i64;
+        let id = rng.below(per + per / 10) as i64;
+        let payload = {
+            let x = v(format!("x{}", rng.below(1_000_000)));
+            maybe_null(rng, x)
+        };
+        match rng.below(5) {
+            0 => stmts.push((
+                "INSERT INTO {T} (tenant, id, payload) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE payload = VALUES(payload)".into(),
+                vec![v(tenant), v(id), payload],
+            )),
+            1 => stmts.push(("DELETE FROM {T} WHERE tenant = ? AND id = ?".into(), vec![v(tenant), v(id)])),
+            2 => stmts.push((
+                "UPDATE IGNORE {T} SET tenant = ? WHERE tenant = ? AND id = ?".into(),
+                vec![v((tenant + 1) % 3), v(tenant), v(id)],
+            )),
+            _ => stmts.push(("UPDATE {T} SET payload = ? WHERE tenant = ? AND id = ?".into(), vec![payload, v(tenant), v(id)])),
+        }
+    }
+    stmts
+}
+
+// ---- VARCHAR key in a case- and accent-insensitive PAD SPACE collation -----
+
+const SPELLINGS: [&str; 6] = ["a", "A", "á", "Á", "a ", "à"];
+
+fn name_for(n: u64, spelling: u64) -> String {
+    format!(
+        "{}{n}",
+        SPELLINGS[(spelling % SPELLINGS.len() as u64) as usize]
+    )
+    .replacen(' ', "", 0)
+}
+
+fn varchar_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    let data = (0..rows)
+        .map(|i| {
+            let name = if i % 5 == 0 {
+                format!("key{i} ")
+            } else {
+                name_for(i, i)
+            };
+            vec![v(name), v(i as i64)]
+        })
+        .collect();
+    ("name, n".into(), data)
+}
+
+fn varchar_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let mut stmts = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let n = rng.below(rows);
+        let name = name_for(n, rng.below(6));
+        let other = name_for(n, rng.below(6));
+        match rng.below(4) {
+            // Switch between spellings that the collation treats as equal.
+            0 => stmts.push(("UPDATE IGNORE {T} SET name = ? WHERE name = ?".into(), vec![v(other), v(name)])),
+            1 => stmts.push((
+                "INSERT INTO {T} (name, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = VALUES(n), name = VALUES(name)".into(),
+                vec![v(name), v(rng.below(1000) as i64)],
+            )),
+            2 => stmts.push(("DELETE FROM {T} WHERE name = ?".into(), vec![v(name)])),
+            _ => stmts.push(("UPDATE {T} SET n = n + 1 WHERE name = ?".into(), vec![v(name)])),
+        }
+    }
+    stmts
+}
+
+async fn seed(conn: &mut mysql_async::Conn, db: &str, shape: &Shape) {
+    let (columns, data) = (shape.seed)(shape.rows);
+    for table in ["t", "control"] {
+        for batch in data.chunks(500) {
+            let width = batch[0].len();
+            let one = format!("({})", vec!["?"; width].join(", "));
+            let stmt = format!(
+                "INSERT INTO `{db}`.`{table}` ({columns}) VALUES {}",
+                vec![one; batch.len()].join(", ")
+            );
+            conn.exec_drop(stmt, batch.iter().flatten().cloned().collect::<Vec<_>>())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Runs the migration of `shape` under the mirrored load and checks the
+/// result; returns the summary.
+async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summary {
+    let primary_config = primary();
+    let mut conn = client(&primary_config).await;
+    let db = fresh_database(&mut conn, shape.name).await;
+    for table in ["t", "control"] {
+        let create = shape.create.replace("{T}", &format!("`{db}`.`{table}`"));
+        conn.query_drop(create).await.unwrap();
+    }
+    seed(&mut conn, &db, &shape).await;
+    conn.query_drop(format!("ANALYZE TABLE `{db}`.`t`"))
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let rows = shape.rows;
+    let make = shape.transaction;
+    let (stats, writers) = start_mirrored_load(
+        primary_config.clone(),
+        db.clone(),
+        "t".into(),
+        "control".into(),
+        writers,
+        stop.clone(),
+        Duration::from_secs(600),
+        move |rng| make(rng, rows),
+    );
+    // Rotate the binlog while the migration runs.
+    let rotator = {
+        let (config, stop) = (primary_config.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut conn = client(&config).await;
+            let mut rotations = 0;
+            while !stop.load(Ordering::Relaxed) && rotations < 200 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
+                rotations += 1;
+            }
+            rotations
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let summary = shadowcut::run(&config(&db, "t", shape.alter)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let rotations = rotator.await.unwrap();
+    let summary = summary.unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert!(
+        rotations >= 1,
+        "the binlog was never rotated during the run"
+    );
+    assert!(
+        stats.transactions.load(Ordering::Relaxed) > 50,
+        "the load barely ran"
+    );
+    assert!(
+        summary.binlog_rows > 0 && summary.keys_applied > 0,
+        "no change went through the tail: {summary:?}"
+    );
+
+    let migrated = rows_of(&mut conn, &db, "t", shape.columns, shape.order).await;
+    let control = rows_of(&mut conn, &db, "control", shape.columns, shape.order).await;
+    assert_same_rows(
+        &migrated,
+        &control,
+        &format!("{}: migrated table vs control", shape.name),
+    );
+    assert!(tables(&mut conn, &db)
+        .await
+        .iter()
+        .all(|t| !t.ends_with("_gho") && !t.ends_with("_ghc")));
+
+    if let Some(replica_config) = replica() {
+        let mut replica = client(&replica_config).await;
+        wait_for_replica(&mut conn, &mut replica).await;
+        let on_replica = rows_of(&mut replica, &db, "t", "*", shape.order).await;
+        let on_primary = rows_of(&mut conn, &db, "t", "*", shape.order).await;
+        assert_same_rows(
+            &on_replica,
+            &on_primary,
+            &format!("{}: replica vs primary", shape.name),
+        );
+    }
+    eprintln!(
+        "{}: {} load transactions ({} retried); copied {} rows, {} binlog rows, {} keys applied, lock {:?} s",
+        shape.name,
+        stats.transactions.load(Ordering::Relaxed),
+        stats.retries.load(Ordering::Relaxed),
+        summary.rows_copied,
+        summary.binlog_rows,
+        summary.keys_applied,
+        summary.cut_over_lock_s
+    );
+    conn.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .unwrap();
+    summary
+}
+
+async fn rows_of(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+    cols: &str,
+    order: &str,
+) -> Vec<Vec<Value>> {
+    rows(conn, db, table, cols, order).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn integer_key_200k_rows_under_load_through_cut_over() {
+    let summary = migrate_under_load(
+        Shape {
+            name: "intkey",
+            create:
+                "CREATE TABLE {T} (id BIGINT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(40) NULL, \
+                     c DATETIME(3) NULL, u BIGINT UNSIGNED NULL) ENGINE=InnoDB",
+            columns: "id, a, b, c, u",
+            order: "id",
+            seed: int_seed,
+            rows: 200_000,
+            alter: "ADD COLUMN extra INT NOT NULL DEFAULT 5, ADD INDEX a_idx (a)",
+            transaction: int_transaction,
+        },
+        4,
+    )
+    .await;
+    assert!(summary.rows_copied > 150_000, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn composite_key_with_low_cardinality_first_column() {
+    migrate_under_load(
+        Shape {
+            name: "compkey",
+            create: "CREATE TABLE {T} (tenant TINYINT UNSIGNED NOT NULL, id INT NOT NULL, payload VARCHAR(40) NULL, \
+                     PRIMARY KEY (tenant, id)) ENGINE=InnoDB",
+            columns: "tenant, id, payload",
+            order: "tenant, id",
+            seed: composite_seed,
+            rows: 6_000,
+            alter: "ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'n'",
+            transaction: composite_transaction,
+        },
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn varchar_key_in_case_and_accent_insensitive_collation() {
+    migrate_under_load(
+        Shape {
+            name: "varkey",
+            create: "CREATE TABLE {T} (name VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL PRIMARY KEY, \
+                     n INT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            columns: "name, n",
+            order: "name, CAST(name AS BINARY)",
+            seed: varchar_seed,
+            rows: 4_000,
+            alter: "ADD INDEX n_idx (n)",
+            transaction: varchar_transaction,
+        },
+        3,
+    )
+    .await;
+}
