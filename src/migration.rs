@@ -455,6 +455,10 @@ impl Run<'_> {
             key: plan.key.clone(),
             statement_tag: self.tag(),
             heartbeat_period: Duration::from_secs(1),
+            checksums: server::global_variables(conn, &["binlog_checksum"])
+                .await?
+                .get("binlog_checksum")
+                .is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
             failpoints: config.failpoints.clone(),
         })
         .await?;

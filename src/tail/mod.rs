@@ -47,6 +47,8 @@ pub struct TailConfig {
     /// Heartbeat period asked of the server; a silent stream for three
     /// periods is treated as dead.
     pub heartbeat_period: Duration,
+    /// Whether the server writes event checksums (`binlog_checksum`).
+    pub checksums: bool,
     /// Test-only faults.
     pub failpoints: Failpoints,
 }
@@ -305,11 +307,7 @@ impl Reader {
                 header.log_pos()
             )),
             EventKind::Rotate => {
-                if let Ok(rotate) =
-                    event.read_event::<mysql_async::binlog::events::RotateEvent<'_>>()
-                {
-                    self.file = rotate.name().to_string();
-                }
+                self.file = rotate_target(event, self.config.checksums)?;
                 Ok(())
             }
             EventKind::MariaGtid => {
@@ -514,6 +512,25 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// The file a ROTATE event points to. The name is the event body after the
+/// 8-byte position; the decoder leaves the checksum on the first (fake)
+/// rotate, sent before the format description, so the length comes from
+/// the header instead.
+fn rotate_target(event: &Event, checksums: bool) -> std::result::Result<String, String> {
+    const HEADER: usize = 19;
+    const POSITION: usize = 8;
+    let size = event.header().event_size() as usize;
+    let name_len = size
+        .checked_sub(HEADER + POSITION + if checksums { 4 } else { 0 })
+        .ok_or("a ROTATE event is too short")?;
+    let name = event
+        .data()
+        .get(POSITION..POSITION + name_len)
+        .ok_or("a ROTATE event is truncated")?;
+    String::from_utf8(name.to_vec())
+        .map_err(|_| "a ROTATE event names a file that is not UTF-8".to_string())
 }
 
 /// Verifies the CRC32 of an event, when the stream carries checksums

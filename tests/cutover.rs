@@ -1,0 +1,439 @@
+//! The cut-over under stress, and the lifecycle around it: writes issued
+//! during the lock land in the new table (also through server-side prepared
+//! statements), a killed lock connection swaps nothing and loses nothing,
+//! SIGTERM under the lock releases clients, a dropped binlog event is caught
+//! by the comparison, an abort mid-copy cleans up, and the changelog's
+//! recorded state matches the new table.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Value};
+
+const SHAPE: &str = "(id INT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(30) NULL) ENGINE=InnoDB";
+
+/// A database with `t` and `control`, both holding `rows` identical rows.
+async fn setup(conn: &mut Conn, prefix: &str, rows: i64) -> String {
+    let db = fresh_database(conn, prefix).await;
+    for table in ["t", "control"] {
+        conn.query_drop(format!("CREATE TABLE `{db}`.`{table}` {SHAPE}"))
+            .await
+            .unwrap();
+        for start in (0..rows).step_by(500) {
+            let values: Vec<String> = (start..(start + 500).min(rows))
+                .map(|i| format!("({i}, {}, 'r{i}')", i % 97))
+                .collect();
+            if !values.is_empty() {
+                conn.query_drop(format!(
+                    "INSERT INTO `{db}`.`{table}` VALUES {}",
+                    values.join(",")
+                ))
+                .await
+                .unwrap();
+            }
+        }
+    }
+    db
+}
+
+fn transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let id = Value::from(rng.below(rows + 50) as i64);
+    let a = Value::from(rng.below(1000) as i64);
+    match rng.below(3) {
+        0 => vec![(
+            "INSERT INTO {T} (id, a, b) VALUES (?, ?, 'ins') ON DUPLICATE KEY UPDATE a = VALUES(a)"
+                .into(),
+            vec![id, a],
+        )],
+        1 => vec![(
+            "UPDATE {T} SET a = ?, b = 'upd' WHERE id = ?".into(),
+            vec![a, id],
+        )],
+        _ => vec![("DELETE FROM {T} WHERE id = ?".into(), vec![id])],
+    }
+}
+
+async fn assert_matches_control(conn: &mut Conn, db: &str) {
+    let migrated = rows(conn, db, "t", "id, a, b", "id").await;
+    let control = rows(conn, db, "control", "id, a, b", "id").await;
+    assert_same_rows(&migrated, &control, "migrated table vs control");
+}
+
+async fn has_column(conn: &mut Conn, db: &str, table: &str, column: &str) -> bool {
+    let n: Option<i64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+            (db, table, column),
+        )
+        .await
+        .unwrap();
+    n == Some(1)
+}
+
+/// The id of the connection whose statement starts with `prefix`.
+async fn find_connection(conn: &mut Conn, prefix: &str, within: Duration) -> Option<u64> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let id: Option<u64> = conn
+            .exec_first(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID() LIMIT 1",
+                (format!("{prefix}%"),),
+            )
+            .await
+            .unwrap();
+        if id.is_some() {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_during_the_lock_land_in_the_new_table_through_prepared_statements() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "lockwin", 3000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // exec_drop uses server-side prepared statements, re-executed across the swap.
+    let (stats, writers) = start_mirrored_load(
+        primary(),
+        db.clone(),
+        "t".into(),
+        "control".into(),
+        4,
+        stop.clone(),
+        Duration::from_secs(120),
+        |rng| transaction(rng, 3000),
+    );
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(6);
+    config.failpoints.lock_delay = Some(Duration::from_millis(1500));
+    config.failpoints.rename_delay = Some(Duration::from_millis(300));
+    config.failpoints.apply_delay = Some(Duration::from_millis(5));
+    let summary = shadowcut::run(&config)
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("a writer failed across the swap");
+    }
+    assert!(summary.cut_over_lock_s.unwrap() >= 1.5, "{summary:?}");
+    assert!(
+        stats.slow_statements.load(Ordering::Relaxed) >= 1,
+        "no client statement was held by the cut-over lock"
+    );
+    assert!(has_column(&mut conn, &db, "t", "extra").await);
+    assert_matches_control(&mut conn, &db).await;
+    let old_rows: Vec<Vec<Value>> = rows(&mut conn, &db, "_t_del", "id, a, b", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
+    assert_ne!(
+        old_rows, control,
+        "writes after the swap should be only in the new table"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "killa", 2000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_stats, writers) = start_mirrored_load(
+        primary(),
+        db.clone(),
+        "t".into(),
+        "control".into(),
+        3,
+        stop.clone(),
+        Duration::from_secs(120),
+        |rng| transaction(rng, 2000),
+    );
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(5);
+    config.failpoints.lock_delay = Some(Duration::from_millis(2000));
+    let killer = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut conn = client(&primary()).await;
+            let a = find_connection(&mut conn, "DO SLEEP", Duration::from_secs(120))
+                .await
+                .expect("connection A never held the lock");
+            conn.query_drop(format!("KILL CONNECTION {a}"))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Nothing swapped: the original still lacks the new column and the ghost is there.
+            let tables = tables(&mut conn, &db).await;
+            (has_column(&mut conn, &db, "t", "extra").await, tables)
+        })
+    };
+    let summary = shadowcut::run(&config)
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let (swapped_after_kill, tables_after_kill) = killer.await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(
+        !swapped_after_kill,
+        "the table was swapped although connection A died"
+    );
+    assert!(
+        tables_after_kill.contains(&"_t_gho".to_string()),
+        "{tables_after_kill:?}"
+    );
+    assert!(summary.cut_over_attempts >= 2, "{summary:?}");
+    assert!(has_column(&mut conn, &db, "t", "extra").await);
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_the_lock_releases_clients_and_keeps_the_original() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "sigterm", 500).await;
+    let before: Option<String> = conn
+        .query_first(format!("SHOW CREATE TABLE `{db}`.`t`"))
+        .await
+        .ok()
+        .flatten()
+        .map(|r: (String, String)| r.1);
+    let p = primary();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shadowcut"))
+        .args([
+            "--host",
+            &p.host,
+            "--port",
+            &p.port.to_string(),
+            "--user",
+            &p.user,
+            "--database",
+            &db,
+            "--table",
+            "t",
+        ])
+        .args([
+            "--alter",
+            "ADD COLUMN extra INT",
+            "--execute",
+            "--cut-over-lock-timeout-seconds",
+            "3",
+            "--chunk-size",
+            "100",
+        ])
+        .env("MYSQL_PWD", p.password.clone().unwrap_or_default())
+        .env("SHADOWCUT_FAILPOINTS", "lock_delay_ms=60000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    find_connection(&mut conn, "DO SLEEP(60)", Duration::from_secs(60))
+        .await
+        .expect("the cut-over lock was never taken");
+    // A client write queues behind the lock.
+    let writer = tokio::spawn(async move {
+        let mut c = client(&primary()).await;
+        let started = Instant::now();
+        c.exec_drop(
+            format!("UPDATE `{db}`.`t` SET b = 'during-lock' WHERE id = 7"),
+            (),
+        )
+        .await
+        .unwrap();
+        (started.elapsed(), db)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    let pid = child.id().unwrap() as i32;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let (waited, db) = writer.await.unwrap();
+    let released_after = signalled.elapsed();
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        released_after < Duration::from_secs(3),
+        "client blocked {released_after:?} after SIGTERM"
+    );
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the write was never blocked ({waited:?})"
+    );
+    let after: Option<String> = conn
+        .query_first(format!("SHOW CREATE TABLE `{db}`.`t`"))
+        .await
+        .ok()
+        .flatten()
+        .map(|r: (String, String)| r.1);
+    assert_eq!(before, after, "the original table changed");
+    let b: Option<String> = conn
+        .query_first(format!("SELECT b FROM `{db}`.`t` WHERE id = 7"))
+        .await
+        .unwrap();
+    assert_eq!(b.as_deref(), Some("during-lock"));
+    assert_eq!(
+        tables(&mut conn, &db).await,
+        vec!["control", "t"],
+        "{stderr}"
+    );
+}
+
+/// Runs a migration held before its cut-over by a flag file, applies
+/// `updates` mirrored writes once the copy is complete, then lets it finish.
+async fn migrate_with_writes_after_copy(
+    prefix: &str,
+    drop_row_event: Option<u64>,
+) -> (Conn, String) {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, prefix, 400).await;
+    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&flag, b"").unwrap();
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.postpone_cut_over_flag_file = Some(flag.clone());
+    config.failpoints.drop_row_event = drop_row_event;
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while changelog_value(&mut conn, &db, "t", "state:copy-watermark")
+        .await
+        .as_deref()
+        != Some("\"complete\"")
+    {
+        assert!(Instant::now() < deadline, "copy did not complete");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in [10, 20, 30] {
+        for table in ["t", "control"] {
+            conn.query_drop(format!(
+                "UPDATE `{db}`.`{table}` SET b = 'after-copy' WHERE id = {id}"
+            ))
+            .await
+            .unwrap();
+        }
+    }
+    std::fs::remove_file(&flag).unwrap();
+    migration
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    (conn, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_comparison_catches_a_dropped_binlog_event() {
+    let (mut conn, db) = migrate_with_writes_after_copy("dropped", Some(1)).await;
+    let migrated = rows(&mut conn, &db, "t", "id, a, b", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
+    let diff = first_difference(&migrated, &control)
+        .expect("a dropped event went unnoticed by the comparison");
+    assert!(diff.contains("after-copy"), "{diff}");
+    // The same run without the fault matches.
+    let (mut conn, db) = migrate_with_writes_after_copy("notdropped", None).await;
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changelog_state_matches_the_new_table_and_abort_mid_copy_cleans_up() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "state", 3000).await;
+    let before: Vec<Vec<Value>> = rows(&mut conn, &db, "t", "*", "id").await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.chunk_size = 20;
+    config.failpoints.chunk_delay = Some(Duration::from_millis(15));
+    let stop = config.stop.clone();
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+
+    // Light writes so that the applier records a position.
+    let writes = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut c = client(&primary()).await;
+            for i in 0..40 {
+                c.query_drop(format!(
+                    "UPDATE `{db}`.`t` SET a = a + 1 WHERE id = {}",
+                    2900 + i
+                ))
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (watermark, applied) = loop {
+        assert!(Instant::now() < deadline, "no state recorded");
+        let w = changelog_value(&mut conn, &db, "t", "state:copy-watermark").await;
+        let p = changelog_value(&mut conn, &db, "t", "state:applied-position").await;
+        if let (Some(w), Some(p)) = (w, p) {
+            if w.starts_with('[') {
+                break (w, p);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    writes.await.unwrap();
+    // The watermark is the last copied key: every row at or below it is in the new table.
+    let parsed: Vec<serde_json::Value> = serde_json::from_str(&watermark).unwrap();
+    let upto = parsed[0]["Int"]
+        .as_i64()
+        .expect("integer key in the watermark");
+    let in_ghost: Option<i64> = conn
+        .query_first(format!(
+            "SELECT COUNT(*) FROM `{db}`.`_t_gho` WHERE id <= {upto}"
+        ))
+        .await
+        .unwrap();
+    let in_original: Option<i64> = conn
+        .query_first(format!(
+            "SELECT COUNT(*) FROM `{db}`.`t` WHERE id <= {upto}"
+        ))
+        .await
+        .unwrap();
+    assert!(upto > 0 && upto < 3000, "watermark {upto}");
+    assert_eq!(
+        in_ghost, in_original,
+        "rows at or below the watermark missing from the new table"
+    );
+    // The applied position is a real binlog position not beyond the current one.
+    let (file, pos) = applied.split_once(':').expect("file:pos");
+    let pos: u64 = pos.parse().unwrap();
+    let logs: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await.unwrap();
+    let size = logs
+        .iter()
+        .find(|(f, _)| f == file)
+        .unwrap_or_else(|| panic!("{file} is not a binlog"))
+        .1;
+    assert!(
+        pos > 4 && pos <= size,
+        "position {pos} outside {file} (size {size})"
+    );
+    let start = changelog_value(&mut conn, &db, "t", "state:start-position")
+        .await
+        .expect("start position");
+    assert!(
+        start.as_str() <= applied.as_str() || start.split(':').next() != Some(file),
+        "{start} after {applied}"
+    );
+
+    // Abort mid-copy: the original is untouched and the artifacts are gone.
+    stop.raise("test abort");
+    let result = migration.await.unwrap();
+    assert!(
+        matches!(result, Err(shadowcut::Error::Interrupted { .. })),
+        "{result:?}"
+    );
+    assert_eq!(tables(&mut conn, &db).await, vec!["control", "t"]);
+    let after: Vec<Vec<Value>> = rows(&mut conn, &db, "t", "*", "id").await;
+    assert_eq!(before.len(), after.len());
+    assert!(!has_column(&mut conn, &db, "t", "extra").await);
+}
