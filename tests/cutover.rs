@@ -204,7 +204,7 @@ async fn sigterm_under_the_lock_releases_clients_and_keeps_the_original() {
         .flatten()
         .map(|r: (String, String)| r.1);
     let p = primary();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shadowcut"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shadowcut"))
         .args([
             "--host",
             &p.host,
