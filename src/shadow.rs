@@ -225,6 +225,7 @@ pub async fn create_ghost(
     conn.query_drop(format!("CREATE TABLE {ghost} LIKE {original}"))
         .await
         .context(|| format!("creating the new table {ghost}"))?;
+    let alter = alter.trim().trim_end_matches(';');
     if let Err(e) = conn
         .query_drop(format!("ALTER TABLE {ghost} {alter}"))
         .await

@@ -70,6 +70,7 @@ impl Token {
 pub fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = sql.chars().collect();
     let mut tokens = Vec::new();
+    let mut executable_comments = 0usize;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -79,6 +80,21 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
             while i < chars.len() && chars[i] != '\n' {
                 i += 1;
             }
+        } else if c == '/'
+            && chars.get(i + 1) == Some(&'*')
+            && (chars.get(i + 2) == Some(&'!')
+                || (chars.get(i + 2) == Some(&'M') && chars.get(i + 3) == Some(&'!')))
+        {
+            // An executable comment: the server runs its content, so it is
+            // read as SQL (after the optional version number).
+            i += if chars[i + 2] == 'M' { 4 } else { 3 };
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            executable_comments += 1;
+        } else if c == '*' && chars.get(i + 1) == Some(&'/') && executable_comments > 0 {
+            executable_comments -= 1;
+            i += 2;
         } else if c == '/' && chars.get(i + 1) == Some(&'*') {
             let start = i;
             i += 2;
@@ -213,6 +229,17 @@ mod tests {
         assert_eq!(parts[0][5], Token::Str("x,y".into()));
         assert!(parts[1][0].is_kw("drop"));
         assert!(tokenize("ADD `x").is_err());
+    }
+
+    #[test]
+    fn executable_comments_are_read_as_sql() {
+        let t =
+            tokenize("ADD c INT /*!50100 , RENAME TO x */ /*M!100000 , LOCK=NONE */ /* x, y */")
+                .unwrap();
+        let parts = split_top_level_commas(&t);
+        assert_eq!(parts.len(), 3);
+        assert!(parts[1][0].is_kw("RENAME"));
+        assert!(parts[2][0].is_kw("LOCK"));
     }
 
     #[test]

@@ -66,6 +66,16 @@ pub fn analyze(alter: &str) -> Result<AlterAnalysis, AlterRefusal> {
             "Give only the part after ALTER TABLE <table>, e.g. --alter \"ADD COLUMN c INT\"",
         ));
     }
+    let mut tokens = tokens;
+    if tokens.last() == Some(&Token::Punct(';')) {
+        tokens.pop();
+    }
+    if tokens.contains(&Token::Punct(';')) {
+        return Err(refuse(
+            "--alter contains more than one statement (a ';')",
+            "Give a single ALTER specification",
+        ));
+    }
     let mut analysis = AlterAnalysis::default();
     for clause in split_top_level_commas(&tokens) {
         analyze_clause(clause, &mut analysis)?;
@@ -210,6 +220,17 @@ mod tests {
         let a = analyze("DROP COLUMN a, DROP b, DROP INDEX i, DROP PRIMARY KEY").unwrap();
         assert_eq!(a.dropped_columns, vec!["a", "b"]);
         assert_eq!(a.new_name_of("a"), None);
+    }
+
+    #[test]
+    fn refuses_a_second_statement_and_hidden_clauses() {
+        assert!(analyze("ADD c INT; DROP TABLE t")
+            .unwrap_err()
+            .problem
+            .contains("more than one statement"));
+        assert!(analyze("ADD c INT;").is_ok());
+        assert!(analyze("ADD c INT /*!, RENAME TO x */").is_err());
+        assert!(analyze("ADD c INT /*!, ADD FOREIGN KEY (c) REFERENCES p (id) */").is_err());
     }
 
     #[test]

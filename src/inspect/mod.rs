@@ -51,6 +51,11 @@ pub async fn preflight(
                 dialect,
                 &e,
                 "read the binlog position",
+                dialect
+                    .binlog_privileges()
+                    .split(", ")
+                    .nth(1)
+                    .unwrap_or("REPLICATION CLIENT"),
             ))
         }
         Err(e) => return Err(e),

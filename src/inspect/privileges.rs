@@ -29,7 +29,7 @@ pub fn required(dialect: Dialect, database: &str) -> String {
 }
 
 /// A refusal for a privilege error met while doing `what`.
-pub fn refusal(table: &str, dialect: Dialect, e: &Error, what: &str) -> Error {
+pub fn refusal(table: &str, dialect: Dialect, e: &Error, what: &str, privileges: &str) -> Error {
     let database = table
         .split('.')
         .next()
@@ -45,7 +45,7 @@ pub fn refusal(table: &str, dialect: Dialect, e: &Error, what: &str) -> Error {
     };
     Error::refused(
         table,
-        format!("the user may not {what} ({message})"),
+        format!("the user may not {what}: missing {privileges} (the server said: {message})"),
         format!("Ask for: {}", required(dialect, &database)),
     )
 }
@@ -72,13 +72,15 @@ pub async fn check(
     let ghost = names.q(&names.ghost);
     let original = names.q(&names.original);
     let probe = names.q(&format!("_{}_ghp", names.original));
-    let tries: Vec<(&str, Vec<String>)> = vec![
+    let tries: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "read the table",
+            "SELECT",
             vec![format!("SELECT 1 FROM {original} LIMIT 0")],
         ),
         (
             "write the new table",
+            "INSERT, DELETE",
             vec![
                 format!(
                     "INSERT INTO {ghost} ({}) SELECT {} FROM {original} WHERE 1 = 0",
@@ -98,22 +100,24 @@ pub async fn check(
         ),
         (
             "lock tables for the cut-over",
+            "LOCK TABLES",
             vec![format!("LOCK TABLES {ghost} WRITE"), "UNLOCK TABLES".into()],
         ),
         (
             "rename tables for the swap",
+            "ALTER, DROP, CREATE, INSERT",
             vec![
                 format!("RENAME TABLE {ghost} TO {probe}"),
                 format!("RENAME TABLE {probe} TO {ghost}"),
             ],
         ),
     ];
-    for (what, statements) in tries {
+    for (what, privileges, statements) in tries {
         for stmt in statements {
             if let Err(e) = attempt(conn, stmt).await {
                 let _ = conn.query_drop("UNLOCK TABLES").await;
                 if is_access_denied(&e) {
-                    return Err(refusal(&table, dialect, &e, what));
+                    return Err(refusal(&table, dialect, &e, what, privileges));
                 }
                 return Err(e);
             }
@@ -130,6 +134,7 @@ pub async fn check(
                 dialect,
                 &e,
                 "read the binlog (replication)",
+                "REPLICATION SLAVE",
             ));
         }
         return Err(Error::Sql {
