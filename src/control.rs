@@ -91,22 +91,28 @@ impl Stop {
     }
 }
 
-/// Waits while the postpone flag file exists, checking `stop`. Returns
-/// `false` when stopped.
-pub async fn wait_while_postponed(flag: Option<&Path>, stop: &Stop) -> bool {
-    let Some(flag) = flag else { return true };
+/// Waits while the postpone flag file exists, checking `stop`, and
+/// `healthy` (the background stages) every poll. Returns `Ok(false)` when
+/// stopped.
+pub async fn wait_while_postponed(
+    flag: Option<&Path>,
+    stop: &Stop,
+    healthy: impl Fn() -> crate::error::Result<()>,
+) -> crate::error::Result<bool> {
+    let Some(flag) = flag else { return Ok(true) };
     let mut logged = false;
     while flag.exists() {
+        healthy()?;
         if !logged {
             tracing::info!(flag = %flag.display(), "cut-over postponed while the flag file exists");
             logged = true;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = stop.raised() => return false,
+            _ = stop.raised() => return Ok(false),
         }
     }
-    true
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -137,7 +143,9 @@ mod tests {
             std::fs::remove_file(path).unwrap();
         });
         let started = std::time::Instant::now();
-        assert!(wait_while_postponed(Some(&dir), &stop).await);
+        assert!(wait_while_postponed(Some(&dir), &stop, || Ok(()))
+            .await
+            .unwrap());
         assert!(started.elapsed() >= Duration::from_millis(250));
         remover.await.unwrap();
     }

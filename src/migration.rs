@@ -493,7 +493,8 @@ impl Run<'_> {
                 .context(|| format!("analyzing {}", names.q(&names.ghost)))?;
 
             sources.set_stage("postponed");
-            if !control::wait_while_postponed(config.postpone_cut_over_flag_file.as_deref(), stop).await {
+            let flag = config.postpone_cut_over_flag_file.as_deref();
+            if !control::wait_while_postponed(flag, stop, || pipeline.healthy()).await? {
                 return Err(self.interrupted());
             }
             sources.set_stage("catch-up");
@@ -542,8 +543,13 @@ impl Run<'_> {
         }
         .await;
         reporter.stop();
-        pipeline.shutdown().await;
-        let (lock_time, attempts) = outcome?;
+        let apply_failure = pipeline.shutdown().await;
+        // When the apply loop died, its error is the cause; what the other
+        // stages saw ("the apply loop stopped") is only the symptom.
+        let (lock_time, attempts) = match (outcome, apply_failure) {
+            (Err(_), Some(cause)) => return Err(cause),
+            (outcome, _) => outcome?,
+        };
 
         // Swapped: what remains is tidying up.
         sources.set_stage("done");
@@ -637,14 +643,21 @@ impl Pipeline {
         ));
     }
 
-    async fn shutdown(self) {
-        if let Some(apply) = self.apply {
-            if let Ok(conn) = apply.stop().await {
-                let _ = conn.disconnect().await;
-            }
-        }
+    /// Stops everything; returns the apply loop's error if it had failed.
+    async fn shutdown(self) -> Option<Error> {
+        let failure = match self.apply {
+            Some(apply) => match apply.stop().await {
+                Ok(conn) => {
+                    let _ = conn.disconnect().await;
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            None => None,
+        };
         self.tail.stop().await;
         let _ = self.conn.disconnect().await;
+        failure
     }
 }
 

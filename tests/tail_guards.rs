@@ -1,0 +1,88 @@
+//! The tail stops the migration, loudly and before any swap, on changes it
+//! cannot apply safely: DDL or TRUNCATE on the table by someone else, and
+//! statement-based writes to it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::*;
+
+async fn run_with_foreign_statement(
+    prefix: &str,
+    statements: &[&str],
+) -> (shadowcut::Error, Vec<String>) {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, prefix).await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.`t` (id INT NOT NULL PRIMARY KEY, a INT) ENGINE=InnoDB"
+    ))
+    .await
+    .unwrap();
+    let values: Vec<String> = (1..=300).map(|i| format!("({i}, {i})")).collect();
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.`t` VALUES {}",
+        values.join(",")
+    ))
+    .await
+    .unwrap();
+    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&flag, b"").unwrap();
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.postpone_cut_over_flag_file = Some(flag.clone());
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while changelog_value(&mut conn, &db, "t", "state:copy-watermark")
+        .await
+        .as_deref()
+        != Some("\"complete\"")
+    {
+        assert!(Instant::now() < deadline, "copy did not complete");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    conn.query_drop(format!("USE `{db}`")).await.unwrap();
+    for stmt in statements {
+        conn.query_drop(*stmt).await.unwrap();
+    }
+    let result = tokio::time::timeout(Duration::from_secs(30), migration)
+        .await
+        .expect("the migration did not stop")
+        .unwrap();
+    let _ = std::fs::remove_file(&flag);
+    let error = result.expect_err("the migration went on after a foreign statement");
+    (error, tables(&mut conn, &db).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_ddl_on_the_table_stops_the_migration() {
+    let (error, tables) =
+        run_with_foreign_statement("ddl", &["ALTER TABLE t ADD COLUMN sneaky INT"]).await;
+    assert!(matches!(error, shadowcut::Error::Tail { .. }), "{error}");
+    assert!(
+        error.to_string().contains("not issued by shadowcut"),
+        "{error}"
+    );
+    assert_eq!(tables, vec!["t"], "artifacts left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_stops_the_migration() {
+    let (error, tables) = run_with_foreign_statement("trunc", &["TRUNCATE TABLE t"]).await;
+    assert!(error.to_string().contains("TRUNCATE"), "{error}");
+    assert_eq!(tables, vec!["t"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_based_writes_stop_the_migration() {
+    let (error, tables) = run_with_foreign_statement(
+        "stmt",
+        &[
+            "SET SESSION binlog_format = 'STATEMENT'",
+            "UPDATE t SET a = a + 1 WHERE id < 10",
+        ],
+    )
+    .await;
+    assert!(error.to_string().contains("statement-based"), "{error}");
+    assert_eq!(tables, vec!["t"]);
+}
