@@ -24,7 +24,6 @@ use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyValue, SharedKey, Side};
 use crate::server::{BinlogPosition, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
-use crate::sql;
 
 /// Most keys applied in one statement.
 pub const BATCH_KEYS: usize = 500;
@@ -138,14 +137,11 @@ impl Applier {
         dialect: Dialect,
         failpoints: Failpoints,
     ) -> Applier {
-        let targets: Vec<String> = columns.iter().map(|c| sql::ident(&c.target)).collect();
-        let sources: Vec<String> = columns.iter().map(|c| sql::ident(&c.source)).collect();
-        let insert_prefix = format!(
-            "INSERT INTO {} ({}) SELECT {} FROM {}",
-            names.q(&names.ghost),
-            targets.join(", "),
-            sources.join(", "),
-            names.q(&names.original)
+        let insert_prefix = crate::inspect::keys::insert_select(
+            "INSERT",
+            &names.q(&names.ghost),
+            columns,
+            &names.q(&names.original),
         );
         Applier {
             names,

@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Migration")]
     pub chunk_size: u64,
     /// Server id of the binlog connection; must differ from every replica's
-    /// (default: derived from the process id, above 1879048192).
+    /// (default: derived per run, from 1073741824 up).
     #[arg(long, help_heading = "Migration")]
     pub replica_server_id: Option<u32>,
     /// Accepted for gh-ost compatibility: shadowcut always reads the binlog

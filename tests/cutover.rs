@@ -303,15 +303,7 @@ async fn migrate_with_writes_after_copy(
     config.postpone_cut_over_flag_file = Some(flag.clone());
     config.failpoints.drop_row_event = drop_row_event;
     let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while changelog_value(&mut conn, &db, "t", "state:copy-watermark")
-        .await
-        .as_deref()
-        != Some("\"complete\"")
-    {
-        assert!(Instant::now() < deadline, "copy did not complete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_copy_complete(&mut conn, &db, "t").await;
     for id in [10, 20, 30] {
         for table in ["t", "control"] {
             conn.query_drop(format!(

@@ -11,147 +11,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::fmt;
+use common::cli::*;
+
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Row};
+use mysql_async::Conn;
 use shadowcut::server::ConnectConfig;
-
-const BIN: &str = env!("CARGO_BIN_EXE_shadowcut");
-
-/// Exit code of a refusal by a pre-flight check.
-const REFUSED: i32 = 3;
 
 /// Held by every test that changes a global of the shared sandbox.
 static GLOBALS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-// ---------------------------------------------------------------------------
-// Running the binary
-// ---------------------------------------------------------------------------
-
-struct Outcome {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "shadowcut {:?}\n  exit code: {:?}\n  --- stdout ---\n{}\n  --- stderr ---\n{}",
-            self.args, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Outcome {
-    fn error_line(&self) -> &str {
-        self.stderr
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("shadowcut: "))
-            .unwrap_or_else(|| panic!("no `shadowcut: ` error line on stderr\n{self}"))
-    }
-}
-
-async fn shadowcut(
-    target: &ConnectConfig,
-    db: &str,
-    table: &str,
-    alter: &str,
-    extra: &[&str],
-) -> Outcome {
-    let mut args: Vec<String> = vec![
-        "--host".into(),
-        target.host.clone(),
-        "--port".into(),
-        target.port.to_string(),
-        "--user".into(),
-        target.user.clone(),
-    ];
-    if let Some(p) = &target.password {
-        args.push("--password".into());
-        args.push(p.clone());
-    }
-    for (flag, value) in [("--database", db), ("--table", table), ("--alter", alter)] {
-        args.push(flag.into());
-        args.push(value.into());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(BIN)
-            .args(&args)
-            .env_remove("MYSQL_PWD")
-            .env_remove("SHADOWCUT_FAILPOINTS")
-            .env("SHADOWCUT_LOG", "shadowcut=info")
-            .env("NO_COLOR", "1")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("shadowcut {args:?} did not finish within 60 s"))
-    .expect("running the shadowcut binary");
-    Outcome {
-        args,
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn q(db: &str, table: &str) -> String {
-    format!("`{db}`.`{table}`")
-}
-
-fn assert_refused(out: &Outcome, db: &str, table: &str, needles: &[&str]) {
-    assert_eq!(out.code, Some(REFUSED), "expected exit code 3\n{out}");
-    let line = out.error_line();
-    let prefix = format!("shadowcut: cannot migrate {}: ", q(db, table));
-    assert!(
-        line.starts_with(&prefix),
-        "the error does not start with {prefix:?}\n{out}"
-    );
-    for needle in needles {
-        assert!(
-            line.contains(needle),
-            "the error does not mention {needle:?}\n{out}"
-        );
-    }
-}
-
-fn assert_success(out: &Outcome) {
-    assert_eq!(out.code, Some(0), "expected exit code 0\n{out}");
-}
-
-// ---------------------------------------------------------------------------
-// The schema before and after
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    tables: Vec<String>,
-    create: BTreeMap<String, String>,
-}
-
-async fn snapshot(conn: &mut Conn, db: &str) -> Snapshot {
-    let tables = common::tables(conn, db).await;
-    let mut create = BTreeMap::new();
-    for t in &tables {
-        let row: Row = conn
-            .query_first(format!("SHOW CREATE TABLE {}", q(db, t)))
-            .await
-            .unwrap()
-            .unwrap();
-        create.insert(t.clone(), row.get::<String, _>(1).unwrap());
-    }
-    Snapshot { tables, create }
-}
 
 /// Runs a dry run and an --execute run of a valid ALTER on `db`.`t` of
 /// `server`; both must be refused with `needles`, leave no tool table and
@@ -284,47 +153,6 @@ fn stop_sandbox(dir: &str) {
 impl Drop for ExtraServer {
     fn drop(&mut self) {
         stop_sandbox(&self.dir);
-    }
-}
-
-/// Runs statements on a server when dropped, synchronously, on a thread of
-/// its own (Drop cannot await): restores and cleanup that must happen even
-/// when an assertion fails.
-struct SqlOnDrop {
-    config: ConnectConfig,
-    statements: Vec<String>,
-}
-
-impl Drop for SqlOnDrop {
-    fn drop(&mut self) {
-        let config = self.config.clone();
-        let statements = std::mem::take(&mut self.statements);
-        let what = statements.join("; ");
-        let result = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            rt.block_on(async move {
-                let mut conn = Conn::new(config.opts()).await?;
-                for stmt in &statements {
-                    conn.query_drop(stmt).await?;
-                }
-                conn.disconnect().await
-            })
-        })
-        .join();
-        let failure = match result {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "the cleanup thread panicked".into(),
-        };
-        let message = format!("cleanup ({what}) failed: {failure}");
-        if std::thread::panicking() {
-            eprintln!("{message}");
-        } else {
-            panic!("{message}");
-        }
     }
 }
 

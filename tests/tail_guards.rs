@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use mysql_async::prelude::*;
@@ -32,15 +32,7 @@ async fn run_with_foreign_statement(
     let mut config = config(&db, "t", "ADD COLUMN extra INT");
     config.postpone_cut_over_flag_file = Some(flag.clone());
     let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while changelog_value(&mut conn, &db, "t", "state:copy-watermark")
-        .await
-        .as_deref()
-        != Some("\"complete\"")
-    {
-        assert!(Instant::now() < deadline, "copy did not complete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_copy_complete(&mut conn, &db, "t").await;
     conn.query_drop(format!("USE `{db}`")).await.unwrap();
     for stmt in statements {
         conn.query_drop(*stmt).await.unwrap();

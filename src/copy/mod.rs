@@ -23,7 +23,6 @@ use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyValue, SharedKey};
 use crate::server::Dialect;
 use crate::shadow::{self, hint, ShadowNames};
-use crate::sql;
 use chunker::{Chunk, Chunker};
 
 /// Counters of the copy, read by progress reporting.
@@ -112,20 +111,11 @@ impl Copier {
         failpoints: Failpoints,
     ) -> Copier {
         let chunker = Chunker::new(names, key.clone());
-        let insert_prefix = format!(
-            "INSERT IGNORE INTO {} ({}) SELECT {} FROM {}",
-            names.q(&names.ghost),
-            columns
-                .iter()
-                .map(|c| sql::ident(&c.target))
-                .collect::<Vec<_>>()
-                .join(", "),
-            columns
-                .iter()
-                .map(|c| sql::ident(&c.source))
-                .collect::<Vec<_>>()
-                .join(", "),
-            chunker.from_clause()
+        let insert_prefix = crate::inspect::keys::insert_select(
+            "INSERT IGNORE",
+            &names.q(&names.ghost),
+            columns,
+            chunker.from_clause(),
         );
         Copier {
             names: names.clone(),

@@ -13,6 +13,24 @@ pub struct ColumnPair {
     pub target: String,
 }
 
+/// `<verb> INTO <ghost> (<targets>) SELECT <sources> FROM <from>`: the one
+/// statement shape that moves rows from the original to the new table (the
+/// copy, the apply and the privilege check all use it).
+pub fn insert_select(verb: &str, ghost: &str, columns: &[ColumnPair], from: &str) -> String {
+    let list = |f: fn(&ColumnPair) -> &str| {
+        columns
+            .iter()
+            .map(|c| crate::sql::ident(f(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{verb} INTO {ghost} ({}) SELECT {} FROM {from}",
+        list(|c| &c.target),
+        list(|c| &c.source)
+    )
+}
+
 /// Columns copied, in the original's order. Generated columns are never
 /// written; columns the ALTER drops are left behind; renamed columns follow
 /// their new name.

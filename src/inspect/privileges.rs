@@ -10,7 +10,6 @@ use crate::error::{server_code, Error, Result};
 use crate::inspect::keys::ColumnPair;
 use crate::server::{BinlogPosition, ConnectConfig, Dialect};
 use crate::shadow::ShadowNames;
-use crate::sql;
 
 /// Server errors that mean "not allowed".
 const ACCESS_DENIED: [u16; 6] = [1044, 1045, 1142, 1143, 1227, 1370];
@@ -82,18 +81,11 @@ pub async fn check(
             "write the new table",
             "INSERT, DELETE",
             vec![
-                format!(
-                    "INSERT INTO {ghost} ({}) SELECT {} FROM {original} WHERE 1 = 0",
-                    columns
-                        .iter()
-                        .map(|c| sql::ident(&c.target))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    columns
-                        .iter()
-                        .map(|c| sql::ident(&c.source))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                super::keys::insert_select(
+                    "INSERT",
+                    &ghost,
+                    columns,
+                    &format!("{original} WHERE 1 = 0"),
                 ),
                 format!("DELETE FROM {ghost} WHERE 1 = 0"),
             ],

@@ -3,6 +3,8 @@
 //! mirrored write load and the row-for-row comparisons.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,4 +260,21 @@ pub async fn changelog_value(conn: &mut Conn, db: &str, table: &str, hint: &str)
     .await
     .ok()
     .flatten()
+}
+
+/// Waits (at most 60 s) until the migration of `db.table` has copied every
+/// row, as its changelog says.
+pub async fn wait_for_copy_complete(conn: &mut Conn, db: &str, table: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while changelog_value(conn, db, table, "state:copy-watermark")
+        .await
+        .as_deref()
+        != Some("\"complete\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the copy of {db}.{table} did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
