@@ -335,38 +335,41 @@ impl ApplyLoop {
                     if let Some(m) = batch.marker {
                         marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
                     }
+                    if batch.position.is_some() {
+                        unrecorded = batch.position;
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                         _ = stopped.changed() => {}
                     }
-                    continue;
-                }
-                let count = batch.keys.len() as u64;
-                match applier.apply(&mut conn, &batch.keys, false).await? {
-                    Outcome::Applied => {
-                        conflict_since = None;
-                        stats.keys_applied.fetch_add(count, Ordering::Relaxed);
-                        stats.batches.fetch_add(1, Ordering::Relaxed);
-                        if let Some(m) = batch.marker {
-                            marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
+                } else {
+                    let count = batch.keys.len() as u64;
+                    match applier.apply(&mut conn, &batch.keys, false).await? {
+                        Outcome::Applied => {
+                            conflict_since = None;
+                            stats.keys_applied.fetch_add(count, Ordering::Relaxed);
+                            stats.batches.fetch_add(1, Ordering::Relaxed);
+                            if let Some(m) = batch.marker {
+                                marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
+                            }
+                            if batch.position.is_some() {
+                                unrecorded = batch.position;
+                            }
                         }
-                        if batch.position.is_some() {
-                            unrecorded = batch.position;
+                        Outcome::Conflict(message) => {
+                            let since = *conflict_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > CONFLICT_PATIENCE {
+                                return Err(Error::Apply {
+                                    table: applier.names.q(&applier.names.original),
+                                    message: format!(
+                                        "rows keep colliding on a unique key of the new table ({message}); \
+                                         the data does not satisfy the ALTER's unique keys"
+                                    ),
+                                });
+                            }
+                            lock(&buffer).requeue(batch.keys);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                    }
-                    Outcome::Conflict(message) => {
-                        let since = *conflict_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() > CONFLICT_PATIENCE {
-                            return Err(Error::Apply {
-                                table: applier.names.q(&applier.names.original),
-                                message: format!(
-                                    "rows keep colliding on a unique key of the new table ({message}); \
-                                     the data does not satisfy the ALTER's unique keys"
-                                ),
-                            });
-                        }
-                        lock(&buffer).requeue(batch.keys);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
                 if last_position_write.elapsed() > Duration::from_secs(1) {
