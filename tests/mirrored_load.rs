@@ -5,40 +5,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
+use common::mirror::*;
 use common::*;
-use mysql_async::prelude::*;
 use mysql_async::Value;
-
-/// A table shape and the load that races against its migration.
-struct Shape {
-    name: &'static str,
-    /// CREATE TABLE body with `{T}` for the table name.
-    create: &'static str,
-    /// Columns compared with the control table, and the ORDER BY.
-    columns: &'static str,
-    order: &'static str,
-    /// Initial rows: (column list, rows of values).
-    seed: fn(u64) -> (String, Vec<Vec<Value>>),
-    rows: u64,
-    alter: &'static str,
-    transaction: fn(&mut Rng, u64) -> Vec<Statement>,
-}
-
-fn v<T: Into<Value>>(x: T) -> Value {
-    x.into()
-}
-
-fn maybe_null(rng: &mut Rng, value: Value) -> Value {
-    if rng.chance(15) {
-        Value::NULL
-    } else {
-        value
-    }
-}
 
 // ---- integer primary key -------------------------------------------------
 
@@ -236,137 +205,6 @@ fn varchar_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
     stmts
 }
 
-async fn seed(conn: &mut mysql_async::Conn, db: &str, shape: &Shape) {
-    let (columns, data) = (shape.seed)(shape.rows);
-    for table in ["t", "control"] {
-        for batch in data.chunks(500) {
-            let width = batch[0].len();
-            let one = format!("({})", vec!["?"; width].join(", "));
-            let stmt = format!(
-                "INSERT INTO `{db}`.`{table}` ({columns}) VALUES {}",
-                vec![one; batch.len()].join(", ")
-            );
-            conn.exec_drop(stmt, batch.iter().flatten().cloned().collect::<Vec<_>>())
-                .await
-                .unwrap();
-        }
-    }
-}
-
-/// Runs the migration of `shape` under the mirrored load and checks the
-/// result; returns the summary.
-async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summary {
-    let primary_config = primary();
-    let mut conn = client(&primary_config).await;
-    let db = fresh_database(&mut conn, shape.name).await;
-    for table in ["t", "control"] {
-        let create = shape.create.replace("{T}", &format!("`{db}`.`{table}`"));
-        conn.query_drop(create).await.unwrap();
-    }
-    seed(&mut conn, &db, &shape).await;
-    conn.query_drop(format!("ANALYZE TABLE `{db}`.`t`"))
-        .await
-        .unwrap();
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let rows = shape.rows;
-    let make = shape.transaction;
-    let (stats, writers) = start_mirrored_load(
-        primary_config.clone(),
-        db.clone(),
-        "t".into(),
-        "control".into(),
-        writers,
-        stop.clone(),
-        Duration::from_secs(600),
-        move |rng| make(rng, rows),
-    );
-    // Rotate the binlog while the migration runs.
-    let rotator = {
-        let (config, stop) = (primary_config.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut conn = client(&config).await;
-            let mut rotations = 0;
-            while !stop.load(Ordering::Relaxed) && rotations < 200 {
-                tokio::time::sleep(Duration::from_millis(700)).await;
-                conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
-                rotations += 1;
-            }
-            rotations
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let summary = shadowcut::run(&config(&db, "t", shape.alter)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
-    let rotations = rotator.await.unwrap();
-    let summary = summary.unwrap_or_else(|e| panic!("migration failed: {e}"));
-    assert!(
-        rotations >= 1,
-        "the binlog was never rotated during the run"
-    );
-    assert!(
-        stats.transactions.load(Ordering::Relaxed) > 50,
-        "the load barely ran"
-    );
-    assert!(
-        summary.binlog_rows > 0 && summary.keys_applied > 0,
-        "no change went through the tail: {summary:?}"
-    );
-
-    let migrated = rows_of(&mut conn, &db, "t", shape.columns, shape.order).await;
-    let control = rows_of(&mut conn, &db, "control", shape.columns, shape.order).await;
-    assert_same_rows(
-        &migrated,
-        &control,
-        &format!("{}: migrated table vs control", shape.name),
-    );
-    assert!(tables(&mut conn, &db)
-        .await
-        .iter()
-        .all(|t| !t.ends_with("_gho") && !t.ends_with("_ghc")));
-
-    if let Some(replica_config) = replica() {
-        let mut replica = client(&replica_config).await;
-        wait_for_replica(&mut conn, &mut replica).await;
-        let on_replica = rows_of(&mut replica, &db, "t", "*", shape.order).await;
-        let on_primary = rows_of(&mut conn, &db, "t", "*", shape.order).await;
-        assert_same_rows(
-            &on_replica,
-            &on_primary,
-            &format!("{}: replica vs primary", shape.name),
-        );
-    }
-    eprintln!(
-        "{}: {} load transactions ({} retried); copied {} rows, {} binlog rows, {} keys applied, lock {:?} s",
-        shape.name,
-        stats.transactions.load(Ordering::Relaxed),
-        stats.retries.load(Ordering::Relaxed),
-        summary.rows_copied,
-        summary.binlog_rows,
-        summary.keys_applied,
-        summary.cut_over_lock_s
-    );
-    conn.query_drop(format!("DROP DATABASE `{db}`"))
-        .await
-        .unwrap();
-    summary
-}
-
-async fn rows_of(
-    conn: &mut mysql_async::Conn,
-    db: &str,
-    table: &str,
-    cols: &str,
-    order: &str,
-) -> Vec<Vec<Value>> {
-    rows(conn, db, table, cols, order).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn integer_key_200k_rows_under_load_through_cut_over() {
     let summary = migrate_under_load(
@@ -381,6 +219,7 @@ async fn integer_key_200k_rows_under_load_through_cut_over() {
             rows: 200_000,
             alter: "ADD COLUMN extra INT NOT NULL DEFAULT 5, ADD INDEX a_idx (a)",
             transaction: int_transaction,
+            migrated_columns: None,
         },
         4,
     )
@@ -401,6 +240,7 @@ async fn composite_key_with_low_cardinality_first_column() {
             rows: 6_000,
             alter: "ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'n'",
             transaction: composite_transaction,
+            migrated_columns: None,
         },
         3,
     )
@@ -420,6 +260,7 @@ async fn varchar_key_in_case_and_accent_insensitive_collation() {
             rows: 4_000,
             alter: "ADD INDEX n_idx (n)",
             transaction: varchar_transaction,
+            migrated_columns: None,
         },
         3,
     )

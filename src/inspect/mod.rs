@@ -77,6 +77,13 @@ pub async fn preflight(
     })
 }
 
+/// Key column types whose binlog decoding is known to be wrong: negative
+/// TIME(1)/TIME(2) overflow in mysql_common's `my_time_packed_from_binary`.
+fn decoded_wrongly(column: &crate::schema::Column) -> bool {
+    let t = column.column_type.to_ascii_lowercase();
+    t == "time(1)" || t == "time(2)"
+}
+
 /// How rows move from the original to the new table.
 #[derive(Debug, Clone)]
 pub struct Plan {

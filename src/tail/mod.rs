@@ -97,8 +97,29 @@ impl Tail {
         let task = {
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
-                let mut reader = Reader::new(config, Arc::clone(&shared));
-                if let Err(message) = reader.run(stream, stopped).await {
+                let reader_shared = Arc::clone(&shared);
+                // The decoder is third-party code that has panicked on odd
+                // values; a panic must become a clear error, not a silent end.
+                let reader = tokio::spawn(async move {
+                    Reader::new(config, reader_shared)
+                        .run(stream, stopped)
+                        .await
+                });
+                let failure = match reader.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(message)) => Some(message),
+                    Err(e) if e.is_panic() => {
+                        let payload = e.into_panic();
+                        let text = payload
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        Some(format!("the binlog decoder panicked ({text})"))
+                    }
+                    Err(e) => Some(format!("the binlog reader was cancelled ({e})")),
+                };
+                if let Some(message) = failure {
                     tracing::error!(%message, "binlog tail stopped");
                     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
                 }

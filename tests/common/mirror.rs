@@ -1,0 +1,164 @@
+//! The mirrored-load harness: a table shape, its seed rows and the
+//! transactions that race against its migration; every change goes to the
+//! migrated table and to a control table in one transaction.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::Value;
+
+use super::*;
+
+/// A table shape and the load that races against its migration.
+pub struct Shape {
+    pub name: &'static str,
+    /// CREATE TABLE body with `{T}` for the table name.
+    pub create: &'static str,
+    /// Columns compared with the control table, and the ORDER BY.
+    pub columns: &'static str,
+    pub order: &'static str,
+    /// Initial rows: (column list, rows of values).
+    pub seed: fn(u64) -> (String, Vec<Vec<Value>>),
+    pub rows: u64,
+    pub alter: &'static str,
+    /// Columns of the migrated table matching `columns` of the control
+    /// (differs when the ALTER renames or drops columns).
+    pub migrated_columns: Option<&'static str>,
+    pub transaction: fn(&mut Rng, u64) -> Vec<Statement>,
+}
+
+pub fn v<T: Into<Value>>(x: T) -> Value {
+    x.into()
+}
+
+pub fn maybe_null(rng: &mut Rng, value: Value) -> Value {
+    if rng.chance(15) {
+        Value::NULL
+    } else {
+        value
+    }
+}
+
+pub async fn seed(conn: &mut mysql_async::Conn, db: &str, shape: &Shape) {
+    let (columns, data) = (shape.seed)(shape.rows);
+    for table in ["t", "control"] {
+        for batch in data.chunks(500) {
+            let width = batch[0].len();
+            let one = format!("({})", vec!["?"; width].join(", "));
+            let stmt = format!(
+                "INSERT INTO `{db}`.`{table}` ({columns}) VALUES {}",
+                vec![one; batch.len()].join(", ")
+            );
+            conn.exec_drop(stmt, batch.iter().flatten().cloned().collect::<Vec<_>>())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Runs the migration of `shape` under the mirrored load and checks the
+/// result; returns the summary.
+pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summary {
+    let primary_config = primary();
+    let mut conn = client(&primary_config).await;
+    let db = fresh_database(&mut conn, shape.name).await;
+    for table in ["t", "control"] {
+        let create = shape.create.replace("{T}", &format!("`{db}`.`{table}`"));
+        conn.query_drop(create).await.unwrap();
+    }
+    seed(&mut conn, &db, &shape).await;
+    conn.query_drop(format!("ANALYZE TABLE `{db}`.`t`"))
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let row_count = shape.rows;
+    let make = shape.transaction;
+    let (stats, writers) = start_mirrored_load(
+        primary_config.clone(),
+        db.clone(),
+        "t".into(),
+        "control".into(),
+        writers,
+        stop.clone(),
+        Duration::from_secs(600),
+        move |rng| make(rng, row_count),
+    );
+    // Rotate the binlog while the migration runs.
+    let rotator = {
+        let (config, stop) = (primary_config.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut conn = client(&config).await;
+            let mut rotations = 0;
+            while !stop.load(Ordering::Relaxed) && rotations < 200 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
+                rotations += 1;
+            }
+            rotations
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let summary = shadowcut::run(&config(&db, "t", shape.alter)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let rotations = rotator.await.unwrap();
+    let summary = summary.unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert!(
+        rotations >= 1,
+        "the binlog was never rotated during the run"
+    );
+    assert!(
+        stats.transactions.load(Ordering::Relaxed) > 50,
+        "the load barely ran"
+    );
+    assert!(
+        summary.binlog_rows > 0 && summary.keys_applied > 0,
+        "no change went through the tail: {summary:?}"
+    );
+
+    let migrated_columns = shape.migrated_columns.unwrap_or(shape.columns);
+    let migrated = rows(&mut conn, &db, "t", migrated_columns, shape.order).await;
+    let control = rows(&mut conn, &db, "control", shape.columns, shape.order).await;
+    assert_same_rows(
+        &migrated,
+        &control,
+        &format!("{}: migrated table vs control", shape.name),
+    );
+    assert!(tables(&mut conn, &db)
+        .await
+        .iter()
+        .all(|t| !t.ends_with("_gho") && !t.ends_with("_ghc")));
+
+    if let Some(replica_config) = replica() {
+        let mut replica = client(&replica_config).await;
+        wait_for_replica(&mut conn, &mut replica).await;
+        let on_replica = rows(&mut replica, &db, "t", "*", shape.order).await;
+        let on_primary = rows(&mut conn, &db, "t", "*", shape.order).await;
+        assert_same_rows(
+            &on_replica,
+            &on_primary,
+            &format!("{}: replica vs primary", shape.name),
+        );
+    }
+    eprintln!(
+        "{}: {} load transactions ({} retried); copied {} rows, {} binlog rows, {} keys applied, lock {:?} s",
+        shape.name,
+        stats.transactions.load(Ordering::Relaxed),
+        stats.retries.load(Ordering::Relaxed),
+        summary.rows_copied,
+        summary.binlog_rows,
+        summary.keys_applied,
+        summary.cut_over_lock_s
+    );
+    conn.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .unwrap();
+    summary
+}
