@@ -113,6 +113,16 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
             "Keep the primary key, or keep another unique NOT NULL key in both, so rows can be matched",
         )
     })?;
+    if let Some(k) = key.columns.iter().find(|k| decoded_wrongly(&k.column)) {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the shared key column {} is {}, which the binlog decoder (mysql_common) reads wrongly for negative values",
+                k.name, k.column.column_type
+            ),
+            "Use a table whose key has no TIME(1) or TIME(2) column",
+        ));
+    }
     Ok(Plan {
         ghost,
         columns,
