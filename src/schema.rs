@@ -333,16 +333,36 @@ impl KeyColumn {
         }
     }
 
+    /// String keys travel as hex: their raw bytes are in the column's own
+    /// character set, and a parameter is read in the connection's (utf8mb4),
+    /// which rejects latin1 bytes such as 0xE9.
+    fn sends_hex(&self) -> bool {
+        self.column.charset.is_some()
+    }
+
+    /// The parameter for one key part, as [`KeyColumn::bind_expr`] expects it.
+    pub fn param(&self, part: &KeyPart) -> Value {
+        match part {
+            KeyPart::Bytes(b) if self.sends_hex() => Value::Bytes(
+                b.iter()
+                    .map(|x| format!("{x:02X}"))
+                    .collect::<String>()
+                    .into_bytes(),
+            ),
+            other => other.to_value(),
+        }
+    }
+
     /// Placeholder expression comparing in `target`'s collation, for a value
     /// produced by [`KeyColumn::select_expr`] or the binlog.
     pub fn bind_expr(&self, target: &Column) -> String {
-        let mut expr = "?".to_string();
+        let mut expr = if self.sends_hex() { "UNHEX(?)" } else { "?" }.to_string();
         if self.column.data_type == "timestamp" {
             expr = format!("FROM_UNIXTIME({expr})");
         }
         if let (Some(source_cs), true) = (&self.column.charset, self.column.is_text()) {
             if sql::is_plain_word(source_cs) {
-                expr = format!("CONVERT(CAST({expr} AS BINARY) USING {source_cs})");
+                expr = format!("CONVERT({expr} USING {source_cs})");
             }
         }
         if let (Some(cs), Some(coll), true) = (&target.charset, &target.collation, target.is_text())
@@ -439,7 +459,7 @@ impl SharedKey {
                     op
                 };
                 conj.push(format!("{col} {this_op} {expr}"));
-                params.push(bound[j].to_value());
+                params.push(k.param(&bound[j]));
             }
             disjuncts.push(format!("({})", conj.join(" AND ")));
         }
@@ -452,7 +472,7 @@ impl SharedKey {
         if self.columns.len() == 1 {
             let (col, expr) = self.col_and_expr(side, &self.columns[0]);
             let list = vec![expr; keys.len()].join(", ");
-            params.extend(keys.iter().map(|k| k[0].to_value()));
+            params.extend(keys.iter().map(|k| self.columns[0].param(&k[0])));
             return (format!("{col} IN ({list})"), params);
         }
         let one: Vec<String> = self
@@ -465,7 +485,7 @@ impl SharedKey {
             .collect();
         let one = format!("({})", one.join(" AND "));
         for key in keys {
-            params.extend(key.iter().map(KeyPart::to_value));
+            params.extend(key.iter().zip(&self.columns).map(|(part, k)| k.param(part)));
         }
         (format!("({})", vec![one; keys.len()].join(" OR ")), params)
     }
@@ -524,7 +544,7 @@ pub(crate) mod tests {
         let (sql, _) = k.matches_any(Side::Original, &[vec![KeyPart::Bytes(b"a".to_vec())]]);
         assert_eq!(
             sql,
-            "`s` IN (CONVERT(CAST(? AS BINARY) USING latin1) COLLATE latin1_swedish_ci)"
+            "`s` IN (CONVERT(UNHEX(?) USING latin1) COLLATE latin1_swedish_ci)"
         );
         assert_eq!(k.columns[0].select_expr(), "CAST(`s` AS BINARY)");
     }
@@ -538,7 +558,7 @@ pub(crate) mod tests {
         let (sql, _) = k.matches_any(Side::Ghost, &[vec![KeyPart::Bytes(b"a".to_vec())]]);
         assert_eq!(
             sql,
-            "`s` IN (CONVERT(CONVERT(CAST(? AS BINARY) USING latin1) USING utf8mb4) COLLATE utf8mb4_unicode_ci)"
+            "`s` IN (CONVERT(CONVERT(UNHEX(?) USING latin1) USING utf8mb4) COLLATE utf8mb4_unicode_ci)"
         );
     }
 

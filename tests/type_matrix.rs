@@ -234,3 +234,179 @@ async fn every_column_type_with_edge_values_and_null() {
     )
     .await;
 }
+
+/// Seed and load functions for a table keyed on `k` (plus `payload INT`),
+/// with keys made by `$key` from a number.
+macro_rules! keyed {
+    ($seed:ident, $txn:ident, $key:expr) => {
+        fn $seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+            let key: fn(u64) -> Value = $key;
+            ("k, payload".into(), (0..rows).map(|n| vec![key(n), Value::from(n as i64)]).collect())
+        }
+
+        fn $txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+            let key: fn(u64) -> Value = $key;
+            let mut stmts = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                let k = key(rng.below(rows + rows / 10));
+                let payload = Value::from(rng.below(1_000_000) as i64);
+                match rng.below(4) {
+                    0 => stmts.push((
+                        "INSERT INTO {T} (k, payload) VALUES (?, ?) ON DUPLICATE KEY UPDATE payload = VALUES(payload)".into(),
+                        vec![k, payload],
+                    )),
+                    1 => stmts.push(("DELETE FROM {T} WHERE k = ?".into(), vec![k])),
+                    2 => stmts.push((
+                        "UPDATE IGNORE {T} SET k = ? WHERE k = ?".into(),
+                        vec![key(rng.below(rows + rows / 10)), k],
+                    )),
+                    _ => stmts.push(("UPDATE {T} SET payload = ? WHERE k = ?".into(), vec![payload, k])),
+                }
+            }
+            stmts
+        }
+    };
+}
+
+keyed!(binary16_seed, binary16_txn, |n| {
+    let mut b = vec![0u8; 16];
+    b[0] = (n >> 8) as u8;
+    b[1] = n as u8;
+    if n % 3 == 0 {
+        b[15] = 0xFF;
+    }
+    Value::Bytes(b)
+});
+keyed!(datetime_seed, datetime_txn, |n| Value::Date(
+    2020,
+    1 + (n / 86_400 % 12) as u8,
+    1 + (n / 3600 % 28) as u8,
+    (n / 60 % 24) as u8,
+    (n % 60) as u8,
+    (n / 7 % 60) as u8,
+    (n % 1000) as u32 * 1000
+));
+keyed!(latin1_seed, latin1_txn, |n| Value::from(match n % 3 {
+    0 => format!("clé-{}", n / 3),
+    1 => format!("CLÉ-{} ", n / 3 + 100_000),
+    _ => format!("Clé-{}", n / 3 + 200_000),
+}));
+keyed!(ubig_seed, ubig_txn, |n| Value::from(u64::MAX - n));
+keyed!(utiny_seed, utiny_txn, |n| Value::from(255 - (n % 256)));
+keyed!(decimal_seed, decimal_txn, |n| Value::from(format!(
+    "{}.{:04}",
+    n as i64 - 500,
+    n % 10_000
+)));
+keyed!(timestamp_seed, timestamp_txn, |n| Value::from(format!(
+    "2021-0{}-1{} 0{}:{:02}:{:02}.{:03}",
+    1 + n % 9,
+    n / 9 % 10,
+    n / 90 % 10,
+    n / 900 % 60,
+    n % 60,
+    n % 997
+)));
+
+fn key_shape(
+    name: &'static str,
+    key_type: &'static str,
+    seed: fn(u64) -> (String, Vec<Vec<Value>>),
+    txn: fn(&mut Rng, u64) -> Vec<Statement>,
+    rows: u64,
+) -> Shape {
+    let create: &'static str = Box::leak(
+        format!(
+            "CREATE TABLE {{T}} (k {key_type} NOT NULL PRIMARY KEY, payload INT) ENGINE=InnoDB"
+        )
+        .into_boxed_str(),
+    );
+    Shape {
+        name,
+        create,
+        columns: "k, payload",
+        order: "k",
+        seed,
+        rows,
+        alter: "ADD COLUMN extra INT NOT NULL DEFAULT 3, ADD INDEX p (payload)",
+        transaction: txn,
+        migrated_columns: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn binary16_key_with_trailing_zero_bytes() {
+    migrate_under_load(
+        key_shape("kbin16", "BINARY(16)", binary16_seed, binary16_txn, 1500),
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn datetime6_key() {
+    migrate_under_load(
+        key_shape(
+            "kdatetime",
+            "DATETIME(6)",
+            datetime_seed,
+            datetime_txn,
+            1500,
+        ),
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn latin1_case_insensitive_key() {
+    migrate_under_load(
+        key_shape(
+            "klatin1",
+            "VARCHAR(40) CHARACTER SET latin1 COLLATE latin1_swedish_ci",
+            latin1_seed,
+            latin1_txn,
+            1500,
+        ),
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unsigned_keys_at_their_limits() {
+    migrate_under_load(
+        key_shape("kubig", "BIGINT UNSIGNED", ubig_seed, ubig_txn, 1500),
+        2,
+    )
+    .await;
+    migrate_under_load(
+        key_shape("kutiny", "TINYINT UNSIGNED", utiny_seed, utiny_txn, 256),
+        2,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decimal_key() {
+    migrate_under_load(
+        key_shape("kdecimal", "DECIMAL(20,4)", decimal_seed, decimal_txn, 1500),
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timestamp3_key_in_a_non_utc_server() {
+    migrate_under_load(
+        key_shape(
+            "ktimestamp",
+            "TIMESTAMP(3)",
+            timestamp_seed,
+            timestamp_txn,
+            1500,
+        ),
+        3,
+    )
+    .await;
+}
