@@ -412,9 +412,11 @@ async fn changelog_state_matches_the_new_table_and_abort_mid_copy_cleans_up() {
     let start = changelog_value(&mut conn, &db, "t", "state:start-position")
         .await
         .expect("start position");
+    let (start_file, start_pos) = start.split_once(':').expect("file:pos");
+    let start_pos: u64 = start_pos.parse().unwrap();
     assert!(
-        start.as_str() <= applied.as_str() || start.split(':').next() != Some(file),
-        "{start} after {applied}"
+        start_file < file || (start_file == file && start_pos <= pos),
+        "the applied position {applied} is before the start {start}"
     );
 
     // Abort mid-copy: the original is untouched and the artifacts are gone.

@@ -410,3 +410,149 @@ async fn timestamp3_key_in_a_non_utc_server() {
     )
     .await;
 }
+
+// ---- kinds of ALTER --------------------------------------------------------
+
+const PLAIN: &str = "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(30) CHARACTER SET latin1 NULL, \
+     c DATETIME NULL, u INT NOT NULL, UNIQUE KEY uq (u)) ENGINE=InnoDB DEFAULT CHARSET=latin1";
+
+fn plain_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    let data = (0..rows)
+        .map(|n| {
+            vec![
+                Value::from(n as i64),
+                Value::from((n % 100) as i64),
+                Value::from(format!("bé{n}")),
+                Value::Date(2024, 1 + (n % 12) as u8, 1 + (n % 28) as u8, 1, 2, 3, 0),
+                Value::from(n as i64 + 1_000_000),
+            ]
+        })
+        .collect();
+    ("id, a, b, c, u".into(), data)
+}
+
+fn plain_txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let id = Value::from(rng.below(rows + rows / 10) as i64);
+    let a = Value::from(rng.below(100) as i64);
+    let b = Value::from(format!("wé{}", rng.below(100_000)));
+    match rng.below(5) {
+        0 => vec![(
+            "INSERT INTO {T} (id, a, b, c, u) VALUES (?, ?, ?, '2025-05-05 05:05:05', ? + 2000000) \
+             ON DUPLICATE KEY UPDATE a = VALUES(a), b = VALUES(b)"
+                .into(),
+            vec![id.clone(), a, b, id],
+        )],
+        1 => vec![("DELETE FROM {T} WHERE id = ?".into(), vec![id])],
+        2 => vec![(
+            "UPDATE {T} SET b = NULL, c = NULL WHERE id = ?".into(),
+            vec![id],
+        )],
+        _ => vec![(
+            "UPDATE {T} SET a = ?, b = ? WHERE id = ?".into(),
+            vec![a, b, id],
+        )],
+    }
+}
+
+fn alter_shape(
+    name: &'static str,
+    alter: &'static str,
+    migrated_columns: Option<&'static str>,
+) -> Shape {
+    Shape {
+        name,
+        create: PLAIN,
+        // Compared with the control: every column the ALTER keeps.
+        columns: if alter.starts_with("DROP COLUMN c") {
+            "id, a, b, u"
+        } else {
+            "id, a, b, c, u"
+        },
+        order: "id",
+        seed: plain_seed,
+        rows: 1200,
+        alter,
+        transaction: plain_txn,
+        migrated_columns,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alters_that_keep_every_column() {
+    for (name, alter) in [
+        (
+            "addnull",
+            "ADD COLUMN n1 INT NULL AFTER a, ADD COLUMN n2 VARCHAR(5) FIRST",
+        ),
+        (
+            "widen",
+            "MODIFY a BIGINT NULL, MODIFY b VARCHAR(100) CHARACTER SET latin1 NULL",
+        ),
+        (
+            "charset",
+            "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        ),
+        (
+            "colcharset",
+            "MODIFY b VARCHAR(30) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
+        ),
+        (
+            "indexes",
+            "ADD INDEX ab (a, b), DROP INDEX uq, ADD UNIQUE INDEX uq2 (u)",
+        ),
+        ("rebuild", "ENGINE=InnoDB"),
+        (
+            "partition",
+            "DROP INDEX uq, ADD INDEX u_idx (u) PARTITION BY HASH (id) PARTITIONS 4",
+        ),
+    ] {
+        migrate_under_load(alter_shape(name, alter, None), 2).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renamed_and_dropped_columns_follow_the_alter() {
+    migrate_under_load(
+        alter_shape(
+            "renamecol",
+            "RENAME COLUMN a TO a2",
+            Some("id, a2, b, c, u"),
+        ),
+        2,
+    )
+    .await;
+    migrate_under_load(
+        alter_shape(
+            "changecol",
+            "CHANGE b b2 VARCHAR(40) CHARACTER SET latin1 NULL",
+            Some("id, a, b2, c, u"),
+        ),
+        2,
+    )
+    .await;
+    migrate_under_load(
+        alter_shape("dropcol", "DROP COLUMN c", Some("id, a, b, u")),
+        2,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changing_the_primary_key_uses_the_shared_unique_key() {
+    let summary = migrate_under_load(
+        alter_shape(
+            "pkchange",
+            // The new key no longer makes `id` unique, and the load upserts
+            // by id: it stops before the swap.
+            "DROP PRIMARY KEY, ADD PRIMARY KEY (u, id)",
+            Some("id, a, b, c, u"),
+        ),
+        2,
+    )
+    .await;
+    assert!(
+        summary.plan.shared_key.starts_with("uq "),
+        "{}",
+        summary.plan.shared_key
+    );
+}

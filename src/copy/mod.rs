@@ -88,6 +88,7 @@ pub trait CatchUp {
 /// Copies the original table into the new one.
 pub struct Copier {
     names: ShadowNames,
+    from_original_aliased: String,
     chunker: Chunker,
     key: SharedKey,
     insert_prefix: String,
@@ -117,7 +118,13 @@ impl Copier {
             columns,
             chunker.from_clause(),
         );
+        let from_original_aliased = format!(
+            "{} AS o FORCE INDEX ({})",
+            names.q(&names.original),
+            crate::sql::ident(&key.name)
+        );
         Copier {
+            from_original_aliased,
             names: names.clone(),
             chunker,
             key,
@@ -174,6 +181,7 @@ impl Copier {
                             message: format!("the server would change data ({w}); the ALTER cannot hold the existing rows as they are"),
                         })
                     }
+                    ChunkVerdict::UniqueConflict(_) if self.rows_missing(conn, &chunk).await? == 0 => break,
                     ChunkVerdict::UniqueConflict(message) => {
                         conflicts += 1;
                         if conflicts > CONFLICT_RETRIES {
@@ -194,6 +202,47 @@ impl Copier {
         }
         shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, "\"complete\"").await?;
         Ok(())
+    }
+
+    /// Rows of the chunk that are not in the new table. A duplicate reported
+    /// on another unique key than the shared one can be the very same row
+    /// (already written by the tail: the server reports only the first
+    /// unique index it checks), so only rows really missing count.
+    async fn rows_missing(&self, conn: &mut Conn, chunk: &Chunk) -> Result<u64> {
+        let (predicate, params) = chunk.predicate(&self.key);
+        let filter = if predicate.is_empty() {
+            String::new()
+        } else {
+            format!("{predicate} AND")
+        };
+        let same_key = self
+            .key
+            .columns
+            .iter()
+            .map(|k| {
+                format!(
+                    "g.{} = o.{}",
+                    crate::sql::ident(&k.ghost_name),
+                    crate::sql::ident(&k.name)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let stmt = format!(
+            "SELECT COUNT(*) FROM {} WHERE {filter} NOT EXISTS (SELECT 1 FROM {} AS g WHERE {same_key}) {}",
+            self.from_original_aliased,
+            self.names.q(&self.names.ghost),
+            self.share_lock
+        );
+        let table = self.names.q(&self.names.original);
+        let missing: Option<u64> =
+            conn.exec_first(&stmt, params)
+                .await
+                .map_err(|source| Error::Sql {
+                    context: format!("checking a chunk of {table} for rows lost to a unique key"),
+                    source,
+                })?;
+        Ok(missing.unwrap_or(0))
     }
 
     async fn copy_chunk(
