@@ -556,3 +556,69 @@ async fn changing_the_primary_key_uses_the_shared_unique_key() {
         summary.plan.shared_key
     );
 }
+
+keyed!(year_seed, year_txn, |n| Value::from(if n % 256 == 0 {
+    0
+} else {
+    1900 + (n % 256) as i64
+}));
+keyed!(time_seed, time_txn, |n| Value::from(format!(
+    "{}{}:{:02}:{:02}.{:06}",
+    if n % 2 == 0 { "-" } else { "" },
+    n % 839,
+    n / 7 % 60,
+    n % 60,
+    n * 7919 % 1_000_000
+)));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn year_key_including_0000() {
+    migrate_under_load(key_shape("kyear", "YEAR", year_seed, year_txn, 256), 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn negative_time6_key_past_24_hours() {
+    migrate_under_load(key_shape("ktime", "TIME(6)", time_seed, time_txn, 1500), 3).await;
+}
+
+/// YEAR 0000 reaches the tail as 1900 (a mysql_common defect): a change to
+/// that row after the copy must still be applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn year_0000_key_changed_after_the_copy() {
+    use mysql_async::prelude::*;
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "year0").await;
+    for table in ["t", "control"] {
+        conn.query_drop(format!(
+            "CREATE TABLE `{db}`.`{table}` (k YEAR NOT NULL PRIMARY KEY, payload INT) ENGINE=InnoDB"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.`{table}` VALUES (0, 1), (1901, 1), (2155, 1)"
+        ))
+        .await
+        .unwrap();
+    }
+    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&flag, b"").unwrap();
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.postpone_cut_over_flag_file = Some(flag.clone());
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    wait_for_copy_complete(&mut conn, &db, "t").await;
+    for table in ["t", "control"] {
+        conn.query_drop(format!(
+            "UPDATE `{db}`.`{table}` SET payload = 99 WHERE k = 0"
+        ))
+        .await
+        .unwrap();
+    }
+    std::fs::remove_file(&flag).unwrap();
+    migration
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let migrated = rows(&mut conn, &db, "t", "k, payload", "k").await;
+    let control = rows(&mut conn, &db, "control", "k, payload", "k").await;
+    assert_same_rows(&migrated, &control, "YEAR key");
+}

@@ -4,7 +4,8 @@
 //!
 //! - signedness is not in MariaDB's table map: unsigned integers arrive as
 //!   negative numbers and are reinterpreted with the column's real type;
-//! - `BINARY(n)` arrives without its trailing zero bytes and is re-padded.
+//! - `BINARY(n)` arrives without its trailing zero bytes and is re-padded;
+//! - `YEAR` 0000 arrives as 1900.
 
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::Value;
@@ -30,6 +31,9 @@ pub fn key_part(column: &Column, value: Option<&BinlogValue<'_>>) -> Result<KeyP
     };
     let value = match (value, column.int_width(), column.is_unsigned()) {
         (Value::Int(v), Some(width), true) => Value::UInt(reinterpret_unsigned(v, width)),
+        // mysql_common adds 1900 to the stored byte, so YEAR 0000 reads as
+        // 1900, a year the type cannot hold.
+        (Value::Bytes(b), _, _) if column.data_type == "year" && b == b"1900" => Value::Int(0),
         (Value::Bytes(mut b), _, _) if column.is_fixed_binary() => {
             if let Some(len) = column.octet_length {
                 if (b.len() as u64) < len {
@@ -81,6 +85,18 @@ mod tests {
         assert_eq!(
             key_part(&c, Some(&v)).unwrap(),
             KeyPart::Bytes(vec![1, 2, 0, 0])
+        );
+    }
+
+    #[test]
+    fn year_zero_is_not_1900() {
+        let c = col("y", "year", None);
+        let v = BinlogValue::Value(Value::Bytes(b"1900".to_vec()));
+        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::Int(0));
+        let v = BinlogValue::Value(Value::Bytes(b"2024".to_vec()));
+        assert_eq!(
+            key_part(&c, Some(&v)).unwrap(),
+            KeyPart::Bytes(b"2024".to_vec())
         );
     }
 
