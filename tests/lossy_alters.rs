@@ -1,0 +1,113 @@
+//! ALTERs that cannot hold the existing data fail clearly, before the swap,
+//! with the original intact and the tool's tables removed: never a silent
+//! truncation, a NULL turned into 0, or a row dropped by a new unique key.
+
+mod common;
+
+use common::*;
+use mysql_async::prelude::*;
+use mysql_async::Value;
+
+async fn table_with(prefix: &str, rows: &str) -> (mysql_async::Conn, String, Vec<Vec<Value>>) {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, prefix).await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.`t` (id INT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(20) NULL) ENGINE=InnoDB"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!("INSERT INTO `{db}`.`t` VALUES {rows}"))
+        .await
+        .unwrap();
+    let before = rows_all(&mut conn, &db).await;
+    (conn, db, before)
+}
+
+async fn rows_all(conn: &mut mysql_async::Conn, db: &str) -> Vec<Vec<Value>> {
+    rows(conn, db, "t", "*", "id").await
+}
+
+async fn assert_fails_cleanly(prefix: &str, data: &str, alter: &str, needle: &str) {
+    let (mut conn, db, before) = table_with(prefix, data).await;
+    let err = shadowcut::run(&config(&db, "t", alter))
+        .await
+        .expect_err("the migration should have refused to lose data");
+    let text = err.to_string();
+    assert!(text.contains(needle), "{alter}: {text}");
+    assert!(text.contains(&format!("`{db}`.`t`")), "{text}");
+    assert_eq!(
+        tables(&mut conn, &db).await,
+        vec!["t"],
+        "{alter}: tool tables left behind"
+    );
+    assert_eq!(
+        rows_all(&mut conn, &db).await,
+        before,
+        "{alter}: the original changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowing_a_number_that_does_not_fit_fails() {
+    assert_fails_cleanly(
+        "narrowint",
+        "(1, 5, 'x'), (2, 1000, 'y'), (3, NULL, NULL)",
+        "MODIFY a TINYINT",
+        "Out of range",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowing_a_string_that_does_not_fit_fails() {
+    assert_fails_cleanly(
+        "narrowstr",
+        "(1, 5, 'ab'), (2, 6, 'abcdef')",
+        "MODIFY b VARCHAR(3)",
+        "truncated",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_null_over_nulls_fails() {
+    assert_fails_cleanly(
+        "notnull",
+        "(1, 5, 'ab'), (2, NULL, 'c')",
+        "MODIFY a INT NOT NULL",
+        "cannot be null",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_index_over_duplicates_fails() {
+    assert_fails_cleanly(
+        "dupunique",
+        "(1, 7, 'a'), (2, 8, 'b'), (3, 7, 'c')",
+        "ADD UNIQUE INDEX a_uq (a)",
+        "collide on a unique key",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_does_not_fit_after_the_copy_fails() {
+    let (mut conn, db, _) = table_with("narrowtail", "(1, 5, 'x'), (2, 6, 'y')").await;
+    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&flag, b"").unwrap();
+    let mut config = config(&db, "t", "MODIFY a TINYINT");
+    config.postpone_cut_over_flag_file = Some(flag.clone());
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    wait_for_copy_complete(&mut conn, &db, "t").await;
+    conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
+        .await
+        .unwrap();
+    let err = migration
+        .await
+        .unwrap()
+        .expect_err("a value the new type cannot hold went through");
+    let _ = std::fs::remove_file(&flag);
+    assert!(err.to_string().contains("Out of range"), "{err}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+}
