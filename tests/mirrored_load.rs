@@ -220,6 +220,7 @@ async fn integer_key_200k_rows_under_load_through_cut_over() {
             alter: "ADD COLUMN extra INT NOT NULL DEFAULT 5, ADD INDEX a_idx (a)",
             transaction: int_transaction,
             migrated_columns: None,
+            control_alter: None,
         },
         4,
     )
@@ -241,6 +242,7 @@ async fn composite_key_with_low_cardinality_first_column() {
             alter: "ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'n'",
             transaction: composite_transaction,
             migrated_columns: None,
+            control_alter: None,
         },
         3,
     )
@@ -261,6 +263,7 @@ async fn varchar_key_in_case_and_accent_insensitive_collation() {
             alter: "ADD INDEX n_idx (n)",
             transaction: varchar_transaction,
             migrated_columns: None,
+            control_alter: None,
         },
         3,
     )

@@ -229,6 +229,7 @@ async fn every_column_type_with_edge_values_and_null() {
             alter: "ADD COLUMN extra INT NOT NULL DEFAULT 3",
             transaction: all_types_transaction,
             migrated_columns: None,
+            control_alter: None,
         },
         3,
     )
@@ -331,6 +332,7 @@ fn key_shape(
         alter: "ADD COLUMN extra INT NOT NULL DEFAULT 3, ADD INDEX p (payload)",
         transaction: txn,
         migrated_columns: None,
+        control_alter: None,
     }
 }
 
@@ -474,6 +476,7 @@ fn alter_shape(
         alter,
         transaction: plain_txn,
         migrated_columns,
+        control_alter: None,
     }
 }
 
@@ -621,4 +624,27 @@ async fn year_0000_key_changed_after_the_copy() {
     let migrated = rows(&mut conn, &db, "t", "k, payload", "k").await;
     let control = rows(&mut conn, &db, "control", "k, payload", "k").await;
     assert_same_rows(&migrated, &control, "YEAR key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn type_changing_alters_give_what_the_server_gives() {
+    const CHANGE: &str = "MODIFY en ENUM('', 'c', 'b', 'a'), MODIFY st SET('z', 'y', 'x'), \
+         MODIFY ts0 DATETIME NULL, MODIFY i BIGINT, MODIFY d3 DECIMAL(10,4), \
+         MODIFY dt DATETIME, MODIFY tiu SMALLINT, MODIFY v_lat VARCHAR(50) CHARACTER SET utf8mb4";
+    migrate_under_load(
+        Shape {
+            name: "typechange",
+            create: ALL_TYPES,
+            columns: ALL_COLUMNS,
+            order: "id",
+            seed: all_types_seed,
+            rows: 400,
+            alter: CHANGE,
+            transaction: all_types_transaction,
+            migrated_columns: None,
+            control_alter: Some(CHANGE),
+        },
+        2,
+    )
+    .await;
 }

@@ -26,6 +26,10 @@ pub struct Shape {
     /// Columns of the migrated table matching `columns` of the control
     /// (differs when the ALTER renames or drops columns).
     pub migrated_columns: Option<&'static str>,
+    /// The same ALTER, run natively on the control before the load starts,
+    /// for type-changing ALTERs: the result must be what the server's own
+    /// conversion gives.
+    pub control_alter: Option<&'static str>,
     pub transaction: fn(&mut Rng, u64) -> Vec<Statement>,
 }
 
@@ -69,6 +73,11 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
         conn.query_drop(create).await.unwrap();
     }
     seed(&mut conn, &db, &shape).await;
+    if let Some(alter) = shape.control_alter {
+        conn.query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
+            .await
+            .unwrap();
+    }
     conn.query_drop(format!("ANALYZE TABLE `{db}`.`t`"))
         .await
         .unwrap();
