@@ -648,3 +648,31 @@ async fn type_changing_alters_give_what_the_server_gives() {
     )
     .await;
 }
+
+keyed!(plain_int_seed, plain_int_txn, |n| Value::from(n as i64 * 3));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unique_not_null_key_without_a_primary_key() {
+    let summary = migrate_under_load(
+        Shape {
+            name: "nopk",
+            create:
+                "CREATE TABLE {T} (k INT NOT NULL, payload INT, UNIQUE KEY uk (k)) ENGINE=InnoDB",
+            columns: "k, payload",
+            order: "k",
+            seed: plain_int_seed,
+            rows: 1500,
+            alter: "ADD COLUMN extra INT NOT NULL DEFAULT 3",
+            transaction: plain_int_txn,
+            migrated_columns: None,
+            control_alter: None,
+        },
+        3,
+    )
+    .await;
+    assert!(
+        summary.plan.shared_key.starts_with("uk "),
+        "{}",
+        summary.plan.shared_key
+    );
+}
