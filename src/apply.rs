@@ -259,6 +259,20 @@ impl Applier {
     }
 }
 
+/// Writes the applied position to the changelog, if there is a new one.
+async fn record_position(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    position: Option<BinlogPosition>,
+) -> Result<()> {
+    match position {
+        Some(pos) => {
+            shadow::write_changelog(conn, names, hint::APPLIED_POSITION, &pos.to_string()).await
+        }
+        None => Ok(()),
+    }
+}
+
 /// One row of SHOW WARNINGS.
 #[derive(Debug, Clone)]
 pub struct Warning {
@@ -373,27 +387,11 @@ impl ApplyLoop {
                     }
                 }
                 if last_position_write.elapsed() > Duration::from_secs(1) {
-                    if let Some(pos) = unrecorded.take() {
-                        shadow::write_changelog(
-                            &mut conn,
-                            &applier.names,
-                            hint::APPLIED_POSITION,
-                            &pos.to_string(),
-                        )
-                        .await?;
-                    }
+                    record_position(&mut conn, &applier.names, unrecorded.take()).await?;
                     last_position_write = Instant::now();
                 }
             }
-            if let Some(pos) = unrecorded.take() {
-                shadow::write_changelog(
-                    &mut conn,
-                    &applier.names,
-                    hint::APPLIED_POSITION,
-                    &pos.to_string(),
-                )
-                .await?;
-            }
+            record_position(&mut conn, &applier.names, unrecorded.take()).await?;
             Ok(conn)
         });
         ApplyLoop {

@@ -297,13 +297,9 @@ async fn migrate_with_writes_after_copy(
 ) -> (Conn, String) {
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, prefix, 400).await;
-    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
-    std::fs::write(&flag, b"").unwrap();
     let mut config = config(&db, "t", "ADD COLUMN extra INT");
-    config.postpone_cut_over_flag_file = Some(flag.clone());
     config.failpoints.drop_row_event = drop_row_event;
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    wait_for_copy_complete(&mut conn, &db, "t").await;
+    let migration = Postponed::start(&mut conn, &db, config).await;
     for id in [10, 20, 30] {
         for table in ["t", "control"] {
             conn.query_drop(format!(
@@ -313,10 +309,9 @@ async fn migrate_with_writes_after_copy(
             .unwrap();
         }
     }
-    std::fs::remove_file(&flag).unwrap();
     migration
+        .finish()
         .await
-        .unwrap()
         .unwrap_or_else(|e| panic!("migration failed: {e}"));
     (conn, db)
 }

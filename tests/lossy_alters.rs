@@ -94,20 +94,14 @@ async fn unique_index_over_duplicates_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_does_not_fit_after_the_copy_fails() {
     let (mut conn, db, _) = table_with("narrowtail", "(1, 5, 'x'), (2, 6, 'y')").await;
-    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
-    std::fs::write(&flag, b"").unwrap();
-    let mut config = config(&db, "t", "MODIFY a TINYINT");
-    config.postpone_cut_over_flag_file = Some(flag.clone());
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    wait_for_copy_complete(&mut conn, &db, "t").await;
+    let migration = Postponed::start(&mut conn, &db, config(&db, "t", "MODIFY a TINYINT")).await;
     conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
         .await
         .unwrap();
     let err = migration
+        .finish()
         .await
-        .unwrap()
         .expect_err("a value the new type cannot hold went through");
-    let _ = std::fs::remove_file(&flag);
     assert!(err.to_string().contains("Out of range"), "{err}");
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }

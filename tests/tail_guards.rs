@@ -27,21 +27,17 @@ async fn run_with_foreign_statement(
     ))
     .await
     .unwrap();
-    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
-    std::fs::write(&flag, b"").unwrap();
-    let mut config = config(&db, "t", "ADD COLUMN extra INT");
-    config.postpone_cut_over_flag_file = Some(flag.clone());
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    wait_for_copy_complete(&mut conn, &db, "t").await;
+    let migration =
+        Postponed::start(&mut conn, &db, config(&db, "t", "ADD COLUMN extra INT")).await;
     conn.query_drop(format!("USE `{db}`")).await.unwrap();
     for stmt in statements {
         conn.query_drop(*stmt).await.unwrap();
     }
-    let result = tokio::time::timeout(Duration::from_secs(30), migration)
+    // The flag stays until finish(): the tail alone must stop the run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let result = tokio::time::timeout(Duration::from_secs(30), migration.finish())
         .await
-        .expect("the migration did not stop")
-        .unwrap();
-    let _ = std::fs::remove_file(&flag);
+        .expect("the migration did not stop");
     let error = result.expect_err("the migration went on after a foreign statement");
     (error, tables(&mut conn, &db).await)
 }

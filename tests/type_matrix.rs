@@ -603,12 +603,8 @@ async fn year_0000_key_changed_after_the_copy() {
         .await
         .unwrap();
     }
-    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
-    std::fs::write(&flag, b"").unwrap();
-    let mut config = config(&db, "t", "ADD COLUMN extra INT");
-    config.postpone_cut_over_flag_file = Some(flag.clone());
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    wait_for_copy_complete(&mut conn, &db, "t").await;
+    let migration =
+        Postponed::start(&mut conn, &db, config(&db, "t", "ADD COLUMN extra INT")).await;
     for table in ["t", "control"] {
         conn.query_drop(format!(
             "UPDATE `{db}`.`{table}` SET payload = 99 WHERE k = 0"
@@ -616,10 +612,9 @@ async fn year_0000_key_changed_after_the_copy() {
         .await
         .unwrap();
     }
-    std::fs::remove_file(&flag).unwrap();
     migration
+        .finish()
         .await
-        .unwrap()
         .unwrap_or_else(|e| panic!("migration failed: {e}"));
     let migrated = rows(&mut conn, &db, "t", "k, payload", "k").await;
     let control = rows(&mut conn, &db, "control", "k, payload", "k").await;

@@ -124,19 +124,13 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
         // The ALTER renames or drops columns the load writes: the load runs
         // through the copy and while the cut-over is postponed, and stops
         // before the swap.
-        let flag = std::env::temp_dir().join(format!("{db}.postpone"));
-        std::fs::write(&flag, b"").unwrap();
-        let mut migration_config = config(&db, "t", shape.alter);
-        migration_config.postpone_cut_over_flag_file = Some(flag.clone());
-        let migration = tokio::spawn(async move { shadowcut::run(&migration_config).await });
-        wait_for_copy_complete(&mut conn, &db, "t").await;
+        let migration = Postponed::start(&mut conn, &db, config(&db, "t", shape.alter)).await;
         tokio::time::sleep(Duration::from_millis(1000)).await;
         stop.store(true, Ordering::Relaxed);
         for w in writers {
             w.await.unwrap();
         }
-        std::fs::remove_file(&flag).unwrap();
-        migration.await.unwrap()
+        migration.finish().await
     };
     stop.store(true, Ordering::Relaxed);
     let rotations = rotator.await.unwrap();

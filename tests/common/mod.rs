@@ -279,3 +279,29 @@ pub async fn wait_for_copy_complete(conn: &mut Conn, db: &str, table: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A migration running in the background, held before its cut-over by a
+/// postpone flag file, with its copy complete.
+pub struct Postponed {
+    flag: std::path::PathBuf,
+    migration: tokio::task::JoinHandle<shadowcut::Result<shadowcut::Summary>>,
+}
+
+impl Postponed {
+    /// Starts `config`'s migration of `db`.`t` and waits until it has
+    /// copied every row.
+    pub async fn start(conn: &mut Conn, db: &str, mut config: shadowcut::Config) -> Postponed {
+        let flag = std::env::temp_dir().join(format!("{db}.postpone"));
+        std::fs::write(&flag, b"").unwrap();
+        config.postpone_cut_over_flag_file = Some(flag.clone());
+        let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+        wait_for_copy_complete(conn, db, "t").await;
+        Postponed { flag, migration }
+    }
+
+    /// Removes the flag and waits for the migration's end.
+    pub async fn finish(self) -> shadowcut::Result<shadowcut::Summary> {
+        let _ = std::fs::remove_file(&self.flag);
+        self.migration.await.expect("the migration task panicked")
+    }
+}
