@@ -105,3 +105,23 @@ async fn a_change_that_does_not_fit_after_the_copy_fails() {
     assert!(err.to_string().contains("Out of range"), "{err}");
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordering_an_enum_key_is_refused() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "enumkey").await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.`t` (k ENUM('a','b','c') NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!("INSERT INTO `{db}`.`t` VALUES ('a', 1), ('c', 2)"))
+        .await
+        .unwrap();
+    let err = shadowcut::run(&config(&db, "t", "MODIFY k ENUM('c','b','a') NOT NULL"))
+        .await
+        .expect_err("an enum key whose positions change must be refused");
+    assert!(matches!(err, shadowcut::Error::Refused(_)), "{err}");
+    assert!(err.to_string().contains("shared key column k"), "{err}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+}

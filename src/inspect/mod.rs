@@ -113,6 +113,19 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
             "Keep the primary key, or keep another unique NOT NULL key in both, so rows can be matched",
         )
     })?;
+    if let Some(k) = key.columns.iter().find(|k| {
+        matches!(k.column.data_type.as_str(), "enum" | "set")
+            && k.column.column_type != k.ghost_column.column_type
+    }) {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the ALTER changes the values of the shared key column {} ({} to {}); the binlog gives such keys as positions in the old list",
+                k.name, k.column.column_type, k.ghost_column.column_type
+            ),
+            "Change that column in a separate migration that keeps another unique key, or with a plain ALTER TABLE",
+        ));
+    }
     if let Some(k) = key.columns.iter().find(|k| decoded_wrongly(&k.column)) {
         return Err(Error::refused(
             &table,
