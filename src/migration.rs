@@ -464,8 +464,9 @@ impl Run<'_> {
         .await?;
         *sources.tail.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(tail.shared()));
         let reporter = Reporter::start(Arc::clone(&sources), config.output, config.status_interval);
-        let heartbeat =
-            Heartbeat::start(&config.connect, names.clone(), config.heartbeat_interval).await?;
+        let mut heartbeat = Some(
+            Heartbeat::start(&config.connect, names.clone(), config.heartbeat_interval).await?,
+        );
         let buffer = Arc::clone(&tail.shared().buffer);
         let apply_conn = server::connect_session(&config.connect).await?;
         let mut pipeline = Pipeline {
@@ -499,7 +500,9 @@ impl Run<'_> {
             }
             sources.set_stage("catch-up");
             self.converge(&mut pipeline).await?;
-            heartbeat.stop().await?;
+            if let Some(heartbeat) = heartbeat.take() {
+                heartbeat.stop().await?;
+            }
 
             sources.set_stage("cut-over");
             let mut attempts = 0;
@@ -543,6 +546,9 @@ impl Run<'_> {
         }
         .await;
         reporter.stop();
+        if let Some(heartbeat) = heartbeat.take() {
+            let _ = heartbeat.stop().await;
+        }
         let apply_failure = pipeline.shutdown().await;
         // When the apply loop died, its error is the cause; what the other
         // stages saw ("the apply loop stopped") is only the symptom.
