@@ -321,10 +321,14 @@ pub struct KeyColumn {
 impl KeyColumn {
     /// Expression that reads this column of the original table in the form
     /// [`KeyPart`] holds: raw bytes for character columns, epoch text for
-    /// TIMESTAMP, the value itself otherwise.
+    /// TIMESTAMP, numbers for ENUM, SET and BIT, the value itself otherwise.
     pub fn select_expr(&self) -> String {
         let col = sql::ident(&self.name);
-        if self.column.is_text() {
+        if matches!(self.column.data_type.as_str(), "enum" | "set" | "bit") {
+            // Numbers, as the binlog gives them (ENUM position, SET and BIT
+            // bits); compared as numbers they also sort as ORDER BY does.
+            format!("({col} + 0)")
+        } else if self.column.is_text() {
             format!("CAST({col} AS BINARY)")
         } else if self.column.data_type == "timestamp" {
             format!("UNIX_TIMESTAMP({col})")
@@ -337,7 +341,7 @@ impl KeyColumn {
     /// character set, and a parameter is read in the connection's (utf8mb4),
     /// which rejects latin1 bytes such as 0xE9.
     fn sends_hex(&self) -> bool {
-        self.column.charset.is_some()
+        self.column.charset.is_some() && !matches!(self.column.data_type.as_str(), "enum" | "set")
     }
 
     /// The parameter for one key part, as [`KeyColumn::bind_expr`] expects it.

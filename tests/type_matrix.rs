@@ -671,3 +671,45 @@ async fn unique_not_null_key_without_a_primary_key() {
         summary.plan.shared_key
     );
 }
+
+keyed!(float_seed, float_txn, |n| Value::Double(
+    n as f64 * 1.5 - 300.25
+));
+keyed!(enum_seed, enum_txn, |n| Value::from(
+    ["zulu", "alpha", "mike", "bravo", ""][(n % 5) as usize]
+));
+keyed!(set_seed, set_txn, |n| Value::from(
+    ["", "x", "y", "x,y", "z", "x,z", "y,z", "x,y,z"][(n % 8) as usize]
+));
+keyed!(bit_seed, bit_txn, |n| Value::UInt(n % 256));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn float_and_double_keys() {
+    migrate_under_load(key_shape("kfloat", "FLOAT", float_seed, float_txn, 800), 2).await;
+    migrate_under_load(
+        key_shape("kdouble", "DOUBLE", float_seed, float_txn, 800),
+        2,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn enum_set_and_bit_keys_in_declaration_order() {
+    migrate_under_load(
+        key_shape(
+            "kenum",
+            "ENUM('zulu','alpha','mike','bravo','')",
+            enum_seed,
+            enum_txn,
+            5,
+        ),
+        2,
+    )
+    .await;
+    migrate_under_load(
+        key_shape("kset", "SET('z','y','x')", set_seed, set_txn, 8),
+        2,
+    )
+    .await;
+    migrate_under_load(key_shape("kbit", "BIT(8)", bit_seed, bit_txn, 256), 2).await;
+}

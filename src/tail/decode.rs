@@ -5,7 +5,8 @@
 //! - signedness is not in MariaDB's table map: unsigned integers arrive as
 //!   negative numbers and are reinterpreted with the column's real type;
 //! - `BINARY(n)` arrives without its trailing zero bytes and is re-padded;
-//! - `YEAR` 0000 arrives as 1900.
+//! - `YEAR` 0000 arrives as 1900;
+//! - `BIT` arrives as bytes, compared as a number here (as the chunker reads it).
 
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::Value;
@@ -34,6 +35,10 @@ pub fn key_part(column: &Column, value: Option<&BinlogValue<'_>>) -> Result<KeyP
         // mysql_common adds 1900 to the stored byte, so YEAR 0000 reads as
         // 1900, a year the type cannot hold.
         (Value::Bytes(b), _, _) if column.data_type == "year" && b == b"1900" => Value::Int(0),
+        // BIT arrives as big-endian bytes; keys compare it as a number.
+        (Value::Bytes(b), _, _) if column.data_type == "bit" => {
+            Value::UInt(b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
+        }
         (Value::Bytes(mut b), _, _) if column.is_fixed_binary() => {
             if let Some(len) = column.octet_length {
                 if (b.len() as u64) < len {
