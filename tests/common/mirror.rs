@@ -26,7 +26,7 @@ pub struct Shape {
     /// Columns of the migrated table matching `columns` of the control
     /// (differs when the ALTER renames or drops columns).
     pub migrated_columns: Option<&'static str>,
-    /// The same ALTER, run natively on the control before the load starts,
+    /// The same ALTER, run natively on the control after the load ends,
     /// for type-changing ALTERs: the result must be what the server's own
     /// conversion gives.
     pub control_alter: Option<&'static str>,
@@ -73,11 +73,6 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
         conn.query_drop(create).await.unwrap();
     }
     seed(&mut conn, &db, &shape).await;
-    if let Some(alter) = shape.control_alter {
-        conn.query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
-            .await
-            .unwrap();
-    }
     conn.query_drop(format!("ANALYZE TABLE `{db}`.`t`"))
         .await
         .unwrap();
@@ -148,6 +143,13 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
         "no change went through the tail: {summary:?}"
     );
 
+    if let Some(alter) = shape.control_alter {
+        // The server's own conversion of the final data, in a UTC session
+        // like the tool's.
+        conn.query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
+            .await
+            .unwrap();
+    }
     let migrated_columns = shape.migrated_columns.unwrap_or(shape.columns);
     let migrated = rows(&mut conn, &db, "t", migrated_columns, shape.order).await;
     let control = rows(&mut conn, &db, "control", shape.columns, shape.order).await;

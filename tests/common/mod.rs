@@ -208,7 +208,11 @@ where
             tokio::spawn(async move {
                 let mut conn = client(&config).await;
                 conn.query_drop(format!("USE `{db}`")).await.unwrap();
-                conn.query_drop("SET SESSION innodb_lock_wait_timeout = 10, lock_wait_timeout = 60").await.unwrap();
+                // Writers work in a time zone that is neither the server's
+                // (-07:00) nor the tool's (UTC).
+                conn.query_drop("SET SESSION innodb_lock_wait_timeout = 10, lock_wait_timeout = 60, time_zone = '+05:30'")
+                    .await
+                    .unwrap();
                 let mut rng = Rng::new(w + 1 + std::process::id() as u64);
                 let started = Instant::now();
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < max {
