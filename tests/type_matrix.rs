@@ -176,13 +176,27 @@ const ALL_COLUMNS: &str = "id, ti, tiu, si, siu, mi, miu, i, iu, bi, biu, d1, d2
      t_utf, v_lat, v_bin, bin16, bl, tbl, mbl, mdbl, dt, dtm0, dtm6, ts0, ts3, ts6, tm0, tm1, tm2, tm6, yr, en, st, js, \
      ST_AsText(g), gen_v, gen_s, inv";
 
+/// Every row starts with an edge value (or NULL) in every column, so that
+/// the copy, not only the binlog path, carries each of them.
 fn all_types_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
-    (
-        "id, i".into(),
-        (0..rows)
-            .map(|n| vec![Value::from(n as i64), Value::from(n as i64)])
-            .collect(),
-    )
+    let columns: Vec<_> = type_columns()
+        .into_iter()
+        .filter(|(name, expr, _)| *expr == "?" && *name != "bl" && *name != "mdbl")
+        .collect();
+    let names: Vec<&str> = std::iter::once("id")
+        .chain(columns.iter().map(|c| c.0))
+        .collect();
+    let data = (0..rows)
+        .map(|n| {
+            let mut row = vec![Value::from(n as i64)];
+            for (i, (_, _, values)) in columns.iter().enumerate() {
+                let pick = (n as usize + i) % (values.len() + 1);
+                row.push(values.get(pick).cloned().unwrap_or(Value::NULL));
+            }
+            row
+        })
+        .collect();
+    (names.join(", "), data)
 }
 
 fn all_types_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
