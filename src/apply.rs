@@ -310,8 +310,6 @@ pub async fn show_warnings(
 pub struct ApplyStats {
     /// Keys applied to the new table.
     pub keys_applied: AtomicU64,
-    /// Batches applied.
-    pub batches: AtomicU64,
 }
 
 /// The background task that keeps applying the buffer to the new table
@@ -362,7 +360,6 @@ impl ApplyLoop {
                         Outcome::Applied => {
                             conflict_since = None;
                             stats.keys_applied.fetch_add(count, Ordering::Relaxed);
-                            stats.batches.fetch_add(1, Ordering::Relaxed);
                             if let Some(m) = batch.marker {
                                 marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
                             }

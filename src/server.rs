@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder};
@@ -290,26 +289,6 @@ pub async fn binlog_status(conn: &mut Conn, dialect: Dialect) -> Result<Option<B
         do_db: split(text("Binlog_Do_DB")),
         ignore_db: split(text("Binlog_Ignore_DB")),
     }))
-}
-
-/// Retries `op` on lock wait timeouts (1205) and deadlocks (1213), with a
-/// short growing pause, up to `attempts` times.
-pub async fn retry_on_lock_conflict<T, F, Fut>(attempts: u32, mut op: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Err(e) if matches!(e.server_code(), Some(1205 | 1213)) && attempt + 1 < attempts => {
-                attempt += 1;
-                tracing::debug!(attempt, error = %e, "lock conflict, retrying");
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-            }
-            other => return other,
-        }
-    }
 }
 
 #[cfg(test)]

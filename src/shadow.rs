@@ -305,21 +305,6 @@ pub async fn write_changelog(
     .context(|| format!("writing {hint} to {changelog}"))
 }
 
-/// Reads one changelog value.
-pub async fn read_changelog(
-    conn: &mut Conn,
-    names: &ShadowNames,
-    hint: &str,
-) -> Result<Option<String>> {
-    let changelog = names.q(&names.changelog);
-    conn.exec_first(
-        format!("SELECT value FROM {changelog} WHERE hint = ?"),
-        (hint,),
-    )
-    .await
-    .context(|| format!("reading {hint} from {changelog}"))
-}
-
 /// A background task writing the heartbeat row at a fixed interval, until
 /// stopped. Later stages read replica lag from it.
 pub struct Heartbeat {

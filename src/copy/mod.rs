@@ -30,8 +30,6 @@ use chunker::{Chunk, Chunker};
 pub struct CopyStats {
     /// Rows inserted into the new table by the copy.
     pub rows_copied: AtomicU64,
-    /// Chunks done.
-    pub chunks: AtomicU64,
 }
 
 /// What a chunk's warnings say.
@@ -194,7 +192,6 @@ impl Copier {
                     }
                 }
             }
-            stats.chunks.fetch_add(1, Ordering::Relaxed);
             let Some(upper) = chunk.upper else { break };
             let watermark = serde_json::to_string(&upper).unwrap_or_default();
             shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, &watermark).await?;
