@@ -58,6 +58,26 @@ fn transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
     }
 }
 
+/// `writers` tasks of mirrored writes on `t` and `control` over `rows` keys,
+/// until `stop` (at most two minutes).
+fn load(
+    db: &str,
+    writers: u64,
+    stop: &Arc<AtomicBool>,
+    rows: u64,
+) -> (Arc<LoadStats>, Vec<tokio::task::JoinHandle<()>>) {
+    start_mirrored_load(
+        primary(),
+        db.to_string(),
+        "t".into(),
+        "control".into(),
+        writers,
+        stop.clone(),
+        Duration::from_secs(120),
+        move |rng| transaction(rng, rows),
+    )
+}
+
 async fn assert_matches_control(conn: &mut Conn, db: &str) {
     let migrated = rows(conn, db, "t", "id, a, b", "id").await;
     let control = rows(conn, db, "control", "id, a, b", "id").await;
@@ -100,16 +120,7 @@ async fn writes_during_the_lock_land_in_the_new_table_through_prepared_statement
     let db = setup(&mut conn, "lockwin", 3000).await;
     let stop = Arc::new(AtomicBool::new(false));
     // exec_drop uses server-side prepared statements, re-executed across the swap.
-    let (stats, writers) = start_mirrored_load(
-        primary(),
-        db.clone(),
-        "t".into(),
-        "control".into(),
-        4,
-        stop.clone(),
-        Duration::from_secs(120),
-        |rng| transaction(rng, 3000),
-    );
+    let (stats, writers) = load(&db, 4, &stop, 3000);
     let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.cut_over_lock_timeout = Duration::from_secs(6);
     config.failpoints.lock_delay = Some(Duration::from_millis(1500));
@@ -143,16 +154,7 @@ async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, "killa", 2000).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let (_stats, writers) = start_mirrored_load(
-        primary(),
-        db.clone(),
-        "t".into(),
-        "control".into(),
-        3,
-        stop.clone(),
-        Duration::from_secs(120),
-        |rng| transaction(rng, 2000),
-    );
+    let (_stats, writers) = load(&db, 3, &stop, 2000);
     let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.cut_over_lock_timeout = Duration::from_secs(5);
     config.failpoints.lock_delay = Some(Duration::from_millis(2000));
@@ -301,13 +303,12 @@ async fn migrate_with_writes_after_copy(
     config.failpoints.drop_row_event = drop_row_event;
     let migration = Postponed::start(&mut conn, &db, config).await;
     for id in [10, 20, 30] {
-        for table in ["t", "control"] {
-            conn.query_drop(format!(
-                "UPDATE `{db}`.`{table}` SET b = 'after-copy' WHERE id = {id}"
-            ))
-            .await
-            .unwrap();
-        }
+        on_both(
+            &mut conn,
+            &db,
+            &format!("UPDATE {{T}} SET b = 'after-copy' WHERE id = {id}"),
+        )
+        .await;
     }
     migration
         .finish()

@@ -615,30 +615,23 @@ async fn negative_time6_key_past_24_hours() {
 /// that row after the copy must still be applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn year_0000_key_changed_after_the_copy() {
-    use mysql_async::prelude::*;
     let mut conn = client(&primary()).await;
     let db = fresh_database(&mut conn, "year0").await;
-    for table in ["t", "control"] {
-        conn.query_drop(format!(
-            "CREATE TABLE `{db}`.`{table}` (k YEAR NOT NULL PRIMARY KEY, payload INT) ENGINE=InnoDB"
-        ))
-        .await
-        .unwrap();
-        conn.query_drop(format!(
-            "INSERT INTO `{db}`.`{table}` VALUES (0, 1), (1901, 1), (2155, 1)"
-        ))
-        .await
-        .unwrap();
-    }
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (k YEAR NOT NULL PRIMARY KEY, payload INT) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (0, 1), (1901, 1), (2155, 1)",
+    )
+    .await;
     let migration =
         Postponed::start(&mut conn, &db, config(&db, "t", "ADD COLUMN extra INT")).await;
-    for table in ["t", "control"] {
-        conn.query_drop(format!(
-            "UPDATE `{db}`.`{table}` SET payload = 99 WHERE k = 0"
-        ))
-        .await
-        .unwrap();
-    }
+    on_both(&mut conn, &db, "UPDATE {T} SET payload = 99 WHERE k = 0").await;
     migration
         .finish()
         .await

@@ -309,3 +309,12 @@ impl Postponed {
         self.migration.await.expect("the migration task panicked")
     }
 }
+
+/// Runs `stmt` (with `{T}` for the table) on `db`.`t` and on `db`.`control`.
+pub async fn on_both(conn: &mut Conn, db: &str, stmt: &str) {
+    for table in ["t", "control"] {
+        conn.query_drop(stmt.replace("{T}", &format!("`{db}`.`{table}`")))
+            .await
+            .unwrap();
+    }
+}
