@@ -144,9 +144,11 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
     );
 
     if let Some(alter) = shape.control_alter {
-        // The server's own conversion of the final data, in a UTC session
-        // like the tool's.
-        conn.query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
+        // The server's own conversion of the final data, in the server's
+        // time zone and sql_mode, as a DBA's ALTER TABLE would run.
+        native_session(&primary_config)
+            .await
+            .query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
             .await
             .unwrap();
     }
