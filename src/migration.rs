@@ -446,6 +446,13 @@ impl Run<'_> {
             })?
             .position;
         shadow::write_changelog(conn, names, hint::START_POSITION, &start.to_string()).await?;
+        let variables =
+            server::global_variables(conn, &["binlog_checksum", "lower_case_table_names"]).await?;
+        let name_rule = crate::tail::statements::NameRule {
+            case_insensitive: variables
+                .get("lower_case_table_names")
+                .is_some_and(|v| v != "0"),
+        };
         let tail = Tail::start(TailConfig {
             connect: config.connect.clone(),
             server_id: self.server_id(),
@@ -455,10 +462,10 @@ impl Run<'_> {
             key: plan.key.clone(),
             statement_tag: self.tag(),
             heartbeat_period: Duration::from_secs(1),
-            checksums: server::global_variables(conn, &["binlog_checksum"])
-                .await?
+            checksums: variables
                 .get("binlog_checksum")
                 .is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
+            name_rule,
             failpoints: config.failpoints.clone(),
         })
         .await?;
@@ -470,13 +477,13 @@ impl Run<'_> {
         let buffer = Arc::clone(&tail.shared().buffer);
         let apply_conn = server::connect_session(&config.connect).await?;
         let mut pipeline = Pipeline {
-            tail,
             apply: Some(ApplyLoop::start(
                 apply_conn,
                 applier.clone(),
-                Arc::clone(&buffer),
+                Arc::clone(tail.shared()),
                 Arc::clone(&sources.apply),
             )),
+            tail,
             conn: server::connect_session(&config.connect).await?,
             names: names.clone(),
             next_marker: 0,
@@ -518,17 +525,19 @@ impl Run<'_> {
                     lock_timeout: config.cut_over_lock_timeout,
                     final_comment: &ghost.final_comment,
                     has_auto_increment: self.preflight.original.auto_increment.is_some(),
+                    requested_auto_increment: ghost.requested_auto_increment,
                     tail: &pipeline.tail,
                     buffer: &buffer,
                     applier: &applier,
                     stop,
                     failpoints: &config.failpoints,
+                    name_rule,
                 };
                 match cut.attempt(run_lock.conn(), &mut apply_conn, marker).await? {
                     Attempt::Swapped { lock_time } => return Ok((lock_time, attempts)),
                     Attempt::Retry(reason) => {
                         tracing::warn!(attempt = attempts, %reason, "cut-over attempt abandoned; the original is intact");
-                        pipeline.resume_apply(apply_conn, &applier, &buffer, &sources);
+                        pipeline.resume_apply(apply_conn, &applier, &sources);
                         if attempts >= config.cut_over_attempts {
                             return Err(Error::CutOver {
                                 table: names.q(&names.original),
@@ -634,17 +643,11 @@ impl Pipeline {
         apply.stop().await
     }
 
-    fn resume_apply(
-        &mut self,
-        conn: Conn,
-        applier: &Applier,
-        buffer: &crate::apply::SharedBuffer,
-        sources: &Sources,
-    ) {
+    fn resume_apply(&mut self, conn: Conn, applier: &Applier, sources: &Sources) {
         self.apply = Some(ApplyLoop::start(
             conn,
             applier.clone(),
-            Arc::clone(buffer),
+            Arc::clone(self.tail.shared()),
             Arc::clone(&sources.apply),
         ));
     }

@@ -6,7 +6,8 @@
 //!   negative numbers and are reinterpreted with the column's real type;
 //! - `BINARY(n)` arrives without its trailing zero bytes and is re-padded;
 //! - `YEAR` 0000 arrives as 1900;
-//! - `BIT` arrives as bytes, compared as a number here (as the chunker reads it).
+//! - `BIT` arrives as big-endian bytes and `SET` as a little-endian bitmask,
+//!   both compared as numbers here (as the chunker reads them).
 
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::Value;
@@ -39,6 +40,13 @@ pub fn key_part(column: &Column, value: Option<&BinlogValue<'_>>) -> Result<KeyP
         (Value::Bytes(b), _, _) if column.data_type == "bit" => {
             Value::UInt(b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
         }
+        // SET arrives as its bitmask in little-endian bytes; keys compare
+        // it as a number (`col + 0`).
+        (Value::Bytes(b), _, _) if column.data_type == "set" => Value::UInt(
+            b.iter()
+                .rev()
+                .fold(0u64, |acc, x| (acc << 8) | u64::from(*x)),
+        ),
         (Value::Bytes(mut b), _, _) if column.is_fixed_binary() => {
             if let Some(len) = column.octet_length {
                 if (b.len() as u64) < len {
@@ -103,6 +111,16 @@ mod tests {
             key_part(&c, Some(&v)).unwrap(),
             KeyPart::Bytes(b"2024".to_vec())
         );
+    }
+
+    #[test]
+    fn set_bitmasks_become_numbers() {
+        let mut c = col("s", "set", Some(("utf8mb4", "utf8mb4_general_ci")));
+        c.column_type = "set('x','y','z')".into();
+        let v = BinlogValue::Value(Value::Bytes(vec![5]));
+        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::UInt(5));
+        let v = BinlogValue::Value(Value::Bytes(vec![1, 2]));
+        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::UInt(0x201));
     }
 
     #[test]
