@@ -317,7 +317,10 @@ impl Applier {
     ) -> std::result::Result<Verdict, mysql_async::Error> {
         let keys: Vec<KeyValue> = changes.iter().map(|c| c.key.clone()).collect();
         let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &keys);
-        let (orig_where, orig_params) = self.key.matches_any(Side::Original, &keys);
+        let (mut orig_where, orig_params) = self.key.matches_any(Side::Original, &keys);
+        if failpoint::on(self.failpoints.reread_mismatch) {
+            orig_where.push_str(" AND 1 = 0");
+        }
         conn.exec_drop(
             format!(
                 "DELETE FROM {} WHERE {ghost_where}",
@@ -525,6 +528,15 @@ impl ApplyLoop {
             loop {
                 if *stopped.borrow() {
                     break;
+                }
+                if let Some(delay) = applier.failpoints.apply_loop_delay {
+                    tokio::select! {
+                        _ = failpoint::pause(Some(delay)) => {}
+                        _ = stopped.changed() => {}
+                    }
+                    if *stopped.borrow() {
+                        break;
+                    }
                 }
                 let batch = lock(&tail.buffer).take(BATCH_KEYS);
                 if batch.changes.is_empty() {

@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 use crate::apply::{self, Applier, Outcome, SharedBuffer, Taken, BATCH_KEYS};
 use crate::control::Stop;
 use crate::error::{Error, Result, SqlContext};
-use crate::failpoint::Failpoints;
+use crate::failpoint::{self, Failpoints};
 use crate::server::ConnectConfig;
 use crate::shadow::{self, hint, marker, Role, ShadowNames};
 use crate::sql;
@@ -71,6 +71,8 @@ pub struct CutOver<'a> {
     pub failpoints: &'a Failpoints,
     /// How the server compares table names.
     pub name_rule: NameRule,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
 }
 
 /// How an attempt ended.
@@ -314,7 +316,17 @@ impl CutOver<'_> {
                 }
             })?;
         self.drain(drain).await?;
+        // No wait of the drain connection may outlast the lock (a reader of
+        // the ghost blocks finishing it).
+        drain
+            .query_drop(format!(
+                "SET SESSION lock_wait_timeout = {}",
+                self.lock_wait_seconds()
+            ))
+            .await
+            .map_err(|e| Abort::Retry(format!("bounding the drain's lock waits: {e}")))?;
         self.finish_new_table(drain).await?;
+        failpoint::stall_in_attempt(self.failpoints.stall_swap_attempts, self.attempt).await;
         if let Some(go) = go.take() {
             let _ = go.send(());
         }
@@ -339,13 +351,19 @@ impl CutOver<'_> {
     /// is deferred and applied together with every other deferred key at
     /// the end; a collision then is real.
     async fn drain(&self, drain: &mut Conn) -> std::result::Result<(), Abort> {
+        let batch_keys = self
+            .failpoints
+            .drain_batch_keys
+            .filter(|_| Failpoints::ENABLED)
+            .map_or(BATCH_KEYS, |n| n as usize);
         let mut deferred = Taken::new(self.buffer, Vec::new());
         loop {
-            let batch = apply::lock(self.buffer).take(BATCH_KEYS);
+            let batch = apply::lock(self.buffer).take(batch_keys);
             if batch.changes.is_empty() {
                 break;
             }
             let taken = Taken::new(self.buffer, batch.changes);
+            failpoint::stall_in_attempt(self.failpoints.stall_drain_attempts, self.attempt).await;
             match self.applier.apply(drain, taken.changes()).await {
                 Ok(Outcome::Applied) => {
                     taken.done();

@@ -506,7 +506,9 @@ impl Run<'_> {
                 return Err(self.interrupted());
             }
             sources.set_stage("catch-up");
-            self.converge(&mut pipeline).await?;
+            if !crate::failpoint::on(config.failpoints.skip_converge) {
+                self.converge(&mut pipeline).await?;
+            }
             if let Some(heartbeat) = heartbeat.take() {
                 heartbeat.stop().await?;
             }
@@ -532,6 +534,7 @@ impl Run<'_> {
                     stop,
                     failpoints: &config.failpoints,
                     name_rule,
+                    attempt: attempts,
                 };
                 match cut.attempt(run_lock.conn(), &mut apply_conn, marker).await? {
                     Attempt::Swapped { lock_time } => return Ok((lock_time, attempts)),
