@@ -242,6 +242,12 @@ impl Applier {
         self.names.q(&self.names.original)
     }
 
+    /// `INSERT INTO ghost (...) SELECT ... FROM original`, to which a WHERE
+    /// clause and the share lock are added.
+    pub fn insert_prefix(&self) -> &str {
+        &self.insert_prefix
+    }
+
     /// The statements a batch runs, for the dry-run plan.
     pub fn describe(&self) -> Vec<String> {
         vec![
@@ -445,6 +451,77 @@ const TAIL_WAIT: Duration = Duration::from_secs(60);
 /// How often a single key may be re-read in vain, each time after the tail
 /// has caught up, before the migration stops.
 const SHORTFALL_STRIKES: u32 = 3;
+
+/// Why [`drain_all`] did not apply everything.
+#[derive(Debug)]
+pub enum DrainFailure {
+    /// Rows collide on a unique key of the new table with every change
+    /// applied: the data violates it.
+    Collision(String),
+    /// Anything else; worth another attempt.
+    Failed(String),
+}
+
+/// Applies every change left in the buffer, while the caller holds the
+/// original's lock (nothing can change it meanwhile, so a collision or a
+/// shortfall cannot be explained by a later change). Taken keys go back
+/// into the buffer whenever this ends before they are applied, even when it
+/// is cancelled mid-statement. A batch that collides on a new unique key
+/// may collide with a row whose own change is in a later batch: it is
+/// deferred and applied together with every other deferred key at the end;
+/// a collision then is real. `attempt` is the cut-over attempt, for the
+/// test-only stall.
+pub async fn drain_all(
+    applier: &Applier,
+    buffer: &SharedBuffer,
+    conn: &mut Conn,
+    failpoints: &Failpoints,
+    attempt: Option<u32>,
+) -> std::result::Result<(), DrainFailure> {
+    let batch_keys = failpoints
+        .drain_batch_keys
+        .filter(|_| Failpoints::ENABLED)
+        .map_or(BATCH_KEYS, |n| n as usize);
+    let mut deferred = Taken::new(buffer, Vec::new());
+    let failed = |e: Error| DrainFailure::Failed(e.to_string());
+    let short = |expected, found| {
+        DrainFailure::Failed(format!(
+            "re-reading changed rows under the lock found {found} of {expected}"
+        ))
+    };
+    loop {
+        let batch = lock(buffer).take(batch_keys);
+        if batch.changes.is_empty() {
+            break;
+        }
+        let taken = Taken::new(buffer, batch.changes);
+        if let Some(attempt) = attempt {
+            failpoint::stall_in_attempt(failpoints.stall_drain_attempts, attempt).await;
+        }
+        match applier.apply(conn, taken.changes()).await.map_err(failed)? {
+            Outcome::Applied => {
+                taken.done();
+            }
+            Outcome::Conflict(_) => deferred.extend(taken.done()),
+            Outcome::Shortfall { expected, found } => return Err(short(expected, found)),
+        }
+    }
+    if deferred.changes().is_empty() {
+        return Ok(());
+    }
+    match applier
+        .apply(conn, deferred.changes())
+        .await
+        .map_err(failed)?
+    {
+        Outcome::Applied => {
+            deferred.done();
+            Ok(())
+        }
+        Outcome::Conflict(message) => Err(DrainFailure::Collision(message)),
+        Outcome::Shortfall { expected, found } => Err(short(expected, found)),
+    }
+}
 
 /// Writes the applied position to the changelog, if there is a new one.
 async fn record_position(

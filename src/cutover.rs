@@ -30,7 +30,7 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use tokio::sync::oneshot;
 
-use crate::apply::{self, Applier, Outcome, SharedBuffer, Taken, BATCH_KEYS};
+use crate::apply::{self, Applier, SharedBuffer};
 use crate::control::Stop;
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::{self, Failpoints};
@@ -315,7 +315,21 @@ impl CutOver<'_> {
                     Abort::Retry(e.to_string())
                 }
             })?;
-        self.drain(drain).await?;
+        apply::drain_all(
+            self.applier,
+            self.buffer,
+            drain,
+            self.failpoints,
+            Some(self.attempt),
+        )
+        .await
+        .map_err(|e| match e {
+            apply::DrainFailure::Collision(message) => Abort::Fatal(Error::CutOver {
+                table: self.table(),
+                message: format!("rows collide on a unique key of the new table ({message})"),
+            }),
+            apply::DrainFailure::Failed(reason) => Abort::Retry(reason),
+        })?;
         // No wait of the drain connection may outlast the lock (a reader of
         // the ghost blocks finishing it).
         drain
@@ -341,59 +355,6 @@ impl CutOver<'_> {
             .await
             .map_err(|e| Abort::Retry(format!("connection A lost its lock: {e}")))?;
         Ok(())
-    }
-
-    /// Applies every change left in the buffer, under the lock (nothing
-    /// can change the original meanwhile). Taken keys go back into the
-    /// buffer whenever the attempt ends before they are applied, even when
-    /// it is cancelled mid-statement. A batch that collides on a new unique
-    /// key may collide with a row whose own change is in a later batch: it
-    /// is deferred and applied together with every other deferred key at
-    /// the end; a collision then is real.
-    async fn drain(&self, drain: &mut Conn) -> std::result::Result<(), Abort> {
-        let batch_keys = self
-            .failpoints
-            .drain_batch_keys
-            .filter(|_| Failpoints::ENABLED)
-            .map_or(BATCH_KEYS, |n| n as usize);
-        let mut deferred = Taken::new(self.buffer, Vec::new());
-        loop {
-            let batch = apply::lock(self.buffer).take(batch_keys);
-            if batch.changes.is_empty() {
-                break;
-            }
-            let taken = Taken::new(self.buffer, batch.changes);
-            failpoint::stall_in_attempt(self.failpoints.stall_drain_attempts, self.attempt).await;
-            match self.applier.apply(drain, taken.changes()).await {
-                Ok(Outcome::Applied) => {
-                    taken.done();
-                }
-                Ok(Outcome::Conflict(_)) => deferred.extend(taken.done()),
-                Ok(Outcome::Shortfall { expected, found }) => {
-                    return Err(Abort::Retry(format!(
-                        "re-reading changed rows under the lock found {found} of {expected}"
-                    )))
-                }
-                Err(e) => return Err(Abort::Retry(e.to_string())),
-            }
-        }
-        if deferred.changes().is_empty() {
-            return Ok(());
-        }
-        match self.applier.apply(drain, deferred.changes()).await {
-            Ok(Outcome::Applied) => {
-                deferred.done();
-                Ok(())
-            }
-            Ok(Outcome::Conflict(message)) => Err(Abort::Fatal(Error::CutOver {
-                table: self.table(),
-                message: format!("rows collide on a unique key of the new table ({message})"),
-            })),
-            Ok(Outcome::Shortfall { expected, found }) => Err(Abort::Retry(format!(
-                "re-reading changed rows under the lock found {found} of {expected}"
-            ))),
-            Err(e) => Err(Abort::Retry(e.to_string())),
-        }
     }
 
     /// B takes its locks in the server's sorted order of names, so after

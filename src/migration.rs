@@ -11,7 +11,8 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use serde::Serialize;
 
-use crate::apply::{Applier, ApplyLoop};
+use crate::apply::{Applier, ApplyLoop, ApplyStats};
+use crate::checksum::{ApplyControl, Checksum, ChecksumReport, Verification};
 use crate::control::{self, Stop};
 use crate::copy::{CatchUp, Copier};
 use crate::cutover::{Attempt, CutOver};
@@ -39,6 +40,10 @@ pub struct Config {
     pub execute: bool,
     /// Rows per copy chunk.
     pub chunk_size: u64,
+    /// Swap without comparing the new table with the original first.
+    pub skip_checksum: bool,
+    /// Connections comparing chunks in parallel.
+    pub checksum_threads: usize,
     /// No cut-over while this file exists.
     pub postpone_cut_over_flag_file: Option<PathBuf>,
     /// Longest time clients may be blocked by one cut-over attempt.
@@ -77,6 +82,8 @@ impl Config {
             alter: alter.into(),
             execute: false,
             chunk_size: 1000,
+            skip_checksum: false,
+            checksum_threads: 2,
             postpone_cut_over_flag_file: None,
             cut_over_lock_timeout: Duration::from_secs(3),
             cut_over_attempts: 10,
@@ -136,6 +143,11 @@ pub struct Summary {
     pub cut_over_lock_s: Option<f64>,
     /// Cut-over attempts made.
     pub cut_over_attempts: u32,
+    /// What the checksum before the swap found; `None` when it was skipped
+    /// (`--skip-checksum`) or the run was a dry run.
+    pub checksum: Option<ChecksumReport>,
+    /// True when `--skip-checksum` turned the checksum off.
+    pub checksum_skipped: bool,
     /// Name of the old table kept, if any.
     pub old_table_kept: Option<String>,
 }
@@ -311,7 +323,7 @@ impl Run<'_> {
         );
         let report = self.plan_report(&plan, &applier, &copier, conn).await?;
         if !self.config.execute {
-            return Ok(self.summary(true, report, &Sources::default(), None, 0, None));
+            return Ok(self.summary(true, report, &Sources::default(), None, 0, None, None));
         }
         shadow::create_changelog(conn, names, self.run_id).await?;
         let description = serde_json::json!({
@@ -391,6 +403,7 @@ impl Run<'_> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn summary(
         &self,
         dry_run: bool,
@@ -398,6 +411,7 @@ impl Run<'_> {
         sources: &Sources,
         lock_time: Option<Duration>,
         attempts: u32,
+        checksum: Option<ChecksumReport>,
         old: Option<String>,
     ) -> Summary {
         let status = sources.status(self.started);
@@ -410,6 +424,8 @@ impl Run<'_> {
             keys_applied: status.keys_applied,
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
             cut_over_attempts: attempts,
+            checksum,
+            checksum_skipped: self.config.skip_checksum,
             old_table_kept: old,
         }
     }
@@ -484,6 +500,8 @@ impl Run<'_> {
                 Arc::clone(&sources.apply),
             )),
             tail,
+            applier: applier.clone(),
+            apply_stats: Arc::clone(&sources.apply),
             conn: server::connect_session(&config.connect).await?,
             names: names.clone(),
             next_marker: 0,
@@ -509,6 +527,42 @@ impl Run<'_> {
             if !crate::failpoint::on(config.failpoints.skip_converge) {
                 self.converge(&mut pipeline).await?;
             }
+            let checksum = if config.skip_checksum {
+                tracing::warn!("the checksum before the swap is skipped (--skip-checksum)");
+                None
+            } else {
+                sources.set_stage("checksum");
+                let checksum = Checksum::new(
+                    names,
+                    &self.preflight.original,
+                    plan,
+                    config.chunk_size.max(CHECKSUM_MIN_CHUNK),
+                    config.checksum_threads,
+                    self.dialect,
+                );
+                let verification = Verification {
+                    connect: &config.connect,
+                    checksum: &checksum,
+                    buffer: &buffer,
+                    applier: &applier,
+                    lock_timeout: config.cut_over_lock_timeout,
+                    statement_tag: &self.tag(),
+                    failpoints: &config.failpoints,
+                };
+                let report = verification.run(&mut pipeline).await?;
+                tracing::info!(
+                    chunks = report.chunks_checked,
+                    mismatches = report.mismatches,
+                    repaired = report.repaired,
+                    seconds = report.seconds,
+                    "checksum before the swap: equal"
+                );
+                if !crate::failpoint::on(config.failpoints.skip_converge) {
+                    sources.set_stage("catch-up");
+                    self.converge(&mut pipeline).await?;
+                }
+                Some(report)
+            };
             if let Some(heartbeat) = heartbeat.take() {
                 heartbeat.stop().await?;
             }
@@ -537,10 +591,10 @@ impl Run<'_> {
                     attempt: attempts,
                 };
                 match cut.attempt(run_lock.conn(), &mut apply_conn, marker).await? {
-                    Attempt::Swapped { lock_time } => return Ok((lock_time, attempts)),
+                    Attempt::Swapped { lock_time } => return Ok((lock_time, attempts, checksum)),
                     Attempt::Retry(reason) => {
                         tracing::warn!(attempt = attempts, %reason, "cut-over attempt abandoned; the original is intact");
-                        pipeline.resume_apply(apply_conn, &applier, &sources);
+                        pipeline.resume_apply(apply_conn);
                         if attempts >= config.cut_over_attempts {
                             return Err(Error::CutOver {
                                 table: names.q(&names.original),
@@ -564,7 +618,7 @@ impl Run<'_> {
         let apply_failure = pipeline.shutdown().await;
         // When the apply loop died, its error is the cause; what the other
         // stages saw ("the apply loop stopped") is only the symptom.
-        let (lock_time, attempts) = match (outcome, apply_failure) {
+        let (lock_time, attempts, checksum) = match (outcome, apply_failure) {
             (Err(_), Some(cause)) => return Err(cause),
             (outcome, _) => outcome?,
         };
@@ -585,7 +639,15 @@ impl Run<'_> {
             Some(old)
         };
         shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id).await?;
-        Ok(self.summary(false, report, &sources, Some(lock_time), attempts, kept))
+        Ok(self.summary(
+            false,
+            report,
+            &sources,
+            Some(lock_time),
+            attempts,
+            checksum,
+            kept,
+        ))
     }
 
     fn interrupted(&self) -> Error {
@@ -621,10 +683,16 @@ impl Run<'_> {
     }
 }
 
+/// The checksum compares at least this many rows per chunk: it reads
+/// without writing, so chunks can be larger than the copy's.
+const CHECKSUM_MIN_CHUNK: u64 = 1000;
+
 /// The tail and the apply loop, and a connection to write sync markers.
 struct Pipeline {
     tail: Tail,
     apply: Option<ApplyLoop>,
+    applier: Applier,
+    apply_stats: Arc<ApplyStats>,
     conn: Conn,
     names: ShadowNames,
     next_marker: u64,
@@ -646,12 +714,12 @@ impl Pipeline {
         apply.stop().await
     }
 
-    fn resume_apply(&mut self, conn: Conn, applier: &Applier, sources: &Sources) {
+    fn resume_apply(&mut self, conn: Conn) {
         self.apply = Some(ApplyLoop::start(
             conn,
-            applier.clone(),
+            self.applier.clone(),
             Arc::clone(self.tail.shared()),
-            Arc::clone(&sources.apply),
+            Arc::clone(&self.apply_stats),
         ));
     }
 
@@ -670,6 +738,24 @@ impl Pipeline {
         self.tail.stop().await;
         let _ = self.conn.disconnect().await;
         failure
+    }
+}
+
+impl ApplyControl for Pipeline {
+    async fn pause(&mut self) -> Result<Conn> {
+        self.pause_apply().await
+    }
+
+    fn resume(&mut self, conn: Conn) {
+        self.resume_apply(conn);
+    }
+
+    fn next_marker(&mut self) -> u64 {
+        self.take_marker()
+    }
+
+    fn tail(&self) -> &Tail {
+        &self.tail
     }
 }
 

@@ -293,15 +293,19 @@ async fn sigterm_under_the_lock_releases_clients_and_keeps_the_original() {
 }
 
 /// Runs a migration held before its cut-over by a flag file, applies
-/// `updates` mirrored writes once the copy is complete, then lets it finish.
+/// mirrored writes once the copy is complete, lets `corrupt` damage the new
+/// table, then lets it finish.
 async fn migrate_with_writes_after_copy(
     prefix: &str,
     drop_row_event: Option<u64>,
-) -> (Conn, String) {
+    skip_checksum: bool,
+    corrupt: Option<&str>,
+) -> (Conn, String, shadowcut::Summary) {
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, prefix, 400).await;
     let mut config = config(&db, "t", "ADD COLUMN extra INT");
     config.failpoints.drop_row_event = drop_row_event;
+    config.skip_checksum = skip_checksum;
     let migration = Postponed::start(&mut conn, &db, config).await;
     for id in [10, 20, 30] {
         on_both(
@@ -311,23 +315,62 @@ async fn migrate_with_writes_after_copy(
         )
         .await;
     }
-    migration
+    if let Some(stmt) = corrupt {
+        conn.query_drop(stmt.replace("{G}", &format!("`{db}`.`_t_gho`")))
+            .await
+            .unwrap();
+    }
+    let summary = migration
         .finish()
         .await
         .unwrap_or_else(|e| panic!("migration failed: {e}"));
-    (conn, db)
+    (conn, db, summary)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_comparison_catches_a_dropped_binlog_event() {
-    let (mut conn, db) = migrate_with_writes_after_copy("dropped", Some(1)).await;
+    // Without the checksum, the test's own comparison must see the loss.
+    let (mut conn, db, summary) =
+        migrate_with_writes_after_copy("dropped", Some(1), true, None).await;
+    assert!(
+        summary.checksum_skipped && summary.checksum.is_none(),
+        "{summary:?}"
+    );
     let migrated = rows(&mut conn, &db, "t", "id, a, b", "id").await;
     let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
     let diff = first_difference(&migrated, &control)
         .expect("a dropped event went unnoticed by the comparison");
     assert!(diff.contains("after-copy"), "{diff}");
     // The same run without the fault matches.
-    let (mut conn, db) = migrate_with_writes_after_copy("notdropped", None).await;
+    let (mut conn, db, _) = migrate_with_writes_after_copy("notdropped", None, true, None).await;
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checksum_finds_and_repairs_a_dropped_event_and_a_damaged_row() {
+    let (mut conn, db, summary) = migrate_with_writes_after_copy(
+        "checksumfix",
+        Some(1),
+        false,
+        Some("UPDATE {G} SET a = a + 1 WHERE id = 300"),
+    )
+    .await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert!(!summary.checksum_skipped);
+    assert!(report.mismatches >= 1, "{report:?}");
+    assert_eq!(report.repaired, report.mismatches, "{report:?}");
+    assert_eq!(report.rows_checked, 400, "{report:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_run_checksums_every_row_without_repairs() {
+    let (mut conn, db, summary) =
+        migrate_with_writes_after_copy("checksumclean", None, false, None).await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (0, 0), "{report:?}");
+    assert_eq!(report.rows_checked, 400);
+    assert_eq!(report.columns_compared, 3);
     assert_matches_control(&mut conn, &db).await;
 }
 
@@ -583,6 +626,8 @@ async fn a_transient_collision_across_drain_batches_is_retried_not_fatal() {
     config.failpoints.apply_loop_delay = Some(Duration::from_secs(120));
     config.failpoints.skip_converge = true;
     config.failpoints.drain_batch_keys = Some(1);
+    // The checksum would drain the keys first; this is about the cut-over's drain.
+    config.skip_checksum = true;
     let migration = Postponed::start(&mut conn, &db, config).await;
     // Rows 1 and 2 swap their unique values: applied alone, either collides
     // with the other's stale row in the new table.
