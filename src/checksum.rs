@@ -188,6 +188,7 @@ pub struct Checksum {
     chunk_size: u64,
     threads: usize,
     dialect: Dialect,
+    mismatch_failpoint: bool,
 }
 
 impl Checksum {
@@ -200,6 +201,7 @@ impl Checksum {
         chunk_size: u64,
         threads: usize,
         dialect: Dialect,
+        failpoints: &Failpoints,
     ) -> Checksum {
         let (ghost, columns, key) = (&plan.ghost, &plan.columns, plan.key.clone());
         let mut original_parts = Vec::new();
@@ -251,6 +253,7 @@ impl Checksum {
             chunk_size: chunk_size.max(1),
             threads: threads.max(1),
             dialect,
+            mismatch_failpoint: crate::failpoint::on(failpoints.checksum_mismatch),
         }
     }
 
@@ -282,7 +285,10 @@ impl Checksum {
 
     async fn digest(&self, conn: &mut Conn, side: Side, chunk: &Chunk) -> Result<Digest> {
         let (predicate, params) = chunk.predicate_on(&self.key, side);
-        let stmt = self.digest_sql(side, &predicate);
+        let mut stmt = self.digest_sql(side, &predicate);
+        if side == Side::Ghost && self.mismatch_failpoint {
+            stmt = stmt.replacen("COUNT(*)", "COUNT(*) + 1", 1);
+        }
         let row: Option<(u64, u64, String)> = conn
             .exec_first(&stmt, params)
             .await

@@ -35,6 +35,9 @@ pub struct Failpoints {
     pub drain_batch_keys: Option<u64>,
     /// Go to the cut-over without first catching up.
     pub skip_converge: bool,
+    /// The checksum reads every row of the new table one higher: every
+    /// chunk keeps differing, however often it is copied again.
+    pub checksum_mismatch: bool,
 }
 
 impl Failpoints {
@@ -64,6 +67,7 @@ impl Failpoints {
                 "stall_swap_attempts" => f.stall_swap_attempts = Some(n),
                 "drain_batch_keys" => f.drain_batch_keys = Some(n),
                 "skip_converge" => f.skip_converge = n != 0,
+                "checksum_mismatch" => f.checksum_mismatch = n != 0,
                 other => return Err(format!("unknown failpoint {other}")),
             }
         }

@@ -539,6 +539,7 @@ impl Run<'_> {
                     config.chunk_size.max(CHECKSUM_MIN_CHUNK),
                     config.checksum_threads,
                     self.dialect,
+                    &config.failpoints,
                 );
                 let verification = Verification {
                     connect: &config.connect,

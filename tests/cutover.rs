@@ -364,6 +364,30 @@ async fn the_checksum_finds_and_repairs_a_dropped_event_and_a_damaged_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_keeps_differing_stops_the_run_before_the_swap() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "checksumfail", 2500).await;
+    let before = rows(&mut conn, &db, "t", "id, a, b", "id").await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.failpoints.checksum_mismatch = true;
+    let err = shadowcut::run(&config)
+        .await
+        .expect_err("a chunk that never matches must stop the run");
+    let text = err.to_string();
+    assert!(
+        text.contains("still differ after being copied again"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`id` in (open, (999)]"),
+        "the key range: {text}"
+    );
+    assert!(text.contains("Nothing was swapped"), "{text}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["control", "t"]);
+    assert_eq!(rows(&mut conn, &db, "t", "id, a, b", "id").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_run_checksums_every_row_without_repairs() {
     let (mut conn, db, summary) =
         migrate_with_writes_after_copy("checksumclean", None, false, None).await;
@@ -600,8 +624,8 @@ async fn a_reader_holding_the_ghost_cannot_make_a_waiting_rename_look_queued() {
     for w in writers {
         w.await.expect("a writer failed");
     }
-    assert!(summary.cut_over_attempts >= 2, "{summary:?}");
     assert_matches_control(&mut conn, &db).await;
+    assert!(summary.cut_over_attempts >= 2, "{summary:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
