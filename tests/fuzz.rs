@@ -8,7 +8,8 @@
 //! session that inherits the server's time zone and sql_mode. Outcomes:
 //!
 //! - both succeed and the tables are equal (columns, indexes, SHOW CREATE,
-//!   rows): PASS;
+//!   rows; and the replica's `t` equals the primary's, when there is a
+//!   replica): PASS;
 //! - both succeed and differ, or only shadowcut succeeds: DEFECT;
 //! - shadowcut fails: the original must be intact (equal to the control
 //!   before its ALTER) with no tool table left, else DEFECT; then if the
@@ -42,9 +43,19 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use shadowcut::server::ConnectConfig;
 
-/// Seeds of `fuzz_fixed_seeds`: a spread of key shapes and ALTER kinds,
-/// both load modes (see the per-seed lines for what each covers).
-const FIXED_SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8];
+/// Seeds of `fuzz_fixed_seeds`, which pass today: a spread of key shapes,
+/// ALTER kinds and both load modes (valid for the generators of this
+/// version; a generator change gives them other cases: pick again).
+const FIXED_SEEDS: &[u64] = &[
+    1048, // PK (TINYINT UNSIGNED, BINARY(16), TIMESTAMP(3)); AUTO_INCREMENT=, ROW_FORMAT=, add and drop columns; load through the cut-over
+    1063, // INT AUTO_INCREMENT PK; TINYTEXT latin1 change and PARTITION BY KEY; through, no inserts
+    1025, // UNIQUE NOT NULL (TIME(3), INT) without PK; drop it, add it as the PK
+    1054, // unique NOT NULL INT; CONVERT TO utf8mb4_unicode_520_ci; through, no inserts
+    1112, // PK (VARBINARY(32), INT); ADD COLUMN JSON NOT NULL FIRST; through the cut-over
+    1101, // PK (CHAR latin1_swedish_ci, BINARY(4)); drop, index and add DATETIME(2) columns; edge values
+    119, // PK (CHAR latin1 nopad, DECIMAL, VARCHAR utf8mb4_turkish_ci); rename a key column and extend the PK
+    1008, // partitioned PK (TINYINT UNSIGNED, DECIMAL, BINARY(16)); key columns retyped and reordered
+];
 
 /// Longest a migration may take before it counts as hung.
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -378,17 +389,23 @@ async fn difference(conn: &mut Conn, db: &str) -> Option<String> {
             }
         }
     }
-    let names: Vec<String> = conn
-        .exec(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'control' ORDER BY ORDINAL_POSITION",
-            (db,),
-        )
-        .await
-        .unwrap();
-    let cols = names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ");
+    let cols = column_names(conn, db, "control").await;
     let left = rows(conn, db, "t", &cols, "1").await;
     let right = rows(conn, db, "control", &cols, "1").await;
     row_difference(left, right).map(|d| format!("{d}\n      columns: {cols}"))
+}
+
+/// Every column of a table (invisible ones too), quoted, comma-separated.
+async fn column_names(conn: &mut Conn, db: &str, table: &str) -> String {
+    let names: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .unwrap();
+    names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")
 }
 
 /// The tool's tables left in the database.
@@ -671,6 +688,23 @@ async fn classify(
                 let headline = d.lines().next().unwrap_or_default().to_string();
                 detail.extend(d.lines().skip(1).map(|l| l.trim().to_string()));
                 return (Outcome::Defect, headline, detail);
+            }
+            if let Some(replica_config) = replica() {
+                let mut replica = client(&replica_config).await;
+                wait_for_replica(conn, &mut replica).await;
+                let names = column_names(conn, db, "t").await;
+                let on_replica = rows(&mut replica, db, "t", &names, "1").await;
+                let on_primary = rows(conn, db, "t", &names, "1").await;
+                if let Some(d) = row_difference(on_replica, on_primary) {
+                    return (
+                        Outcome::Defect,
+                        format!(
+                            "replica differs from the primary: {}",
+                            d.lines().next().unwrap_or_default()
+                        ),
+                        detail,
+                    );
+                }
             }
             if case.alter.sets_auto_increment {
                 let (t, c) = (
