@@ -773,6 +773,7 @@ async fn classify(
 async fn run_seeds(seeds: Vec<u64>, budget: Option<Duration>) -> Vec<Report> {
     let started = Instant::now();
     let mut reports = vec![];
+    println!();
     for seed in seeds {
         if budget.is_some_and(|b| started.elapsed() > b) {
             println!("time budget spent: stopping before seed {seed}");
