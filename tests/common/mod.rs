@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fuzz;
 pub mod mirror;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -241,7 +242,9 @@ where
     (stats, handles)
 }
 
-async fn run_mirrored(
+/// Runs `stmts` on `table` and then `control`, statement by statement, in
+/// one transaction (left open on error: the caller rolls back).
+pub async fn run_mirrored(
     conn: &mut Conn,
     stmts: &[Statement],
     table: &str,
