@@ -346,14 +346,20 @@ impl Applier {
         .await?;
         let found = conn.affected_rows();
         if conn.get_warnings() > 0 {
-            let warnings = show_warnings(conn).await?;
-            return Ok(Verdict::Warned(
-                warnings
-                    .iter()
-                    .map(|w| w.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ));
+            let warnings: Vec<Warning> = show_warnings(conn)
+                .await?
+                .into_iter()
+                .filter(|w| !w.is_note())
+                .collect();
+            if !warnings.is_empty() {
+                return Ok(Verdict::Warned(
+                    warnings
+                        .iter()
+                        .map(|w| w.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ));
+            }
         }
         let expected = changes.iter().filter(|c| c.exists).count() as u64;
         if found < expected {
@@ -546,6 +552,14 @@ pub struct Warning {
     pub code: u16,
     /// Message text.
     pub message: String,
+}
+
+impl Warning {
+    /// A note: information a native ALTER in strict mode accepts (such as
+    /// a DATETIME's time dropped on the way to DATE), not a warning.
+    pub fn is_note(&self) -> bool {
+        self.level.eq_ignore_ascii_case("Note")
+    }
 }
 
 impl std::fmt::Display for Warning {

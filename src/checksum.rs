@@ -455,7 +455,18 @@ impl Checksum {
                     return Ok(());
                 }
                 Ok(_) => {
-                    let warnings = apply::show_warnings(conn).await.unwrap_or_default();
+                    let warnings: Vec<apply::Warning> = apply::show_warnings(conn)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|w| !w.is_note())
+                        .collect();
+                    if warnings.is_empty() {
+                        conn.query_drop("COMMIT")
+                            .await
+                            .context(|| format!("repairing a chunk of {}", self.table()))?;
+                        return Ok(());
+                    }
                     let _ = conn.query_drop("ROLLBACK").await;
                     return Err(Error::Copy {
                         table: self.table(),

@@ -395,7 +395,10 @@ impl Run<'_> {
             column_mapping: plan
                 .columns
                 .iter()
-                .map(|c| format!("{} -> {}", c.source, c.target))
+                .map(|c| match c.fill {
+                    Some(literal) => format!("{literal} -> {} (implicit default)", c.target),
+                    None => format!("{} -> {}", c.source, c.target),
+                })
                 .collect(),
             estimated_rows: self.preflight.original.rows_estimate,
             server: version,

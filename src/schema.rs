@@ -34,6 +34,32 @@ pub struct Column {
     pub generated: bool,
     /// MariaDB invisible column: not in `SELECT *`, but copied.
     pub invisible: bool,
+    /// The column declares a default (`COLUMN_DEFAULT` is set).
+    pub has_default: bool,
+    /// AUTO_INCREMENT column.
+    pub auto_increment: bool,
+}
+
+impl Column {
+    /// The value a native ALTER gives existing rows in this column when it
+    /// is added NOT NULL without a default (the type's implicit default),
+    /// as SQL; `None` where there is none (spatial types).
+    pub fn implicit_default(&self) -> Option<&'static str> {
+        Some(match self.data_type.as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
+            | "float" | "double" | "bit" | "year" => "0",
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "json"
+            | "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "set" => {
+                "''"
+            }
+            // The first member.
+            "enum" => "1",
+            "date" => "'0000-00-00'",
+            "datetime" | "timestamp" => "'0000-00-00 00:00:00'",
+            "time" => "'00:00:00'",
+            _ => return None,
+        })
+    }
 }
 
 impl Column {
@@ -189,11 +215,12 @@ pub async fn read_table(
         Option<String>,
         Option<u64>,
         String,
+        Option<String>,
     );
     let column_rows: Vec<ColumnRow> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, \
-             COLLATION_NAME, CHARACTER_OCTET_LENGTH, EXTRA \
+             COLLATION_NAME, CHARACTER_OCTET_LENGTH, EXTRA, COLUMN_DEFAULT \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (database, table),
@@ -203,7 +230,17 @@ pub async fn read_table(
     let columns = column_rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, nullable, charset, collation, octets, extra)| {
+            |(
+                name,
+                data_type,
+                column_type,
+                nullable,
+                charset,
+                collation,
+                octets,
+                extra,
+                default,
+            )| {
                 let extra = extra.to_ascii_uppercase();
                 Column {
                     name,
@@ -215,6 +252,9 @@ pub async fn read_table(
                     octet_length: octets,
                     generated: extra.contains("GENERATED") || extra.contains("PERSISTENT"),
                     invisible: extra.contains("INVISIBLE"),
+                    // MariaDB shows a nullable column's implicit default as "NULL".
+                    has_default: default.is_some(),
+                    auto_increment: extra.contains("AUTO_INCREMENT"),
                 }
             },
         )
@@ -657,6 +697,8 @@ pub(crate) mod tests {
             octet_length: None,
             generated: false,
             invisible: false,
+            has_default: false,
+            auto_increment: false,
         }
     }
 

@@ -199,11 +199,27 @@ pub const SQL_TEXT_MODES: &[&str] = &[
     "SIMULTANEOUS_ASSIGNMENT",
 ];
 
-/// The sql_mode of every session: the server's global mode, which is what a
-/// native ALTER on that server runs with (so its restrictions, such as
-/// `NO_ZERO_DATE`, are kept), plus [`REQUIRED_SQL_MODES`], minus
-/// [`SQL_TEXT_MODES`].
+/// Modes that a native ALTER's row copy does not apply to a column it does
+/// not change (it copies the stored value): the data sessions drop them, so
+/// that a zero date in an untouched column is copied as natively. The ALTER
+/// on the new table keeps them ([`ddl_sql_mode`]).
+pub const ROW_CHECK_MODES: &[&str] = &["NO_ZERO_DATE", "NO_ZERO_IN_DATE"];
+
+/// The sql_mode of the sessions that copy and apply rows: [`ddl_sql_mode`]
+/// minus [`ROW_CHECK_MODES`].
 pub fn session_sql_mode(global: &str) -> String {
+    ddl_sql_mode(global)
+        .split(',')
+        .filter(|m| !ROW_CHECK_MODES.contains(m))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The sql_mode of the ALTER run on the new table: the server's global
+/// mode, which is what a native ALTER on that server runs with (so its
+/// restrictions, such as `NO_ZERO_DATE` on a new default, are kept), plus
+/// [`REQUIRED_SQL_MODES`], minus [`SQL_TEXT_MODES`].
+pub fn ddl_sql_mode(global: &str) -> String {
     let mut modes: Vec<String> = Vec::new();
     for mode in global.split(',').map(|m| m.trim().to_ascii_uppercase()) {
         if mode.is_empty() || modes.contains(&mode) {
@@ -417,8 +433,18 @@ mod tests {
     }
 
     #[test]
-    fn session_mode_keeps_the_servers_restrictions() {
-        let mode = session_sql_mode(
+    fn row_sessions_copy_zero_dates_as_a_native_alter_does() {
+        let global = "STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE";
+        assert_eq!(
+            session_sql_mode(global),
+            "STRICT_TRANS_TABLES,STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO"
+        );
+        assert!(ddl_sql_mode(global).contains("NO_ZERO_DATE"));
+    }
+
+    #[test]
+    fn ddl_mode_keeps_the_servers_restrictions() {
+        let mode = ddl_sql_mode(
             "STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO",
         );
         for kept in [

@@ -234,10 +234,23 @@ pub async fn create_ghost(
         .await
         .context(|| format!("creating the new table {ghost}"))?;
     let alter = alter.trim().trim_end_matches(';');
-    if let Err(e) = conn
-        .query_drop(format!("ALTER TABLE {ghost} {alter}"))
+    // The ALTER runs under the server's own restrictions, as natively.
+    let global_mode: String = conn
+        .query_first("SELECT @@GLOBAL.sql_mode")
         .await
-    {
+        .context(|| "reading the server's sql_mode".to_string())?
+        .unwrap_or_default();
+    let mode = |m: String| format!("SET SESSION sql_mode = {}", sql::literal(&m));
+    conn.query_drop(mode(crate::server::ddl_sql_mode(&global_mode)))
+        .await
+        .context(|| format!("setting the sql_mode for the ALTER of {ghost}"))?;
+    let altered = conn
+        .query_drop(format!("ALTER TABLE {ghost} {alter}"))
+        .await;
+    conn.query_drop(mode(crate::server::session_sql_mode(&global_mode)))
+        .await
+        .context(|| format!("restoring the sql_mode after the ALTER of {ghost}"))?;
+    if let Err(e) = altered {
         let _ = drop_table(conn, names, &names.ghost).await;
         let message = match &e {
             mysql_async::Error::Server(s) => format!("error {}: {}", s.code, s.message),

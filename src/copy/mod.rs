@@ -50,6 +50,11 @@ pub enum ChunkVerdict {
 pub fn judge_warnings(warnings: &[Warning], key: &SharedKey) -> ChunkVerdict {
     let mut conflict = None;
     for w in warnings {
+        // Notes (a DATETIME's time dropped on the way to DATE) are what a
+        // native ALTER accepts in strict mode too.
+        if w.is_note() {
+            continue;
+        }
         if w.code == 1062 {
             if key.identity_preserved
                 && duplicate_key_name(&w.message)
@@ -326,6 +331,17 @@ mod tests {
             judge_warnings(&[w(1048, "Column 'c' cannot be null")], &key),
             ChunkVerdict::Lossy(_)
         ));
+    }
+
+    #[test]
+    fn notes_are_accepted_as_a_native_alter_accepts_them() {
+        let key = crate::schema::tests::key(&[crate::schema::tests::col("id", "int", None)]);
+        let note = Warning {
+            level: "Note".into(),
+            code: 1265,
+            message: "Data truncated for column 'd' at row 1".into(),
+        };
+        assert_eq!(judge_warnings(&[note], &key), ChunkVerdict::Clean);
     }
 
     #[test]

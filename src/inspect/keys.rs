@@ -4,13 +4,17 @@
 use crate::inspect::alter::AlterAnalysis;
 use crate::schema::{KeyChange, KeyColumn, SharedKey, TableSchema};
 
-/// A column copied from the original to the new table.
+/// A column copied from the original to the new table, or (with `fill`) a
+/// new column that needs a value a native ALTER would give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnPair {
-    /// Name in the original table.
+    /// Name in the original table (empty for a filled column).
     pub source: String,
     /// Name in the new table.
     pub target: String,
+    /// For a column the ALTER adds NOT NULL without a default: its type's
+    /// implicit default, as SQL (strict mode refuses to leave it out).
+    pub fill: Option<&'static str>,
 }
 
 /// `<verb> INTO <ghost> (<targets>) SELECT <sources> FROM <from>`: the one
@@ -24,22 +28,31 @@ pub fn insert_select(verb: &str, ghost: &str, columns: &[ColumnPair], from: &str
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let sources = columns
+        .iter()
+        .map(|c| match c.fill {
+            Some(literal) => literal.to_string(),
+            None => crate::sql::ident(&c.source),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "{verb} INTO {ghost} ({}) SELECT {} FROM {from}",
+        "{verb} INTO {ghost} ({}) SELECT {sources} FROM {from}",
         list(|c| &c.target),
-        list(|c| &c.source)
     )
 }
 
 /// Columns copied, in the original's order. Generated columns are never
 /// written; columns the ALTER drops are left behind; renamed columns follow
-/// their new name.
+/// their new name. New NOT NULL columns without a default (and not
+/// AUTO_INCREMENT) follow, filled with their type's implicit default, as a
+/// native ALTER fills them.
 pub fn column_mapping(
     original: &TableSchema,
     ghost: &TableSchema,
     alter: &AlterAnalysis,
 ) -> Vec<ColumnPair> {
-    original
+    let mut pairs: Vec<ColumnPair> = original
         .columns
         .iter()
         .filter(|c| !c.generated)
@@ -49,9 +62,30 @@ pub fn column_mapping(
             (!ghost_col.generated).then(|| ColumnPair {
                 source: c.name.clone(),
                 target: ghost_col.name.clone(),
+                fill: None,
             })
         })
-        .collect()
+        .collect();
+    let filled: Vec<ColumnPair> = ghost
+        .columns
+        .iter()
+        .filter(|g| {
+            !g.generated
+                && !g.nullable
+                && !g.has_default
+                && !g.auto_increment
+                && !pairs.iter().any(|p| p.target.eq_ignore_ascii_case(&g.name))
+        })
+        .filter_map(|g| {
+            Some(ColumnPair {
+                source: String::new(),
+                target: g.name.clone(),
+                fill: Some(g.implicit_default()?),
+            })
+        })
+        .collect();
+    pairs.extend(filled);
+    pairs
 }
 
 /// The key along which rows are copied and changes applied: a
@@ -185,7 +219,8 @@ mod tests {
     #[test]
     fn mapping_follows_renames_and_drops() {
         let old = table(&["id", "a", "b"], vec![idx("PRIMARY", &["id"])]);
-        let new = table(&["id", "x", "c"], vec![idx("PRIMARY", &["id"])]);
+        let mut new = table(&["id", "x", "c"], vec![idx("PRIMARY", &["id"])]);
+        new.columns[2].nullable = true;
         let alter = analyze("RENAME COLUMN a TO x, DROP COLUMN b, ADD COLUMN c INT").unwrap();
         let m = column_mapping(&old, &new, &alter);
         assert_eq!(
@@ -193,13 +228,31 @@ mod tests {
             vec![
                 ColumnPair {
                     source: "id".into(),
-                    target: "id".into()
+                    target: "id".into(),
+                    fill: None,
                 },
                 ColumnPair {
                     source: "a".into(),
-                    target: "x".into()
+                    target: "x".into(),
+                    fill: None,
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn new_not_null_columns_without_default_get_their_implicit_default() {
+        let old = table(&["id"], vec![idx("PRIMARY", &["id"])]);
+        let mut new = table(&["id", "n", "d", "auto"], vec![idx("PRIMARY", &["id"])]);
+        new.columns[1] = col("n", "varchar", Some(("utf8mb4", "utf8mb4_bin")));
+        new.columns[2].has_default = true;
+        new.columns[3].auto_increment = true;
+        let m = column_mapping(&old, &new, &AlterAnalysis::default());
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[1].target.as_str(), m[1].fill), ("n", Some("''")));
+        assert_eq!(
+            insert_select("INSERT", "g", &m, "t"),
+            "INSERT INTO g (`id`, `n`) SELECT `id`, '' FROM t"
         );
     }
 

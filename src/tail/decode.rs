@@ -3,7 +3,8 @@
 //! known defects of the decoder are corrected here:
 //!
 //! - signedness is not in MariaDB's table map: unsigned integers arrive as
-//!   negative numbers and are reinterpreted with the column's real type;
+//!   negative numbers and are reinterpreted with the column's real type,
+//!   and a signed MEDIUMINT arrives without its sign and is sign-extended;
 //! - `BINARY(n)` arrives without its trailing zero bytes and is re-padded;
 //! - `YEAR` 0000 arrives as 1900;
 //! - `BIT` arrives as big-endian bytes and `SET` as a little-endian bitmask,
@@ -33,6 +34,10 @@ pub fn key_part(column: &Column, value: Option<&BinlogValue<'_>>) -> Result<KeyP
     };
     let value = match (value, column.int_width(), column.is_unsigned()) {
         (Value::Int(v), Some(width), true) => Value::UInt(reinterpret_unsigned(v, width)),
+        // mysql_common reads a MEDIUMINT's three bytes without their sign:
+        // -1 arrives as 16777215 (found by the fuzzer, through the
+        // applier's shortfall check).
+        (Value::Int(v), Some(3), false) => Value::Int(sign_extend_24(v)),
         // mysql_common adds 1900 to the stored byte, so YEAR 0000 reads as
         // 1900, a year the type cannot hold.
         (Value::Bytes(b), _, _) if column.data_type == "year" && b == b"1900" => Value::Int(0),
@@ -59,6 +64,12 @@ pub fn key_part(column: &Column, value: Option<&BinlogValue<'_>>) -> Result<KeyP
     };
     KeyPart::from_value(value)
         .ok_or_else(|| format!("key column {} is NULL in the row image", column.name))
+}
+
+/// The signed value of a 24-bit integer, whether it arrives sign-extended
+/// or not.
+pub fn sign_extend_24(v: i64) -> i64 {
+    ((v & 0xFF_FFFF) << 40) >> 40
 }
 
 /// The unsigned value of a `width`-byte integer read as signed.
@@ -88,6 +99,17 @@ mod tests {
         c.column_type = "tinyint(3) unsigned".into();
         let v = BinlogValue::Value(Value::Int(-6));
         assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::UInt(250));
+    }
+
+    #[test]
+    fn negative_mediumints_get_their_sign_back() {
+        assert_eq!(sign_extend_24(16_777_215), -1);
+        assert_eq!(sign_extend_24(16_777_205), -11);
+        assert_eq!(sign_extend_24(-8_388_608), -8_388_608);
+        assert_eq!(sign_extend_24(8_388_607), 8_388_607);
+        let c = col("m", "mediumint", None);
+        let v = BinlogValue::Value(Value::Int(16_777_215));
+        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::Int(-1));
     }
 
     #[test]
