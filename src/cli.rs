@@ -219,6 +219,7 @@ impl Args {
                 .or(file.user.clone())
                 .unwrap_or_else(|| "root".into()),
             password,
+            zero_date_checks: false,
         };
         let failpoints = Failpoints::from_env().map_err(Error::Usage)?;
         let mut config = Config::new(connect, &self.database, &self.table, &self.alter);

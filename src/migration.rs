@@ -447,6 +447,15 @@ impl Run<'_> {
         let names = self.names;
         let config = self.config;
         let stop = &config.stop;
+        // Sessions that copy rows check zero dates exactly when a native
+        // ALTER of this table would (it copies rows, not in place).
+        let connect = ConnectConfig {
+            zero_date_checks: ghost.native_copies_rows,
+            ..config.connect.clone()
+        };
+        if ghost.native_copies_rows {
+            tracing::info!("the server would copy the rows for this ALTER: zero dates are checked as it checks them");
+        }
         let sources = Arc::new(Sources::default());
         sources
             .rows_estimate
@@ -473,7 +482,7 @@ impl Run<'_> {
                 .is_some_and(|v| v != "0"),
         };
         let tail = Tail::start(TailConfig {
-            connect: config.connect.clone(),
+            connect: connect.clone(),
             server_id: self.server_id(),
             start,
             names: names.clone(),
@@ -490,11 +499,10 @@ impl Run<'_> {
         .await?;
         *sources.tail.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(tail.shared()));
         let reporter = Reporter::start(Arc::clone(&sources), config.output, config.status_interval);
-        let mut heartbeat = Some(
-            Heartbeat::start(&config.connect, names.clone(), config.heartbeat_interval).await?,
-        );
+        let mut heartbeat =
+            Some(Heartbeat::start(&connect, names.clone(), config.heartbeat_interval).await?);
         let buffer = Arc::clone(&tail.shared().buffer);
-        let apply_conn = server::connect_session(&config.connect).await?;
+        let apply_conn = server::connect_session(&connect).await?;
         let mut pipeline = Pipeline {
             apply: Some(ApplyLoop::start(
                 apply_conn,
@@ -505,14 +513,14 @@ impl Run<'_> {
             tail,
             applier: applier.clone(),
             apply_stats: Arc::clone(&sources.apply),
-            conn: server::connect_session(&config.connect).await?,
+            conn: server::connect_session(&connect).await?,
             names: names.clone(),
             next_marker: 0,
         };
 
         let outcome = async {
             sources.set_stage("copy");
-            let mut copy_conn = server::connect_session(&config.connect).await?;
+            let mut copy_conn = server::connect_session(&connect).await?;
             copier.run(&mut copy_conn, &sources.copy, stop, &mut pipeline).await?;
             let _ = copy_conn.disconnect().await;
 
@@ -545,7 +553,7 @@ impl Run<'_> {
                     &config.failpoints,
                 );
                 let verification = Verification {
-                    connect: &config.connect,
+                    connect: &connect,
                     checksum: &checksum,
                     buffer: &buffer,
                     applier: &applier,
@@ -578,7 +586,7 @@ impl Run<'_> {
                 let mut apply_conn = pipeline.pause_apply().await?;
                 let marker = pipeline.take_marker();
                 let cut = CutOver {
-                    connect: &config.connect,
+                    connect: &connect,
                     names,
                     run_id: self.run_id,
                     statement_tag: &self.tag(),

@@ -471,7 +471,9 @@ impl KeyColumn {
     pub fn bind_expr(&self, target: &Column) -> String {
         let mut expr = if self.sends_hex() { "UNHEX(?)" } else { "?" }.to_string();
         if self.column.data_type == "timestamp" {
-            expr = format!("FROM_UNIXTIME({expr})");
+            // Epoch 0 is the zero TIMESTAMP, which FROM_UNIXTIME cannot
+            // give (and CAST(0 AS DATETIME) is NULL under NO_ZERO_DATE).
+            expr = format!("COALESCE(FROM_UNIXTIME(NULLIF({expr}, 0)), '0000-00-00 00:00:00')");
         }
         if let (Some(source_cs), true) = (&self.column.charset, self.column.is_text()) {
             if sql::is_plain_word(source_cs) {
@@ -588,6 +590,11 @@ impl SharedKey {
                         k.original_in_ghost_terms(&o),
                         k.ghost_in_original_terms(&g)
                     ),
+                    // By position: the lists are equal (a changed list is
+                    // refused), their collations need not be.
+                    _ if matches!(k.column.data_type.as_str(), "enum" | "set") => {
+                        format!("{g} = ({o} + 0)")
+                    }
                     _ => format!("{g} = {o}"),
                 }
             })
@@ -751,6 +758,17 @@ pub(crate) mod tests {
         let (sql, params) = k.matches_any(Side::Original, &[vec![KeyPart::UInt(2)]]);
         assert_eq!(sql, "`e` IN (?)");
         assert_eq!(params, vec![Value::UInt(2)]);
+    }
+
+    #[test]
+    fn enum_keys_match_rows_by_position_whatever_their_collations() {
+        let mut old = col("e", "enum", Some(("latin1", "latin1_swedish_ci")));
+        old.column_type = "enum('a','b')".into();
+        let mut new = old.clone();
+        new.collation = Some("latin1_general_ci".into());
+        let mut k = key(&[old]);
+        k.columns[0].ghost_column = new;
+        assert_eq!(k.same_row("g", "o"), "g.`e` = (o.`e` + 0)");
     }
 
     #[test]

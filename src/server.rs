@@ -27,6 +27,11 @@ pub struct ConnectConfig {
     pub user: String,
     /// Password; never printed.
     pub password: Option<String>,
+    /// Keep the server's `NO_ZERO_DATE`/`NO_ZERO_IN_DATE` in sessions that
+    /// copy rows: set when a native ALTER of the table would copy rows
+    /// (ALGORITHM=COPY), which checks every value; otherwise (INPLACE)
+    /// values are carried as stored, zero dates included.
+    pub zero_date_checks: bool,
 }
 
 impl fmt::Debug for ConnectConfig {
@@ -37,6 +42,7 @@ impl fmt::Debug for ConnectConfig {
             .field("socket", &self.socket)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("zero_date_checks", &self.zero_date_checks)
             .finish()
     }
 }
@@ -147,7 +153,7 @@ impl Dialect {
     }
 
     /// Session statements every connection runs right after connecting,
-    /// given the server's global `sql_mode`.
+    /// given the sql_mode to run with.
     ///
     /// The time zone is the server's own (`@@global.time_zone`, which the
     /// server resolves, SYSTEM included): the copy and the re-reads convert
@@ -155,14 +161,11 @@ impl Dialect {
     /// native ALTER on that server would. `autocommit` is pinned, so that a
     /// global `autocommit=0` or an `init_connect` cannot turn the copy into
     /// one long transaction.
-    pub fn session_setup(&self, global_sql_mode: &str) -> Vec<String> {
+    pub fn session_setup(&self, sql_mode: &str) -> Vec<String> {
         let mut stmts = vec![
             "SET NAMES utf8mb4".to_string(),
             "SET SESSION time_zone = @@GLOBAL.time_zone".to_string(),
-            format!(
-                "SET SESSION sql_mode = {}",
-                crate::sql::literal(&session_sql_mode(global_sql_mode))
-            ),
+            format!("SET SESSION sql_mode = {}", crate::sql::literal(sql_mode)),
             "SET SESSION autocommit = 1".to_string(),
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
             "SET SESSION innodb_lock_wait_timeout = 5".to_string(),
@@ -199,10 +202,11 @@ pub const SQL_TEXT_MODES: &[&str] = &[
     "SIMULTANEOUS_ASSIGNMENT",
 ];
 
-/// Modes that a native ALTER's row copy does not apply to a column it does
-/// not change (it copies the stored value): the data sessions drop them, so
-/// that a zero date in an untouched column is copied as natively. The ALTER
-/// on the new table keeps them ([`ddl_sql_mode`]).
+/// Modes that a native ALTER applies to stored rows only when it copies
+/// them (ALGORITHM=COPY); an in-place ALTER keeps zero dates as they are.
+/// The row sessions drop them unless the table's native ALTER would copy
+/// ([`ConnectConfig::zero_date_checks`]); the ALTER on the new table always
+/// keeps them ([`ddl_sql_mode`]).
 pub const ROW_CHECK_MODES: &[&str] = &["NO_ZERO_DATE", "NO_ZERO_IN_DATE"];
 
 /// The sql_mode of the sessions that copy and apply rows: [`ddl_sql_mode`]
@@ -273,7 +277,12 @@ pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
         .await
         .context(|| "reading the server's sql_mode".to_string())?
         .unwrap_or_default();
-    for stmt in dialect.session_setup(&global_sql_mode) {
+    let mode = if config.zero_date_checks {
+        ddl_sql_mode(&global_sql_mode)
+    } else {
+        session_sql_mode(&global_sql_mode)
+    };
+    for stmt in dialect.session_setup(&mode) {
         conn.query_drop(&stmt)
             .await
             .context(|| format!("setting up the session ({stmt})"))?;
@@ -490,6 +499,7 @@ mod tests {
             socket: None,
             user: "u".into(),
             password: Some("secret".into()),
+            zero_date_checks: false,
         };
         assert!(!format!("{c:?}").contains("secret"));
     }

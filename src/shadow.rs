@@ -217,6 +217,9 @@ pub struct Ghost {
     /// The ghost's AUTO_INCREMENT right after the ALTER: the counter an
     /// `AUTO_INCREMENT=N` in the ALTER asks for (1 when it asks for none).
     pub requested_auto_increment: Option<u64>,
+    /// A native ALTER of the table would copy its rows (the server refused
+    /// `ALGORITHM=INPLACE` for it), checking every stored value.
+    pub native_copies_rows: bool,
 }
 
 /// Creates the ghost with `CREATE TABLE ... LIKE`, applies the ALTER to it,
@@ -244,9 +247,19 @@ pub async fn create_ghost(
     conn.query_drop(mode(crate::server::ddl_sql_mode(&global_mode)))
         .await
         .context(|| format!("setting the sql_mode for the ALTER of {ghost}"))?;
-    let altered = conn
-        .query_drop(format!("ALTER TABLE {ghost} {alter}"))
-        .await;
+    // Whether the server would run this ALTER in place or copy the rows
+    // decides how a native ALTER treats stored values (a copy checks zero
+    // dates): asked of the server on the empty new table.
+    let in_place = conn
+        .query_drop(format!("ALTER TABLE {ghost} {alter}, ALGORITHM=INPLACE"))
+        .await
+        .is_ok();
+    let altered = if in_place {
+        Ok(())
+    } else {
+        conn.query_drop(format!("ALTER TABLE {ghost} {alter}"))
+            .await
+    };
     conn.query_drop(mode(crate::server::session_sql_mode(&global_mode)))
         .await
         .context(|| format!("restoring the sql_mode after the ALTER of {ghost}"))?;
@@ -281,6 +294,7 @@ pub async fn create_ghost(
     Ok(Ghost {
         final_comment,
         requested_auto_increment,
+        native_copies_rows: !in_place,
     })
 }
 

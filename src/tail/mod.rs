@@ -745,6 +745,7 @@ mod mysql8_events {
                 socket: None,
                 user: "u".into(),
                 password: None,
+                zero_date_checks: false,
             },
             server_id: 1,
             start: start.clone(),

@@ -33,6 +33,7 @@ pub fn parse_dsn(dsn: &str) -> ConnectConfig {
         socket: None,
         user,
         password,
+        zero_date_checks: false,
     }
 }
 
