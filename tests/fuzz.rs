@@ -427,23 +427,20 @@ async fn next_auto_increment(conn: &mut Conn, db: &str, table: &str) -> Option<u
     .flatten()
 }
 
-/// Runs one seed; prints its line (and details when it is not a pass).
-async fn run_seed(seed: u64) -> Report {
-    let started = Instant::now();
-    let config = primary();
-    let mut conn = client(&config).await;
-
-    // A case the server accepts (CREATE and seed rows), regenerated from a
-    // sub-seed otherwise.
-    let mut attempt = 0;
-    let (case, db) = loop {
+/// Generates the seed's case and sets it up in a fresh database: the first
+/// case the server accepts (CREATE and seed rows), regenerated from a
+/// sub-seed otherwise. Returns the case and the database, or the reason
+/// none was accepted.
+async fn accepted_case(conn: &mut Conn, seed: u64) -> Result<(Case, String), String> {
+    let mut last = String::new();
+    for attempt in 0..25 {
         let mut case = Case::generate(seed, attempt);
         if let Ok(alter) = std::env::var("SHADOWCUT_FUZZ_ALTER") {
             override_alter(&mut case, &alter);
         }
-        let db = fresh_database(&mut conn, &format!("fuzz{seed}")).await;
-        match set_up(&mut conn, &db, &case).await {
-            Ok(()) => break (case, db),
+        let db = fresh_database(conn, &format!("fuzz{seed}")).await;
+        match set_up(conn, &db, &case).await {
+            Ok(()) => return Ok((case, db)),
             Err(e) => {
                 conn.query_drop(format!("DROP DATABASE {}", q(&db)))
                     .await
@@ -454,43 +451,33 @@ async fn run_seed(seed: u64) -> Report {
                         case.table.create_sql()
                     );
                 }
-                attempt += 1;
-                if attempt == 25 {
-                    println!("seed {seed}: HARNESS: no accepted case in 25 attempts; last: {e}");
-                    return Report {
-                        seed,
-                        outcome: Outcome::Harness,
-                        headline: format!("no accepted case: {e}"),
-                    };
-                }
+                last = e;
             }
         }
-    };
-    conn.query_drop(format!("ANALYZE TABLE {}.`t`", q(&db)))
-        .await
-        .unwrap();
+    }
+    Err(format!("no case accepted in 25 attempts; last: {last}"))
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (load, writers) = start_load(&config, &db, &case, stop.clone());
-    let rotator = case.rotate.then(|| {
-        let (config, stop) = (config.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut conn = client(&config).await;
-            for _ in 0..3 {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
-            }
-        })
-    });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+/// How a migration under the load ended: its result (Err: it hung or
+/// panicked) and whether it only ended on the fuzzer's stop request.
+struct Migrated {
+    result: Result<shadowcut::Result<shadowcut::Summary>, String>,
+    hung: bool,
+}
 
-    let mut migration = config_for(&db, &case);
+/// Runs shadowcut on the case while the load runs, and stops the load:
+/// right before the swap (the cut-over postponed until then), or shortly
+/// after shadowcut returns when the load runs through the cut-over.
+async fn migrate_under_load(
+    conn: &mut Conn,
+    db: &str,
+    case: &Case,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    stop: &AtomicBool,
+) -> Migrated {
+    let mut migration = config_for(db, case);
     let flag = std::env::temp_dir().join(format!("{db}.postpone"));
     if !case.through {
-        // The load runs through the copy and stops before the swap.
         std::fs::write(&flag, b"").unwrap();
         migration.postpone_cut_over_flag_file = Some(flag.clone());
     }
@@ -507,11 +494,13 @@ async fn run_seed(seed: u64) -> Report {
         }
         if !case.through
             && !stop.load(Ordering::Relaxed)
-            && changelog_value(&mut conn, &db, "t", "state:copy-watermark")
+            && changelog_value(conn, db, "t", "state:copy-watermark")
                 .await
                 .as_deref()
                 == Some("\"complete\"")
         {
+            // Copied: let the tail apply the load a little longer, then stop
+            // the load and release the cut-over.
             tokio::time::sleep(Duration::from_millis(300)).await;
             stop.store(true, Ordering::Relaxed);
             for w in writers.iter() {
@@ -542,31 +531,103 @@ async fn run_seed(seed: u64) -> Report {
     for w in writers {
         w.await.expect("a writer panicked");
     }
+    Migrated { result, hung }
+}
+
+/// Runs one seed; prints its line (and details when it is not a pass).
+async fn run_seed(seed: u64) -> Report {
+    let started = Instant::now();
+    let config = primary();
+    let mut conn = client(&config).await;
+    let (case, db) = match accepted_case(&mut conn, seed).await {
+        Ok(c) => c,
+        Err(e) => {
+            println!("seed {seed}: HARNESS: {e}");
+            return Report {
+                seed,
+                outcome: Outcome::Harness,
+                headline: e,
+            };
+        }
+    };
+    conn.query_drop(format!("ANALYZE TABLE {}.`t`", q(&db)))
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (load, writers) = start_load(&config, &db, &case, stop.clone());
+    let rotator = case.rotate.then(|| {
+        let (config, stop) = (config.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut conn = client(&config).await;
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                conn.query_drop("FLUSH BINARY LOGS").await.unwrap();
+            }
+        })
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let migrated = migrate_under_load(&mut conn, &db, &case, writers, &stop).await;
     if let Some(r) = rotator {
         r.await.expect("the binlog rotator panicked");
     }
 
     let (outcome, headline, mut detail) =
-        classify(&config, &mut conn, &db, &case, result, &load).await;
-    if hung && outcome != Outcome::Defect {
+        classify(&config, &mut conn, &db, &case, migrated.result, &load).await;
+    if migrated.hung && outcome != Outcome::Defect {
         detail.push(format!(
             "slow: still running after {} s, it ended on the fuzzer's stop request",
             MIGRATION_TIMEOUT.as_secs()
         ));
     }
-    let txns = load.stats.transactions.load(Ordering::Relaxed);
-    let rejected = load.rejected.load(Ordering::Relaxed);
-    let alter_short: String = if case.alter.sql.chars().count() > 160 {
+    print_case(seed, &case, outcome, started.elapsed(), &load);
+    if outcome != Outcome::Pass {
+        println!("  {headline}");
+        for d in &detail {
+            println!("  {d}");
+        }
+        println!(
+            "  CREATE: {}",
+            case.table
+                .create_sql()
+                .replace('\n', " ")
+                .replace("{T}", "t")
+        );
+        println!("  ALTER TABLE t {}", case.alter.sql);
+    }
+    if matches!(
+        outcome,
+        Outcome::Defect | Outcome::Suspect | Outcome::Harness
+    ) {
+        println!("  database kept: {db}");
+        println!("  repro: scripts/fuzz --seed {seed}");
+    } else {
+        conn.query_drop(format!("DROP DATABASE {}", q(&db)))
+            .await
+            .unwrap();
+    }
+    Report {
+        seed,
+        outcome,
+        headline,
+    }
+}
+
+/// The seed's one line: outcome, duration, table, ALTER, load.
+fn print_case(seed: u64, case: &Case, outcome: Outcome, took: Duration, load: &Load) {
+    let alter: String = if case.alter.sql.chars().count() > 160 {
         format!("{}…", case.alter.sql.chars().take(160).collect::<String>())
     } else {
         case.alter.sql.clone()
     };
     println!(
-        "seed {seed}: {} [{:.1}s] {} | ALTER {} | {}, tz {:?}, {} rows{}, chunk {}, load {txns} txns ({rejected} rejected){}",
+        "seed {seed}: {} [{:.1}s] {} | ALTER {alter} | {}, tz {:?}, {} rows{}, chunk {}, load {} txns ({} rejected){}",
         outcome.label(),
-        started.elapsed().as_secs_f64(),
+        took.as_secs_f64(),
         case.table.summary(),
-        alter_short,
         match (case.through, case.workload.inserts) {
             (true, true) => "through the cut-over",
             (true, false) => "through the cut-over (no inserts)",
@@ -580,41 +641,14 @@ async fn run_seed(seed: u64) -> Report {
             (false, true) => " (edge values, zero dates)",
         },
         case.chunk_size,
-        if attempt > 0 { format!(", regenerated {attempt}x") } else { String::new() },
+        load.stats.transactions.load(Ordering::Relaxed),
+        load.rejected.load(Ordering::Relaxed),
+        if case.attempt > 0 {
+            format!(", regenerated {}x", case.attempt)
+        } else {
+            String::new()
+        },
     );
-    let keep = matches!(
-        outcome,
-        Outcome::Defect | Outcome::Suspect | Outcome::Harness
-    );
-    if outcome != Outcome::Pass {
-        println!("  {headline}");
-        for d in &detail {
-            println!("  {d}");
-        }
-    }
-    if outcome != Outcome::Pass {
-        println!(
-            "  CREATE: {}",
-            case.table
-                .create_sql()
-                .replace('\n', " ")
-                .replace("{T}", "t")
-        );
-        println!("  ALTER TABLE t {}", case.alter.sql);
-    }
-    if keep {
-        println!("  database kept: {db}");
-        println!("  repro: scripts/fuzz --seed {seed}");
-    } else {
-        conn.query_drop(format!("DROP DATABASE {}", q(&db)))
-            .await
-            .unwrap();
-    }
-    Report {
-        seed,
-        outcome,
-        headline,
-    }
 }
 
 /// Replaces the case's ALTER (to shrink a failing case by hand): the load
@@ -834,6 +868,64 @@ async fn fuzz_fixed_seeds() {
     assert_no_defect(&reports);
 }
 
+/// Seeds that found a defect (one per class, from `scripts/fuzz --seeds 900
+/// --from 2000`), with what they found. Each must PASS once its defect is
+/// fixed. They need the server of `scripts/fuzz` (time zone +05:30,
+/// NO_ZERO_DATE) and this version of the generators: run them with
+/// `scripts/fuzz --regressions`.
+const REGRESSION_SEEDS: &[(u64, &str)] = &[
+    (
+        2181,
+        "ENUM key (no COLLATE): changes applied from the binlog are lost",
+    ),
+    (
+        2213,
+        "composite key with an ENUM column: the copy never ends",
+    ),
+    (
+        2018,
+        "signed MEDIUMINT key: changes to rows with negative keys are lost",
+    ),
+    (
+        2446,
+        "shared key on a TIMESTAMP(6) holding zero dates: changes collide, stall, fail",
+    ),
+    (
+        2098,
+        "TIMESTAMP DEFAULT literal of the ALTER read in UTC, not the server's time zone",
+    ),
+    (
+        2882,
+        "DATE -> TIMESTAMP converted in UTC, not the server's time zone",
+    ),
+    (
+        2794,
+        "TIMESTAMP -> DATETIME converted in UTC, not the server's time zone",
+    ),
+    (
+        2190,
+        "global NO_ZERO_DATE ignored: the server refuses zero dates, shadowcut copies them",
+    ),
+    (2048, "AUTO_INCREMENT = N of the ALTER lost"),
+    (
+        2034,
+        "ALTER COLUMN ... SET DEFAULT first in the ALTER: refused as 'starts with ALTER'",
+    ),
+    (2077, "primary key reordered: refused"),
+    (
+        2015,
+        "ADD COLUMN ... NOT NULL without DEFAULT: fails, the server uses the implicit default",
+    ),
+    (
+        2466,
+        "shared key BINARY(4) -> BINARY(8): changes collide, stall, fail",
+    ),
+    (
+        2700,
+        "DATETIME -> DATE: the server's Note 1265 taken for data loss",
+    ),
+];
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.trim()
@@ -866,6 +958,25 @@ async fn fuzz_seeds_from_env() {
     let budget = env_u64("SHADOWCUT_FUZZ_MAX_SECONDS").map(Duration::from_secs);
     let reports = run_seeds(seeds, budget).await;
     assert_no_defect(&reports);
+}
+
+/// The defects found so far: every seed must pass once they are fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "known defects being fixed; needs scripts/fuzz's server: scripts/fuzz --regressions"]
+async fn fuzz_regression_seeds() {
+    let reports = run_seeds(REGRESSION_SEEDS.iter().map(|s| s.0).collect(), None).await;
+    let failing: Vec<String> = reports
+        .iter()
+        .filter(|r| r.outcome != Outcome::Pass)
+        .map(|r| {
+            let what = REGRESSION_SEEDS
+                .iter()
+                .find(|s| s.0 == r.seed)
+                .map_or("", |s| s.1);
+            format!("seed {} ({what}): {}", r.seed, r.outcome.label())
+        })
+        .collect();
+    assert!(failing.is_empty(), "not fixed yet:\n{}", failing.join("\n"));
 }
 
 /// The generators are deterministic, and every case has a row key.
