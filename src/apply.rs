@@ -9,7 +9,7 @@
 //! events of one row are harmless, and the tail always wins over the copy.
 //! Non-key values are never decoded from the binlog.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,14 +24,26 @@ use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyValue, SharedKey, Side};
 use crate::server::{BinlogPosition, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
+use crate::tail::TailShared;
 
 /// Most keys applied in one statement.
 pub const BATCH_KEYS: usize = 500;
 
+/// A changed key, and whether its row exists after the last change the tail
+/// read (an insert or the new image of an update) or not (a delete, or the
+/// old key of an update that changed the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The key, in the original's terms.
+    pub key: KeyValue,
+    /// The row exists after the key's last change.
+    pub exists: bool,
+}
+
 /// Keys of changed rows waiting to be applied, filled by the tail.
 #[derive(Debug, Default)]
 pub struct ChangeBuffer {
-    keys: HashSet<KeyValue>,
+    keys: HashMap<KeyValue, bool>,
     position: Option<BinlogPosition>,
     marker: u64,
 }
@@ -40,7 +52,7 @@ pub struct ChangeBuffer {
 #[derive(Debug, Default)]
 pub struct Drained {
     /// Keys to apply.
-    pub keys: Vec<KeyValue>,
+    pub changes: Vec<Change>,
     /// When the buffer is now empty: the binlog position every change up to
     /// which is in this batch or applied before.
     pub position: Option<BinlogPosition>,
@@ -49,9 +61,9 @@ pub struct Drained {
 }
 
 impl ChangeBuffer {
-    /// Adds the key of a changed row.
-    pub fn insert(&mut self, key: KeyValue) {
-        self.keys.insert(key);
+    /// Records a change of `key`; the latest change of a key wins.
+    pub fn insert(&mut self, key: KeyValue, exists: bool) {
+        self.keys.insert(key, exists);
     }
 
     /// Records a transaction boundary the tail has read past.
@@ -77,25 +89,44 @@ impl ChangeBuffer {
     /// Takes up to `max` keys.
     pub fn take(&mut self, max: usize) -> Drained {
         let keys: Vec<KeyValue> = if self.keys.len() <= max {
-            self.keys.drain().collect()
+            self.keys.keys().cloned().collect()
         } else {
-            let some: Vec<KeyValue> = self.keys.iter().take(max).cloned().collect();
-            for k in &some {
-                self.keys.remove(k);
-            }
-            some
+            self.keys.keys().take(max).cloned().collect()
         };
+        let changes = keys
+            .into_iter()
+            .filter_map(|key| {
+                let exists = self.keys.remove(&key)?;
+                Some(Change { key, exists })
+            })
+            .collect();
         let empty = self.keys.is_empty();
         Drained {
-            keys,
+            changes,
             position: if empty { self.position.clone() } else { None },
             marker: empty.then_some(self.marker),
         }
     }
 
-    /// Puts keys back after a failed attempt.
-    pub fn requeue(&mut self, keys: Vec<KeyValue>) {
-        self.keys.extend(keys);
+    /// Puts keys back after a failed attempt; a newer change of a key that
+    /// arrived meanwhile wins.
+    pub fn requeue(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            self.keys.entry(c.key).or_insert(c.exists);
+        }
+    }
+
+    /// Takes the newer changes of `changes`' keys that arrived since they
+    /// were taken; true when any key's state changed.
+    pub fn refresh(&mut self, changes: &mut [Change]) -> bool {
+        let mut changed = false;
+        for c in changes {
+            if let Some(exists) = self.keys.remove(&c.key) {
+                changed |= exists != c.exists;
+                c.exists = exists;
+            }
+        }
+        changed
     }
 }
 
@@ -107,6 +138,44 @@ pub fn lock(buffer: &SharedBuffer) -> std::sync::MutexGuard<'_, ChangeBuffer> {
     buffer.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Changes taken from the buffer that go back into it when dropped, unless
+/// [`Taken::done`] says they were applied: a cancelled or failed apply can
+/// never lose them.
+pub struct Taken<'a> {
+    buffer: &'a SharedBuffer,
+    changes: Vec<Change>,
+}
+
+impl<'a> Taken<'a> {
+    /// Holds `changes` taken from `buffer`.
+    pub fn new(buffer: &'a SharedBuffer, changes: Vec<Change>) -> Taken<'a> {
+        Taken { buffer, changes }
+    }
+
+    /// The changes held.
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// Adds more changes to hold.
+    pub fn extend(&mut self, more: Vec<Change>) {
+        self.changes.extend(more);
+    }
+
+    /// The changes were applied (or handed on): nothing goes back.
+    pub fn done(mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.changes.is_empty() {
+            lock(self.buffer).requeue(std::mem::take(&mut self.changes));
+        }
+    }
+}
+
 /// What applying a batch found.
 #[derive(Debug)]
 pub enum Outcome {
@@ -116,6 +185,23 @@ pub enum Outcome {
     /// original does not have. Often transient (the other row's change is
     /// still in the binlog); persistent under the cut-over lock.
     Conflict(String),
+    /// Fewer rows were found in the original than the binlog says exist
+    /// after their last change; rolled back. Either a later change (not yet
+    /// read) deleted them, or the statement does not match the key: the
+    /// caller must tell which.
+    Shortfall {
+        /// Keys whose row exists after their last change read.
+        expected: u64,
+        /// Rows the re-read found.
+        found: u64,
+    },
+}
+
+/// What one transaction of a batch ended with, before COMMIT or ROLLBACK.
+enum Verdict {
+    Good,
+    Warned(String),
+    Short { expected: u64, found: u64 },
 }
 
 /// Builds and runs the statements that apply a batch of keys.
@@ -124,7 +210,7 @@ pub struct Applier {
     names: ShadowNames,
     key: SharedKey,
     insert_prefix: String,
-    share_lock: &'static str,
+    dialect: Dialect,
     failpoints: Failpoints,
 }
 
@@ -147,9 +233,19 @@ impl Applier {
             names,
             key,
             insert_prefix,
-            share_lock: dialect.share_lock_clause(),
+            dialect,
             failpoints,
         }
+    }
+
+    fn table(&self) -> String {
+        self.names.q(&self.names.original)
+    }
+
+    /// `INSERT INTO ghost (...) SELECT ... FROM original`, to which a WHERE
+    /// clause and the share lock are added.
+    pub fn insert_prefix(&self) -> &str {
+        &self.insert_prefix
     }
 
     /// The statements a batch runs, for the dry-run plan.
@@ -161,70 +257,75 @@ impl Applier {
             ),
             format!(
                 "{} WHERE <key> IN (<changed keys>) {}",
-                self.insert_prefix, self.share_lock
+                self.insert_prefix,
+                self.dialect.share_lock_clause()
             ),
         ]
     }
 
-    /// Makes the new table's rows for `keys` equal to the original's.
-    ///
-    /// Normally one transaction; `under_table_lock` (the cut-over connection
-    /// holds LOCK TABLES, where BEGIN would release the locks) runs the two
-    /// statements in autocommit, which is safe because nothing else can
-    /// write either table then.
-    pub async fn apply(
-        &self,
-        conn: &mut Conn,
-        keys: &[KeyValue],
-        under_table_lock: bool,
-    ) -> Result<Outcome> {
+    /// Makes the new table's rows for the keys of `changes` equal to the
+    /// original's, in one transaction.
+    pub async fn apply(&self, conn: &mut Conn, changes: &[Change]) -> Result<Outcome> {
         failpoint::pause(self.failpoints.apply_delay).await;
         let mut attempt = 0;
         loop {
-            match self.try_apply(conn, keys, under_table_lock).await {
+            match self.try_apply(conn, changes).await {
                 Err(e) if matches!(server_code(&e), Some(1205 | 1213)) && attempt < 20 => {
-                    if !under_table_lock {
-                        let _ = conn.query_drop("ROLLBACK").await;
-                    }
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
                 }
                 Err(e) => {
-                    if !under_table_lock {
-                        let _ = conn.query_drop("ROLLBACK").await;
-                    }
                     if let (Some(1062), mysql_async::Error::Server(s)) = (server_code(&e), &e) {
                         return Ok(Outcome::Conflict(s.message.clone()));
                     }
                     return Err(Error::Apply {
-                        table: self.names.q(&self.names.original),
+                        table: self.table(),
                         message: e.to_string(),
                     });
                 }
-                Ok(Some(warnings)) => {
+                Ok(Verdict::Warned(warnings)) => {
                     return Err(Error::Apply {
-                        table: self.names.q(&self.names.original),
+                        table: self.table(),
                         message: format!(
                             "the server warned while copying changed rows: {warnings}"
                         ),
                     })
                 }
-                Ok(None) => return Ok(Outcome::Applied),
+                Ok(Verdict::Short { expected, found }) => {
+                    return Ok(Outcome::Shortfall { expected, found })
+                }
+                Ok(Verdict::Good) => return Ok(Outcome::Applied),
             }
         }
     }
 
-    /// Runs the batch; `Ok(Some(text))` when the server raised warnings.
+    /// One transaction: committed when good, rolled back otherwise (an
+    /// error, a warning, a shortfall), so the connection is always clean.
     async fn try_apply(
         &self,
         conn: &mut Conn,
-        keys: &[KeyValue],
-        under_table_lock: bool,
-    ) -> std::result::Result<Option<String>, mysql_async::Error> {
-        let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, keys);
-        let (orig_where, orig_params) = self.key.matches_any(Side::Original, keys);
-        if !under_table_lock {
-            conn.query_drop("START TRANSACTION").await?;
+        changes: &[Change],
+    ) -> std::result::Result<Verdict, mysql_async::Error> {
+        conn.query_drop("START TRANSACTION").await?;
+        let verdict = self.statements(conn, changes).await;
+        if let Ok(Verdict::Good) = verdict {
+            conn.query_drop("COMMIT").await?;
+        } else {
+            let _ = conn.query_drop("ROLLBACK").await;
+        }
+        verdict
+    }
+
+    async fn statements(
+        &self,
+        conn: &mut Conn,
+        changes: &[Change],
+    ) -> std::result::Result<Verdict, mysql_async::Error> {
+        let keys: Vec<KeyValue> = changes.iter().map(|c| c.key.clone()).collect();
+        let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &keys);
+        let (mut orig_where, orig_params) = self.key.matches_any(Side::Original, &keys);
+        if failpoint::on(self.failpoints.reread_mismatch) {
+            orig_where.push_str(" AND 1 = 0");
         }
         conn.exec_drop(
             format!(
@@ -237,25 +338,194 @@ impl Applier {
         conn.exec_drop(
             format!(
                 "{} WHERE {orig_where} {}",
-                self.insert_prefix, self.share_lock
+                self.insert_prefix,
+                self.dialect.share_lock_clause()
             ),
             orig_params,
         )
         .await?;
+        let found = conn.affected_rows();
         if conn.get_warnings() > 0 {
-            let warnings = show_warnings(conn).await?;
-            return Ok(Some(
-                warnings
-                    .iter()
-                    .map(|w| w.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ));
+            let warnings: Vec<Warning> = show_warnings(conn)
+                .await?
+                .into_iter()
+                .filter(|w| !w.is_note())
+                .collect();
+            if !warnings.is_empty() {
+                return Ok(Verdict::Warned(
+                    warnings
+                        .iter()
+                        .map(|w| w.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ));
+            }
         }
-        if !under_table_lock {
-            conn.query_drop("COMMIT").await?;
+        let expected = changes.iter().filter(|c| c.exists).count() as u64;
+        if found < expected {
+            return Ok(Verdict::Short { expected, found });
         }
-        Ok(None)
+        Ok(Verdict::Good)
+    }
+
+    /// Waits until the tail has read every change committed before now, so
+    /// that the buffer explains what a re-read just saw.
+    async fn wait_for_tail(&self, conn: &mut Conn, tail: &TailShared) -> Result<()> {
+        let now = crate::server::binlog_status(conn, self.dialect)
+            .await?
+            .ok_or_else(|| Error::Apply {
+                table: self.table(),
+                message: "binary logging is off".into(),
+            })?
+            .position;
+        let deadline = Instant::now() + TAIL_WAIT;
+        while !tail.has_read(&now) {
+            if let Some(failure) = tail.failure() {
+                return Err(Error::Tail {
+                    table: self.table(),
+                    message: failure,
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Apply {
+                    table: self.table(),
+                    message: format!("the binlog tail did not reach {now} within {TAIL_WAIT:?}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// Applies `changes`, telling a shortfall that later changes explain
+    /// (a row deleted after the event the tail read: its newer change is
+    /// then in the buffer) from one they do not, which is a key the
+    /// statements fail to match: that stops the migration, loudly. Sets
+    /// whose shortfall the buffer does not explain are halved until the key
+    /// is found. Returns the collision and every change not applied when a
+    /// unique key of the new table collides.
+    pub async fn apply_explained(
+        &self,
+        conn: &mut Conn,
+        tail: &TailShared,
+        changes: Vec<Change>,
+    ) -> Result<std::result::Result<(), (String, Vec<Change>)>> {
+        let mut work = vec![changes];
+        let mut strikes = 0u32;
+        while let Some(mut set) = work.pop() {
+            match self.apply(conn, &set).await? {
+                Outcome::Applied => strikes = 0,
+                Outcome::Conflict(message) => {
+                    set.extend(work.into_iter().flatten());
+                    return Ok(Err((message, set)));
+                }
+                Outcome::Shortfall { expected, found } => {
+                    self.wait_for_tail(conn, tail).await?;
+                    let explained = lock(&tail.buffer).refresh(&mut set);
+                    if explained {
+                        work.push(set);
+                    } else if set.len() > 1 {
+                        let half = set.split_off(set.len() / 2);
+                        work.push(half);
+                        work.push(set);
+                    } else {
+                        strikes += 1;
+                        if strikes >= SHORTFALL_STRIKES {
+                            return Err(Error::Apply {
+                                table: self.table(),
+                                message: format!(
+                                    "the binlog says the row with key {:?} exists after its last change, but re-reading it \
+                                     from the original found {found} of {expected} rows, {strikes} times, with no later change \
+                                     to explain it: the statements do not match this key. Nothing was swapped; please report this",
+                                    set[0].key
+                                ),
+                            });
+                        }
+                        work.push(set);
+                    }
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// How long the applier waits for the tail to read up to the current
+/// binlog position.
+const TAIL_WAIT: Duration = Duration::from_secs(60);
+
+/// How often a single key may be re-read in vain, each time after the tail
+/// has caught up, before the migration stops.
+const SHORTFALL_STRIKES: u32 = 3;
+
+/// Why [`drain_all`] did not apply everything.
+#[derive(Debug)]
+pub enum DrainFailure {
+    /// Rows collide on a unique key of the new table with every change
+    /// applied: the data violates it.
+    Collision(String),
+    /// Anything else; worth another attempt.
+    Failed(String),
+}
+
+/// Applies every change left in the buffer, while the caller holds the
+/// original's lock (nothing can change it meanwhile, so a collision or a
+/// shortfall cannot be explained by a later change). Taken keys go back
+/// into the buffer whenever this ends before they are applied, even when it
+/// is cancelled mid-statement. A batch that collides on a new unique key
+/// may collide with a row whose own change is in a later batch: it is
+/// deferred and applied together with every other deferred key at the end;
+/// a collision then is real. `attempt` is the cut-over attempt, for the
+/// test-only stall.
+pub async fn drain_all(
+    applier: &Applier,
+    buffer: &SharedBuffer,
+    conn: &mut Conn,
+    failpoints: &Failpoints,
+    attempt: Option<u32>,
+) -> std::result::Result<(), DrainFailure> {
+    let batch_keys = failpoints
+        .drain_batch_keys
+        .filter(|_| Failpoints::ENABLED)
+        .map_or(BATCH_KEYS, |n| n as usize);
+    let mut deferred = Taken::new(buffer, Vec::new());
+    let failed = |e: Error| DrainFailure::Failed(e.to_string());
+    let short = |expected, found| {
+        DrainFailure::Failed(format!(
+            "re-reading changed rows under the lock found {found} of {expected}"
+        ))
+    };
+    loop {
+        let batch = lock(buffer).take(batch_keys);
+        if batch.changes.is_empty() {
+            break;
+        }
+        let taken = Taken::new(buffer, batch.changes);
+        if let Some(attempt) = attempt {
+            failpoint::stall_in_attempt(failpoints.stall_drain_attempts, attempt).await;
+        }
+        match applier.apply(conn, taken.changes()).await.map_err(failed)? {
+            Outcome::Applied => {
+                taken.done();
+            }
+            Outcome::Conflict(_) => deferred.extend(taken.done()),
+            Outcome::Shortfall { expected, found } => return Err(short(expected, found)),
+        }
+    }
+    if deferred.changes().is_empty() {
+        return Ok(());
+    }
+    match applier
+        .apply(conn, deferred.changes())
+        .await
+        .map_err(failed)?
+    {
+        Outcome::Applied => {
+            deferred.done();
+            Ok(())
+        }
+        Outcome::Conflict(message) => Err(DrainFailure::Collision(message)),
+        Outcome::Shortfall { expected, found } => Err(short(expected, found)),
     }
 }
 
@@ -282,6 +552,14 @@ pub struct Warning {
     pub code: u16,
     /// Message text.
     pub message: String,
+}
+
+impl Warning {
+    /// A note: information a native ALTER in strict mode accepts (such as
+    /// a DATETIME's time dropped on the way to DATE), not a warning.
+    pub fn is_note(&self) -> bool {
+        self.level.eq_ignore_ascii_case("Note")
+    }
 }
 
 impl std::fmt::Display for Warning {
@@ -325,11 +603,11 @@ pub struct ApplyLoop {
 const CONFLICT_PATIENCE: Duration = Duration::from_secs(30);
 
 impl ApplyLoop {
-    /// Starts applying on `conn`.
+    /// Starts applying the tail's buffer on `conn`.
     pub fn start(
         mut conn: Conn,
         applier: Applier,
-        buffer: SharedBuffer,
+        tail: Arc<TailShared>,
         stats: Arc<ApplyStats>,
     ) -> ApplyLoop {
         let (stop, mut stopped) = watch::channel(false);
@@ -342,8 +620,17 @@ impl ApplyLoop {
                 if *stopped.borrow() {
                     break;
                 }
-                let batch = lock(&buffer).take(BATCH_KEYS);
-                if batch.keys.is_empty() {
+                if let Some(delay) = applier.failpoints.apply_loop_delay {
+                    tokio::select! {
+                        _ = failpoint::pause(Some(delay)) => {}
+                        _ = stopped.changed() => {}
+                    }
+                    if *stopped.borrow() {
+                        break;
+                    }
+                }
+                let batch = lock(&tail.buffer).take(BATCH_KEYS);
+                if batch.changes.is_empty() {
                     if let Some(m) = batch.marker {
                         marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
                     }
@@ -355,9 +642,12 @@ impl ApplyLoop {
                         _ = stopped.changed() => {}
                     }
                 } else {
-                    let count = batch.keys.len() as u64;
-                    match applier.apply(&mut conn, &batch.keys, false).await? {
-                        Outcome::Applied => {
+                    let count = batch.changes.len() as u64;
+                    match applier
+                        .apply_explained(&mut conn, &tail, batch.changes)
+                        .await?
+                    {
+                        Ok(()) => {
                             conflict_since = None;
                             stats.keys_applied.fetch_add(count, Ordering::Relaxed);
                             if let Some(m) = batch.marker {
@@ -367,18 +657,18 @@ impl ApplyLoop {
                                 unrecorded = batch.position;
                             }
                         }
-                        Outcome::Conflict(message) => {
+                        Err((message, unapplied)) => {
                             let since = *conflict_since.get_or_insert_with(Instant::now);
                             if since.elapsed() > CONFLICT_PATIENCE {
                                 return Err(Error::Apply {
-                                    table: applier.names.q(&applier.names.original),
+                                    table: applier.table(),
                                     message: format!(
                                         "rows keep colliding on a unique key of the new table ({message}); \
                                          the data does not satisfy the ALTER's unique keys"
                                     ),
                                 });
                             }
-                            lock(&buffer).requeue(batch.keys);
+                            lock(&tail.buffer).requeue(unapplied);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     }
@@ -441,10 +731,10 @@ mod tests {
     #[test]
     fn buffer_dedups_and_reports_position_only_when_drained() {
         let mut b = ChangeBuffer::default();
-        b.insert(k(1));
-        b.insert(k(1));
-        b.insert(k(2));
-        b.insert(k(3));
+        b.insert(k(1), true);
+        b.insert(k(1), false);
+        b.insert(k(2), true);
+        b.insert(k(3), true);
         b.mark_position(BinlogPosition {
             file: "f".into(),
             pos: 10,
@@ -452,13 +742,69 @@ mod tests {
         b.mark_sync(4);
         assert_eq!(b.len(), 3);
         let first = b.take(2);
-        assert_eq!(first.keys.len(), 2);
+        assert_eq!(first.changes.len(), 2);
         assert!(first.position.is_none() && first.marker.is_none());
         let rest = b.take(2);
-        assert_eq!(rest.keys.len(), 1);
+        assert_eq!(rest.changes.len(), 1);
         assert_eq!(rest.position.unwrap().pos, 10);
         assert_eq!(rest.marker, Some(4));
-        b.requeue(rest.keys);
+        let mut all = first.changes;
+        all.extend(rest.changes);
+        assert!(all.contains(&Change {
+            key: k(1),
+            exists: false
+        }));
+        b.requeue(all);
+        assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn requeue_never_overrides_a_newer_change() {
+        let mut b = ChangeBuffer::default();
+        b.insert(k(1), true);
+        let taken = b.take(10).changes;
+        b.insert(k(1), false);
+        b.requeue(taken);
+        assert_eq!(
+            b.take(10).changes,
+            vec![Change {
+                key: k(1),
+                exists: false
+            }]
+        );
+    }
+
+    #[test]
+    fn refresh_takes_newer_states() {
+        let mut b = ChangeBuffer::default();
+        let mut set = vec![
+            Change {
+                key: k(1),
+                exists: true,
+            },
+            Change {
+                key: k(2),
+                exists: true,
+            },
+        ];
+        b.insert(k(3), true);
+        assert!(!b.refresh(&mut set));
+        b.insert(k(2), false);
+        assert!(b.refresh(&mut set));
+        assert!(!set[1].exists);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn taken_changes_go_back_unless_done() {
+        let buffer: SharedBuffer = Arc::default();
+        lock(&buffer).insert(k(1), true);
+        let changes = lock(&buffer).take(10).changes;
+        drop(Taken::new(&buffer, changes));
+        assert_eq!(lock(&buffer).len(), 1);
+        let changes = lock(&buffer).take(10).changes;
+        let done = Taken::new(&buffer, changes).done();
+        assert_eq!(done.len(), 1);
+        assert!(lock(&buffer).is_empty());
     }
 }

@@ -70,6 +70,13 @@ pub struct Args {
     /// (default: derived per run, from 1073741824 up).
     #[arg(long, help_heading = "Migration")]
     pub replica_server_id: Option<u32>,
+    /// Swap without first comparing the new table with the original. The
+    /// checksum is on by default; the summary says when it was skipped.
+    #[arg(long, help_heading = "Migration")]
+    pub skip_checksum: bool,
+    /// Connections that compare chunks in parallel during the checksum.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64), help_heading = "Migration")]
+    pub checksum_threads: u64,
     /// Accepted for gh-ost compatibility: shadowcut always reads the binlog
     /// of the server it is given and writes there.
     #[arg(long, help_heading = "Migration")]
@@ -217,6 +224,8 @@ impl Args {
         let mut config = Config::new(connect, &self.database, &self.table, &self.alter);
         config.execute = self.execute;
         config.chunk_size = self.chunk_size;
+        config.skip_checksum = self.skip_checksum;
+        config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
         config.cut_over_lock_timeout = Duration::from_secs(self.cut_over_lock_timeout_seconds);
         config.cut_over_attempts = self.cut_over_attempts.max(1);

@@ -12,9 +12,11 @@
 //!    locks.
 //! 5. A confirms B is waiting on a metadata lock and drops the sentinel.
 //!    The server takes a statement's table locks in sorted name order, so
-//!    when the sentinel and the ghost sort before `t`, A then waits until B
-//!    holds the ghost's lock (a non-waiting probe times out): B is now
-//!    queued on `t`'s lock, ahead of every queued write.
+//!    B may still wait for the ghost (held by a reader) rather than for
+//!    `t`. A waits until a read of `t` that may not wait times out: only a
+//!    pending exclusive request does that, and no other session's DDL waits
+//!    on `t`, so it is B's. B is now queued on `t`'s lock, ahead of every
+//!    queued write.
 //! 6. A checks its own lock is still held and unlocks: the RENAME runs
 //!    before any queued write, which then lands in the new table.
 //!
@@ -28,13 +30,14 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use tokio::sync::oneshot;
 
-use crate::apply::{self, Applier, Outcome, SharedBuffer, BATCH_KEYS};
+use crate::apply::{self, Applier, SharedBuffer};
 use crate::control::Stop;
 use crate::error::{Error, Result, SqlContext};
-use crate::failpoint::Failpoints;
+use crate::failpoint::{self, Failpoints};
 use crate::server::ConnectConfig;
 use crate::shadow::{self, hint, marker, Role, ShadowNames};
 use crate::sql;
+use crate::tail::statements::{self, NameRule};
 use crate::tail::Tail;
 
 /// Everything one cut-over attempt needs.
@@ -53,6 +56,9 @@ pub struct CutOver<'a> {
     pub final_comment: &'a str,
     /// Whether the original has an AUTO_INCREMENT counter to carry over.
     pub has_auto_increment: bool,
+    /// The counter the ALTER asked for, if any: the new table's next value
+    /// is the larger of it and the original's.
+    pub requested_auto_increment: Option<u64>,
     /// The tail.
     pub tail: &'a Tail,
     /// The buffer the tail fills.
@@ -63,6 +69,10 @@ pub struct CutOver<'a> {
     pub stop: &'a Stop,
     /// Test-only delays.
     pub failpoints: &'a Failpoints,
+    /// How the server compares table names.
+    pub name_rule: NameRule,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
 }
 
 /// How an attempt ended.
@@ -100,14 +110,6 @@ impl CutOver<'_> {
 
     fn lock_wait_seconds(&self) -> u64 {
         self.lock_timeout.as_secs().max(1)
-    }
-
-    /// True when B's RENAME, which locks its tables in the server's sorted
-    /// order of names, asks for the original table's lock before those of
-    /// the sentinel and the ghost.
-    fn rename_locks_original_first(&self) -> bool {
-        let n = self.names;
-        n.original.as_bytes() < n.old.as_bytes().min(n.ghost.as_bytes())
     }
 
     /// Runs one attempt. `control` is a connection outside the lock, used to
@@ -215,6 +217,7 @@ impl CutOver<'_> {
                     (_, true) => Ok(Attempt::Swapped { lock_time }),
                     (Err(e), false) => {
                         shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id).await?;
+                        self.recover(control, drain).await?;
                         Ok(Attempt::Retry(format!("the RENAME failed: {e}")))
                     }
                     (Ok(()), false) => Err(Error::CutOver {
@@ -243,12 +246,33 @@ impl CutOver<'_> {
                 drop(a);
                 shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id)
                     .await?;
+                self.recover(control, drain).await?;
                 match abort {
                     Abort::Retry(reason) => Ok(Attempt::Retry(reason)),
                     Abort::Fatal(e) => Err(e),
                 }
             }
         }
+    }
+
+    /// After an abandoned attempt: the drain connection may have been cut
+    /// off mid-statement (the attempt's timeout), so it is killed and
+    /// replaced; the ghost, whose comment was already set for the swap,
+    /// gets its marker back so that cleanup and later runs know it as ours.
+    async fn recover(&self, control: &mut Conn, drain: &mut Conn) -> Result<()> {
+        let _ = control
+            .query_drop(format!("KILL CONNECTION {}", drain.id()))
+            .await;
+        let fresh = crate::server::connect_session(self.connect).await?;
+        drop(std::mem::replace(drain, fresh));
+        let ghost = self.names.q(&self.names.ghost);
+        control
+            .query_drop(self.tagged(format!(
+                "ALTER TABLE {ghost} COMMENT = {}",
+                sql::literal(&marker(Role::Ghost, self.run_id))
+            )))
+            .await
+            .context(|| format!("restoring the marker of {ghost} after a failed cut-over attempt"))
     }
 
     /// Everything between taking the lock and releasing it: A blocks writers
@@ -291,28 +315,32 @@ impl CutOver<'_> {
                     Abort::Retry(e.to_string())
                 }
             })?;
-        loop {
-            let batch = apply::lock(self.buffer).take(BATCH_KEYS);
-            if batch.keys.is_empty() {
-                break;
-            }
-            match self.applier.apply(drain, &batch.keys, false).await {
-                Ok(Outcome::Applied) => {}
-                Ok(Outcome::Conflict(message)) => {
-                    return Err(Abort::Fatal(Error::CutOver {
-                        table: self.table(),
-                        message: format!(
-                            "rows collide on a unique key of the new table ({message})"
-                        ),
-                    }))
-                }
-                Err(e) => {
-                    apply::lock(self.buffer).requeue(batch.keys);
-                    return Err(Abort::Retry(e.to_string()));
-                }
-            }
-        }
+        apply::drain_all(
+            self.applier,
+            self.buffer,
+            drain,
+            self.failpoints,
+            Some(self.attempt),
+        )
+        .await
+        .map_err(|e| match e {
+            apply::DrainFailure::Collision(message) => Abort::Fatal(Error::CutOver {
+                table: self.table(),
+                message: format!("rows collide on a unique key of the new table ({message})"),
+            }),
+            apply::DrainFailure::Failed(reason) => Abort::Retry(reason),
+        })?;
+        // No wait of the drain connection may outlast the lock (a reader of
+        // the ghost blocks finishing it).
+        drain
+            .query_drop(format!(
+                "SET SESSION lock_wait_timeout = {}",
+                self.lock_wait_seconds()
+            ))
+            .await
+            .map_err(|e| Abort::Retry(format!("bounding the drain's lock waits: {e}")))?;
         self.finish_new_table(drain).await?;
+        failpoint::stall_in_attempt(self.failpoints.stall_swap_attempts, self.attempt).await;
         if let Some(go) = go.take() {
             let _ = go.send(());
         }
@@ -320,9 +348,7 @@ impl CutOver<'_> {
         a.query_drop(self.tagged(format!("DROP TABLE {}", names.q(&names.old))))
             .await
             .map_err(|e| Abort::Retry(format!("dropping the sentinel: {e}")))?;
-        if !self.rename_locks_original_first() {
-            self.wait_for_rename_to_hold_ghost(drain).await?;
-        }
+        self.wait_for_rename_to_queue_on_table(drain, b_id).await?;
         // A still holds its lock: the lock is session-bound, so a statement
         // on the locked table succeeding on A proves it.
         a.query_drop(format!("SELECT 1 FROM {} LIMIT 0", self.table()))
@@ -331,16 +357,22 @@ impl CutOver<'_> {
         Ok(())
     }
 
-    /// B locks the sentinel and the ghost before the original (sorted
-    /// order): once the sentinel is gone, it must hold the ghost's lock, and
-    /// so be queued on the original's, before A unlocks; otherwise a queued
-    /// write could reach the old table first. Probed with a lock request
-    /// that does not wait.
-    async fn wait_for_rename_to_hold_ghost(
+    /// B takes its locks in the server's sorted order of names, so after
+    /// the sentinel is gone it may still wait for the ghost (a reader of
+    /// the ghost, a dump, holds it) rather than for the original. A must
+    /// not unlock before B's exclusive request is queued on the original,
+    /// or a queued write would reach the old table first.
+    ///
+    /// The proof: a read of the original that may not wait. A's READ lock
+    /// lets reads through, and so does every queued write; only a pending
+    /// exclusive request (B's RENAME, or another DDL, which is checked
+    /// separately) makes it time out at once.
+    async fn wait_for_rename_to_queue_on_table(
         &self,
         probe: &mut Conn,
+        b_id: u32,
     ) -> std::result::Result<(), Abort> {
-        let ghost = self.names.q(&self.names.ghost);
+        let table = self.table();
         let deadline = Instant::now() + self.lock_timeout;
         probe
             .query_drop("SET SESSION lock_wait_timeout = 0")
@@ -348,38 +380,84 @@ impl CutOver<'_> {
             .map_err(|e| Abort::Retry(format!("preparing the lock probe: {e}")))?;
         let result = loop {
             match probe
-                .query_drop(format!("SELECT 1 FROM {ghost} LIMIT 0"))
+                .query_drop(format!("SELECT 1 FROM {table} LIMIT 0"))
                 .await
             {
                 Err(mysql_async::Error::Server(e)) if e.code == 1205 => break Ok(()),
-                Err(e) => break Err(Abort::Retry(format!("probing the ghost's lock: {e}"))),
+                Err(e) => break Err(Abort::Retry(format!("probing the table's lock: {e}"))),
                 Ok(()) if Instant::now() > deadline => {
                     break Err(Abort::Retry(
-                        "the RENAME did not take the new table's lock in time".into(),
+                        "the RENAME did not queue on the table's lock in time (a session holds the new table?)"
+                            .into(),
                     ))
                 }
                 Ok(()) => tokio::time::sleep(Duration::from_millis(2)).await,
             }
         };
         let _ = probe.query_drop("SET SESSION lock_wait_timeout = 30").await;
-        result
+        result?;
+        self.refuse_foreign_ddl_waiting(probe, b_id).await
+    }
+
+    /// Fails the attempt when another session waits to change the table
+    /// (its pending lock would satisfy the probe as well as B's).
+    async fn refuse_foreign_ddl_waiting(
+        &self,
+        conn: &mut Conn,
+        b_id: u32,
+    ) -> std::result::Result<(), Abort> {
+        let waiting: Vec<(u64, Option<String>, Option<String>)> = conn
+            .exec(
+                "SELECT ID, DB, INFO FROM information_schema.PROCESSLIST \
+                 WHERE ID <> ? AND STATE LIKE '%metadata lock%' AND INFO IS NOT NULL",
+                (b_id,),
+            )
+            .await
+            .map_err(|e| Abort::Retry(format!("reading the process list: {e}")))?;
+        let names = self.names;
+        for (id, db, info) in waiting {
+            let info = info.unwrap_or_default();
+            let exclusive = crate::sql::tokenize(&info)
+                .ok()
+                .and_then(|t| t.first().cloned())
+                .is_some_and(|t| {
+                    [
+                        "ALTER", "DROP", "RENAME", "TRUNCATE", "OPTIMIZE", "CREATE", "LOCK",
+                    ]
+                    .iter()
+                    .any(|k| t.is_kw(k))
+                });
+            let hits = statements::changed_tables(&info, db.as_deref().unwrap_or(""))
+                .unwrap_or_default()
+                .iter()
+                .any(|c| self.name_rule.hits(c, &names.database, &names.original));
+            if exclusive && hits {
+                return Err(Abort::Retry(format!(
+                    "connection {id} waits to change the table ({})",
+                    info.chars().take(80).collect::<String>()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Carries AUTO_INCREMENT over and gives the new table its final comment.
     async fn finish_new_table(&self, a: &mut Conn) -> std::result::Result<(), Abort> {
         let names = self.names;
         let mut options = vec![format!("COMMENT = {}", sql::literal(self.final_comment))];
+        let mut next = self.requested_auto_increment.unwrap_or(0);
         if self.has_auto_increment {
-            let next: Option<Option<u64>> = a
+            let original: Option<Option<u64>> = a
                 .exec_first(
                     "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
                     (&names.database, &names.original),
                 )
                 .await
                 .map_err(|e| Abort::Retry(format!("reading AUTO_INCREMENT: {e}")))?;
-            if let Some(Some(next)) = next {
-                options.push(format!("AUTO_INCREMENT = {next}"));
-            }
+            next = next.max(original.flatten().unwrap_or(0));
+        }
+        if next > 1 {
+            options.push(format!("AUTO_INCREMENT = {next}"));
         }
         a.query_drop(self.tagged(format!(
             "ALTER TABLE {} {}",

@@ -114,6 +114,16 @@ pub enum Error {
         message: String,
     },
 
+    /// The checksum before the swap found the new table different from the
+    /// original, and copying the differing chunks again did not help.
+    #[error("checksum of {table} against the new table failed: {message}. Nothing was swapped; the original table is intact")]
+    Checksum {
+        /// table being migrated
+        table: String,
+        /// which chunks differ, and why
+        message: String,
+    },
+
     /// The run was stopped by a signal or the panic flag file.
     #[error("migration of {table} interrupted ({reason}); the original table is intact")]
     Interrupted {

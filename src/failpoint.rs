@@ -19,6 +19,25 @@ pub struct Failpoints {
     pub rename_delay: Option<Duration>,
     /// Pause before each copied chunk.
     pub chunk_delay: Option<Duration>,
+    /// Pause of the apply loop before it takes each batch (keys stay in
+    /// the buffer meanwhile; a stop request cuts it short).
+    pub apply_loop_delay: Option<Duration>,
+    /// The re-read of changed rows matches nothing: a key predicate defect,
+    /// which the shortfall check must catch.
+    pub reread_mismatch: bool,
+    /// In the first n cut-over attempts, the locked drain stalls after
+    /// taking a batch, until the attempt's timeout cancels it.
+    pub stall_drain_attempts: Option<u64>,
+    /// In the first n cut-over attempts, stall after the new table got its
+    /// final comment, before the RENAME, until the timeout.
+    pub stall_swap_attempts: Option<u64>,
+    /// Keys per batch of the locked drain.
+    pub drain_batch_keys: Option<u64>,
+    /// Go to the cut-over without first catching up.
+    pub skip_converge: bool,
+    /// The checksum reads every row of the new table one higher: every
+    /// chunk keeps differing, however often it is copied again.
+    pub checksum_mismatch: bool,
 }
 
 impl Failpoints {
@@ -42,6 +61,13 @@ impl Failpoints {
                 "lock_delay_ms" => f.lock_delay = ms,
                 "rename_delay_ms" => f.rename_delay = ms,
                 "chunk_delay_ms" => f.chunk_delay = ms,
+                "apply_loop_delay_ms" => f.apply_loop_delay = ms,
+                "reread_mismatch" => f.reread_mismatch = n != 0,
+                "stall_drain_attempts" => f.stall_drain_attempts = Some(n),
+                "stall_swap_attempts" => f.stall_swap_attempts = Some(n),
+                "drain_batch_keys" => f.drain_batch_keys = Some(n),
+                "skip_converge" => f.skip_converge = n != 0,
+                "checksum_mismatch" => f.checksum_mismatch = n != 0,
                 other => return Err(format!("unknown failpoint {other}")),
             }
         }
@@ -64,6 +90,20 @@ pub async fn pause(delay: Option<Duration>) {
             tokio::time::sleep(d).await;
         }
     }
+}
+
+/// In failpoint builds, stalls (for an hour: until cancelled) when
+/// `attempt` is among the first `attempts`.
+pub async fn stall_in_attempt(attempts: Option<u64>, attempt: u32) {
+    if Failpoints::ENABLED && attempts.is_some_and(|n| u64::from(attempt) <= n) {
+        tracing::warn!(attempt, "failpoint: stalling the cut-over attempt");
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// True in failpoint builds when `flag` is set.
+pub fn on(flag: bool) -> bool {
+    Failpoints::ENABLED && flag
 }
 
 /// True when the failpoint asks to drop the `n`-th event.

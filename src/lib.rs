@@ -2,10 +2,12 @@
 //!
 //! The data flow, one module per stage:
 //! [`inspect`] → [`shadow`] → [`tail`] → [`copy`] → [`cutover`], with
-//! [`apply`] turning tailed changes into statements, [`control`] and
+//! [`apply`] turning tailed changes into statements, [`checksum`] proving
+//! the new table before the swap, [`control`] and
 //! [`progress`] beside them, and [`migration`] running the stages in order.
 
 pub mod apply;
+pub mod checksum;
 pub mod cli;
 pub mod control;
 pub mod copy;

@@ -43,6 +43,24 @@ fn print_summary(summary: &Summary, output: Output) {
         summary.cut_over_lock_s.unwrap_or(0.0),
         summary.cut_over_attempts
     );
+    match &summary.checksum {
+        Some(c) => println!(
+            "Checksum before the swap: {} rows in {} chunk(s) compared over {} column(s), {} differed, {} repaired ({:.1} s, writers held {:.3} s){}.",
+            c.rows_checked,
+            c.chunks_checked,
+            c.columns_compared,
+            c.mismatches,
+            c.repaired,
+            c.seconds,
+            c.lock_seconds,
+            if c.columns_not_compared.is_empty() {
+                String::new()
+            } else {
+                format!("; not compared: {}", c.columns_not_compared.join(", "))
+            }
+        ),
+        None => println!("Checksum before the swap: skipped (--skip-checksum)."),
+    }
     match &summary.old_table_kept {
         Some(old) => {
             println!("The old table is kept as {old}; drop it when you no longer need it.")

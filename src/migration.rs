@@ -11,7 +11,8 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use serde::Serialize;
 
-use crate::apply::{Applier, ApplyLoop};
+use crate::apply::{Applier, ApplyLoop, ApplyStats};
+use crate::checksum::{ApplyControl, Checksum, ChecksumReport, Verification};
 use crate::control::{self, Stop};
 use crate::copy::{CatchUp, Copier};
 use crate::cutover::{Attempt, CutOver};
@@ -39,6 +40,10 @@ pub struct Config {
     pub execute: bool,
     /// Rows per copy chunk.
     pub chunk_size: u64,
+    /// Swap without comparing the new table with the original first.
+    pub skip_checksum: bool,
+    /// Connections comparing chunks in parallel.
+    pub checksum_threads: usize,
     /// No cut-over while this file exists.
     pub postpone_cut_over_flag_file: Option<PathBuf>,
     /// Longest time clients may be blocked by one cut-over attempt.
@@ -77,6 +82,8 @@ impl Config {
             alter: alter.into(),
             execute: false,
             chunk_size: 1000,
+            skip_checksum: false,
+            checksum_threads: 2,
             postpone_cut_over_flag_file: None,
             cut_over_lock_timeout: Duration::from_secs(3),
             cut_over_attempts: 10,
@@ -136,6 +143,11 @@ pub struct Summary {
     pub cut_over_lock_s: Option<f64>,
     /// Cut-over attempts made.
     pub cut_over_attempts: u32,
+    /// What the checksum before the swap found; `None` when it was skipped
+    /// (`--skip-checksum`) or the run was a dry run.
+    pub checksum: Option<ChecksumReport>,
+    /// True when `--skip-checksum` turned the checksum off.
+    pub checksum_skipped: bool,
     /// Name of the old table kept, if any.
     pub old_table_kept: Option<String>,
 }
@@ -311,7 +323,7 @@ impl Run<'_> {
         );
         let report = self.plan_report(&plan, &applier, &copier, conn).await?;
         if !self.config.execute {
-            return Ok(self.summary(true, report, &Sources::default(), None, 0, None));
+            return Ok(self.summary(true, report, &Sources::default(), None, 0, None, None));
         }
         shadow::create_changelog(conn, names, self.run_id).await?;
         let description = serde_json::json!({
@@ -383,7 +395,10 @@ impl Run<'_> {
             column_mapping: plan
                 .columns
                 .iter()
-                .map(|c| format!("{} -> {}", c.source, c.target))
+                .map(|c| match c.fill {
+                    Some(literal) => format!("{literal} -> {} (implicit default)", c.target),
+                    None => format!("{} -> {}", c.source, c.target),
+                })
                 .collect(),
             estimated_rows: self.preflight.original.rows_estimate,
             server: version,
@@ -391,6 +406,7 @@ impl Run<'_> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn summary(
         &self,
         dry_run: bool,
@@ -398,6 +414,7 @@ impl Run<'_> {
         sources: &Sources,
         lock_time: Option<Duration>,
         attempts: u32,
+        checksum: Option<ChecksumReport>,
         old: Option<String>,
     ) -> Summary {
         let status = sources.status(self.started);
@@ -410,6 +427,8 @@ impl Run<'_> {
             keys_applied: status.keys_applied,
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
             cut_over_attempts: attempts,
+            checksum,
+            checksum_skipped: self.config.skip_checksum,
             old_table_kept: old,
         }
     }
@@ -446,6 +465,13 @@ impl Run<'_> {
             })?
             .position;
         shadow::write_changelog(conn, names, hint::START_POSITION, &start.to_string()).await?;
+        let variables =
+            server::global_variables(conn, &["binlog_checksum", "lower_case_table_names"]).await?;
+        let name_rule = crate::tail::statements::NameRule {
+            case_insensitive: variables
+                .get("lower_case_table_names")
+                .is_some_and(|v| v != "0"),
+        };
         let tail = Tail::start(TailConfig {
             connect: config.connect.clone(),
             server_id: self.server_id(),
@@ -455,10 +481,10 @@ impl Run<'_> {
             key: plan.key.clone(),
             statement_tag: self.tag(),
             heartbeat_period: Duration::from_secs(1),
-            checksums: server::global_variables(conn, &["binlog_checksum"])
-                .await?
+            checksums: variables
                 .get("binlog_checksum")
                 .is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
+            name_rule,
             failpoints: config.failpoints.clone(),
         })
         .await?;
@@ -470,13 +496,15 @@ impl Run<'_> {
         let buffer = Arc::clone(&tail.shared().buffer);
         let apply_conn = server::connect_session(&config.connect).await?;
         let mut pipeline = Pipeline {
-            tail,
             apply: Some(ApplyLoop::start(
                 apply_conn,
                 applier.clone(),
-                Arc::clone(&buffer),
+                Arc::clone(tail.shared()),
                 Arc::clone(&sources.apply),
             )),
+            tail,
+            applier: applier.clone(),
+            apply_stats: Arc::clone(&sources.apply),
             conn: server::connect_session(&config.connect).await?,
             names: names.clone(),
             next_marker: 0,
@@ -499,7 +527,46 @@ impl Run<'_> {
                 return Err(self.interrupted());
             }
             sources.set_stage("catch-up");
-            self.converge(&mut pipeline).await?;
+            if !crate::failpoint::on(config.failpoints.skip_converge) {
+                self.converge(&mut pipeline).await?;
+            }
+            let checksum = if config.skip_checksum {
+                tracing::warn!("the checksum before the swap is skipped (--skip-checksum)");
+                None
+            } else {
+                sources.set_stage("checksum");
+                let checksum = Checksum::new(
+                    names,
+                    &self.preflight.original,
+                    plan,
+                    config.chunk_size.max(CHECKSUM_MIN_CHUNK),
+                    config.checksum_threads,
+                    self.dialect,
+                    &config.failpoints,
+                );
+                let verification = Verification {
+                    connect: &config.connect,
+                    checksum: &checksum,
+                    buffer: &buffer,
+                    applier: &applier,
+                    lock_timeout: config.cut_over_lock_timeout,
+                    statement_tag: &self.tag(),
+                    failpoints: &config.failpoints,
+                };
+                let report = verification.run(&mut pipeline).await?;
+                tracing::info!(
+                    chunks = report.chunks_checked,
+                    mismatches = report.mismatches,
+                    repaired = report.repaired,
+                    seconds = report.seconds,
+                    "checksum before the swap: equal"
+                );
+                if !crate::failpoint::on(config.failpoints.skip_converge) {
+                    sources.set_stage("catch-up");
+                    self.converge(&mut pipeline).await?;
+                }
+                Some(report)
+            };
             if let Some(heartbeat) = heartbeat.take() {
                 heartbeat.stop().await?;
             }
@@ -518,17 +585,20 @@ impl Run<'_> {
                     lock_timeout: config.cut_over_lock_timeout,
                     final_comment: &ghost.final_comment,
                     has_auto_increment: self.preflight.original.auto_increment.is_some(),
+                    requested_auto_increment: ghost.requested_auto_increment,
                     tail: &pipeline.tail,
                     buffer: &buffer,
                     applier: &applier,
                     stop,
                     failpoints: &config.failpoints,
+                    name_rule,
+                    attempt: attempts,
                 };
                 match cut.attempt(run_lock.conn(), &mut apply_conn, marker).await? {
-                    Attempt::Swapped { lock_time } => return Ok((lock_time, attempts)),
+                    Attempt::Swapped { lock_time } => return Ok((lock_time, attempts, checksum)),
                     Attempt::Retry(reason) => {
                         tracing::warn!(attempt = attempts, %reason, "cut-over attempt abandoned; the original is intact");
-                        pipeline.resume_apply(apply_conn, &applier, &buffer, &sources);
+                        pipeline.resume_apply(apply_conn);
                         if attempts >= config.cut_over_attempts {
                             return Err(Error::CutOver {
                                 table: names.q(&names.original),
@@ -552,7 +622,7 @@ impl Run<'_> {
         let apply_failure = pipeline.shutdown().await;
         // When the apply loop died, its error is the cause; what the other
         // stages saw ("the apply loop stopped") is only the symptom.
-        let (lock_time, attempts) = match (outcome, apply_failure) {
+        let (lock_time, attempts, checksum) = match (outcome, apply_failure) {
             (Err(_), Some(cause)) => return Err(cause),
             (outcome, _) => outcome?,
         };
@@ -573,7 +643,15 @@ impl Run<'_> {
             Some(old)
         };
         shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id).await?;
-        Ok(self.summary(false, report, &sources, Some(lock_time), attempts, kept))
+        Ok(self.summary(
+            false,
+            report,
+            &sources,
+            Some(lock_time),
+            attempts,
+            checksum,
+            kept,
+        ))
     }
 
     fn interrupted(&self) -> Error {
@@ -609,10 +687,16 @@ impl Run<'_> {
     }
 }
 
+/// The checksum compares at least this many rows per chunk: it reads
+/// without writing, so chunks can be larger than the copy's.
+const CHECKSUM_MIN_CHUNK: u64 = 1000;
+
 /// The tail and the apply loop, and a connection to write sync markers.
 struct Pipeline {
     tail: Tail,
     apply: Option<ApplyLoop>,
+    applier: Applier,
+    apply_stats: Arc<ApplyStats>,
     conn: Conn,
     names: ShadowNames,
     next_marker: u64,
@@ -634,18 +718,12 @@ impl Pipeline {
         apply.stop().await
     }
 
-    fn resume_apply(
-        &mut self,
-        conn: Conn,
-        applier: &Applier,
-        buffer: &crate::apply::SharedBuffer,
-        sources: &Sources,
-    ) {
+    fn resume_apply(&mut self, conn: Conn) {
         self.apply = Some(ApplyLoop::start(
             conn,
-            applier.clone(),
-            Arc::clone(buffer),
-            Arc::clone(&sources.apply),
+            self.applier.clone(),
+            Arc::clone(self.tail.shared()),
+            Arc::clone(&self.apply_stats),
         ));
     }
 
@@ -664,6 +742,24 @@ impl Pipeline {
         self.tail.stop().await;
         let _ = self.conn.disconnect().await;
         failure
+    }
+}
+
+impl ApplyControl for Pipeline {
+    async fn pause(&mut self) -> Result<Conn> {
+        self.pause_apply().await
+    }
+
+    fn resume(&mut self, conn: Conn) {
+        self.resume_apply(conn);
+    }
+
+    fn next_marker(&mut self) -> u64 {
+        self.take_marker()
+    }
+
+    fn tail(&self) -> &Tail {
+        &self.tail
     }
 }
 

@@ -34,6 +34,32 @@ pub struct Column {
     pub generated: bool,
     /// MariaDB invisible column: not in `SELECT *`, but copied.
     pub invisible: bool,
+    /// The column declares a default (`COLUMN_DEFAULT` is set).
+    pub has_default: bool,
+    /// AUTO_INCREMENT column.
+    pub auto_increment: bool,
+}
+
+impl Column {
+    /// The value a native ALTER gives existing rows in this column when it
+    /// is added NOT NULL without a default (the type's implicit default),
+    /// as SQL; `None` where there is none (spatial types).
+    pub fn implicit_default(&self) -> Option<&'static str> {
+        Some(match self.data_type.as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
+            | "float" | "double" | "bit" | "year" => "0",
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "json"
+            | "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "set" => {
+                "''"
+            }
+            // The first member.
+            "enum" => "1",
+            "date" => "'0000-00-00'",
+            "datetime" | "timestamp" => "'0000-00-00 00:00:00'",
+            "time" => "'00:00:00'",
+            _ => return None,
+        })
+    }
 }
 
 impl Column {
@@ -54,9 +80,12 @@ impl Column {
         }
     }
 
-    /// True when values are compared as characters in a collation.
+    /// True when values are compared as characters in a collation. ENUM and
+    /// SET carry a collation too, but keys hold and compare them by number
+    /// (position, bits), whatever their collation.
     pub fn is_text(&self) -> bool {
         matches!(self.charset.as_deref(), Some(cs) if cs != "binary")
+            && !matches!(self.data_type.as_str(), "enum" | "set")
     }
 
     /// True for fixed-width binary strings, whose row images lose trailing zero bytes.
@@ -186,11 +215,12 @@ pub async fn read_table(
         Option<String>,
         Option<u64>,
         String,
+        Option<String>,
     );
     let column_rows: Vec<ColumnRow> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, \
-             COLLATION_NAME, CHARACTER_OCTET_LENGTH, EXTRA \
+             COLLATION_NAME, CHARACTER_OCTET_LENGTH, EXTRA, COLUMN_DEFAULT \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (database, table),
@@ -200,7 +230,17 @@ pub async fn read_table(
     let columns = column_rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, nullable, charset, collation, octets, extra)| {
+            |(
+                name,
+                data_type,
+                column_type,
+                nullable,
+                charset,
+                collation,
+                octets,
+                extra,
+                default,
+            )| {
                 let extra = extra.to_ascii_uppercase();
                 Column {
                     name,
@@ -212,6 +252,9 @@ pub async fn read_table(
                     octet_length: octets,
                     generated: extra.contains("GENERATED") || extra.contains("PERSISTENT"),
                     invisible: extra.contains("INVISIBLE"),
+                    // MariaDB shows a nullable column's implicit default as "NULL".
+                    has_default: default.is_some(),
+                    auto_increment: extra.contains("AUTO_INCREMENT"),
                 }
             },
         )
@@ -337,6 +380,72 @@ impl KeyColumn {
         }
     }
 
+    /// How the ALTER changes this column's comparison.
+    pub fn change(&self) -> KeyChange {
+        let (old, new) = (&self.column, &self.ghost_column);
+        let same_text_semantics = old.charset == new.charset && old.collation == new.collation;
+        if old.is_text() || new.is_text() {
+            if old.is_text() && new.is_text() {
+                return if same_text_semantics && old.data_type == new.data_type {
+                    KeyChange::Alike
+                } else {
+                    KeyChange::Recollated
+                };
+            }
+            return KeyChange::Unsupported(format!(
+                "{} changes from {} to {}",
+                self.name, old.column_type, new.column_type
+            ));
+        }
+        if old.column_type.eq_ignore_ascii_case(&new.column_type) {
+            return KeyChange::Alike;
+        }
+        let alike = match (old.data_type.as_str(), new.data_type.as_str()) {
+            (a, b) if integer_kind(a) && integer_kind(b) => true,
+            ("decimal", "decimal") => true,
+            (a @ ("datetime" | "timestamp" | "time"), b) if a == b => {
+                fraction_digits(&new.column_type) >= fraction_digits(&old.column_type)
+            }
+            _ => false,
+        };
+        if alike {
+            KeyChange::Alike
+        } else {
+            KeyChange::Unsupported(format!(
+                "{} changes from {} to {}, which compares differently",
+                self.name, old.column_type, new.column_type
+            ))
+        }
+    }
+
+    /// The expression that reads ghost column `alias.ghost_name` in the
+    /// original column's comparison (charset and collation).
+    fn ghost_in_original_terms(&self, ghost_column: &str) -> String {
+        match (&self.column.charset, &self.column.collation) {
+            (Some(cs), Some(coll))
+                if self.column.is_text() && sql::is_plain_word(cs) && sql::is_plain_word(coll) =>
+            {
+                format!("CONVERT({ghost_column} USING {cs}) COLLATE {coll}")
+            }
+            _ => ghost_column.to_string(),
+        }
+    }
+
+    /// The expression that reads original column `original_column` in the
+    /// ghost column's comparison.
+    fn original_in_ghost_terms(&self, original_column: &str) -> String {
+        match (&self.ghost_column.charset, &self.ghost_column.collation) {
+            (Some(cs), Some(coll))
+                if self.ghost_column.is_text()
+                    && sql::is_plain_word(cs)
+                    && sql::is_plain_word(coll) =>
+            {
+                format!("CONVERT({original_column} USING {cs}) COLLATE {coll}")
+            }
+            _ => original_column.to_string(),
+        }
+    }
+
     /// String keys travel as hex: their raw bytes are in the column's own
     /// character set, and a parameter is read in the connection's (utf8mb4),
     /// which rejects latin1 bytes such as 0xE9.
@@ -382,6 +491,38 @@ impl KeyColumn {
     }
 }
 
+/// How the ALTER changes a shared key column's comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Every value that the new column can hold compares in it exactly as in
+    /// the original: same type, or a wider or narrower type of the same
+    /// kind (a value that does not fit fails the copy loudly).
+    Alike,
+    /// A character key whose collation, character set or kind (CHAR,
+    /// VARCHAR, TEXT) changes: two keys distinct in the original may be
+    /// equal in the new table ('a' and 'A' under a case-insensitive
+    /// collation), or the other way round.
+    Recollated,
+    /// Any other change of comparison (precision of a temporal or floating
+    /// value, a change of kind): not supported on a shared key; the reason.
+    Unsupported(String),
+}
+
+fn integer_kind(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+    )
+}
+
+/// The fractional-second digits of a temporal column type (`datetime(3)`).
+fn fraction_digits(column_type: &str) -> u32 {
+    column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.trim_end_matches(')').parse().ok())
+        .unwrap_or(0)
+}
+
 /// The unique key shared by the original and the new table, along which rows
 /// are copied and changes applied.
 #[derive(Debug, Clone)]
@@ -392,6 +533,12 @@ pub struct SharedKey {
     pub ghost_name: String,
     /// Its columns, in index order.
     pub columns: Vec<KeyColumn>,
+    /// True when two rows equal on the new table's key are the same row of
+    /// the original: the new key's columns include all of these and every
+    /// column compares alike. Only then does a duplicate on the new key mean
+    /// "already written"; otherwise it may be two rows the ALTER makes
+    /// collide, as a new unique constraint would.
+    pub identity_preserved: bool,
 }
 
 /// Which table a key predicate is written against.
@@ -399,7 +546,9 @@ pub struct SharedKey {
 pub enum Side {
     /// The original table.
     Original,
-    /// The new (ghost) table.
+    /// The new (ghost) table: its own index, in its own comparison. Where a
+    /// column is recollated, a second test in the original's comparison
+    /// keeps the predicate to the rows of exactly these original keys.
     Ghost,
 }
 
@@ -409,6 +558,41 @@ impl SharedKey {
             Side::Original => (sql::ident(&k.name), k.bind_expr(&k.column)),
             Side::Ghost => (sql::ident(&k.ghost_name), k.bind_expr(&k.ghost_column)),
         }
+    }
+
+    /// The comparisons (column expression, bound expression) one key column
+    /// needs on `side`; see [`Side::Ghost`].
+    fn comparisons(&self, side: Side, k: &KeyColumn) -> Vec<(String, String)> {
+        let mut out = vec![self.col_and_expr(side, k)];
+        if side == Side::Ghost && k.change() == KeyChange::Recollated {
+            out.push((
+                k.ghost_in_original_terms(&sql::ident(&k.ghost_name)),
+                k.bind_expr(&k.column),
+            ));
+        }
+        out
+    }
+
+    /// The condition that ghost row `g` holds the same key as original row
+    /// `o` (both aliases), comparing in the original's terms where the key
+    /// is recollated, and usable by the ghost's index.
+    pub fn same_row(&self, ghost_alias: &str, original_alias: &str) -> String {
+        self.columns
+            .iter()
+            .map(|k| {
+                let g = format!("{ghost_alias}.{}", sql::ident(&k.ghost_name));
+                let o = format!("{original_alias}.{}", sql::ident(&k.name));
+                match k.change() {
+                    KeyChange::Recollated => format!(
+                        "{g} = {} AND {} = {o}",
+                        k.original_in_ghost_terms(&o),
+                        k.ghost_in_original_terms(&g)
+                    ),
+                    _ => format!("{g} = {o}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
     }
 
     /// Comma-separated key columns of the original table, for ORDER BY.
@@ -472,24 +656,27 @@ impl SharedKey {
 
     /// `key IN (values...)`, with its parameters.
     pub fn matches_any(&self, side: Side, keys: &[KeyValue]) -> (String, Vec<Value>) {
-        let mut params = Vec::with_capacity(keys.len() * self.columns.len());
+        let mut params = Vec::new();
         if self.columns.len() == 1 {
-            let (col, expr) = self.col_and_expr(side, &self.columns[0]);
-            let list = vec![expr; keys.len()].join(", ");
-            params.extend(keys.iter().map(|k| self.columns[0].param(&k[0])));
-            return (format!("{col} IN ({list})"), params);
+            let k = &self.columns[0];
+            let mut tests = Vec::new();
+            for (col, expr) in self.comparisons(side, k) {
+                tests.push(format!("{col} IN ({})", vec![expr; keys.len()].join(", ")));
+                params.extend(keys.iter().map(|key| k.param(&key[0])));
+            }
+            return (tests.join(" AND "), params);
         }
-        let one: Vec<String> = self
-            .columns
-            .iter()
-            .map(|k| {
-                let (col, expr) = self.col_and_expr(side, k);
-                format!("{col} = {expr}")
-            })
-            .collect();
+        let mut one = Vec::new();
+        let mut positions = Vec::new();
+        for (i, k) in self.columns.iter().enumerate() {
+            for (col, expr) in self.comparisons(side, k) {
+                one.push(format!("{col} = {expr}"));
+                positions.push(i);
+            }
+        }
         let one = format!("({})", one.join(" AND "));
         for key in keys {
-            params.extend(key.iter().zip(&self.columns).map(|(part, k)| k.param(part)));
+            params.extend(positions.iter().map(|&i| self.columns[i].param(&key[i])));
         }
         (format!("({})", vec![one; keys.len()].join(" OR ")), params)
     }
@@ -510,6 +697,8 @@ pub(crate) mod tests {
             octet_length: None,
             generated: false,
             invisible: false,
+            has_default: false,
+            auto_increment: false,
         }
     }
 
@@ -528,6 +717,7 @@ pub(crate) mod tests {
                     ghost_column: c.clone(),
                 })
                 .collect(),
+            identity_preserved: true,
         }
     }
 
@@ -554,15 +744,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn enum_keys_are_bound_as_numbers_whatever_their_collation() {
+        let mut c = col("e", "enum", Some(("utf8mb3", "utf8mb3_bin")));
+        c.column_type = "enum('red','green')".into();
+        let k = key(&[c]);
+        let (sql, params) = k.matches_any(Side::Original, &[vec![KeyPart::UInt(2)]]);
+        assert_eq!(sql, "`e` IN (?)");
+        assert_eq!(params, vec![Value::UInt(2)]);
+    }
+
+    #[test]
     fn converted_charset_compares_in_the_new_collation() {
         let old = col("s", "varchar", Some(("latin1", "latin1_swedish_ci")));
         let new = col("s", "varchar", Some(("utf8mb4", "utf8mb4_unicode_ci")));
         let mut k = key(&[old]);
         k.columns[0].ghost_column = new;
         let (sql, _) = k.matches_any(Side::Ghost, &[vec![KeyPart::Bytes(b"a".to_vec())]]);
+        // The ghost's index finds candidates; the second test keeps exactly
+        // the rows of these original keys.
         assert_eq!(
             sql,
-            "`s` IN (CONVERT(CONVERT(UNHEX(?) USING latin1) USING utf8mb4) COLLATE utf8mb4_unicode_ci)"
+            "`s` IN (CONVERT(CONVERT(UNHEX(?) USING latin1) USING utf8mb4) COLLATE utf8mb4_unicode_ci) \
+             AND CONVERT(`s` USING latin1) COLLATE latin1_swedish_ci IN (CONVERT(UNHEX(?) USING latin1) COLLATE latin1_swedish_ci)"
         );
     }
 

@@ -146,12 +146,24 @@ impl Dialect {
         }
     }
 
-    /// Session statements every connection runs right after connecting.
-    pub fn session_setup(&self) -> Vec<String> {
+    /// Session statements every connection runs right after connecting,
+    /// given the server's global `sql_mode`.
+    ///
+    /// The time zone is the server's own (`@@global.time_zone`, which the
+    /// server resolves, SYSTEM included): the copy and the re-reads convert
+    /// values (DATETIME to TIMESTAMP, CURRENT_TIMESTAMP defaults) exactly as a
+    /// native ALTER on that server would. `autocommit` is pinned, so that a
+    /// global `autocommit=0` or an `init_connect` cannot turn the copy into
+    /// one long transaction.
+    pub fn session_setup(&self, global_sql_mode: &str) -> Vec<String> {
         let mut stmts = vec![
             "SET NAMES utf8mb4".to_string(),
-            "SET SESSION time_zone = '+00:00'".to_string(),
-            format!("SET SESSION sql_mode = '{SESSION_SQL_MODE}'"),
+            "SET SESSION time_zone = @@GLOBAL.time_zone".to_string(),
+            format!(
+                "SET SESSION sql_mode = {}",
+                crate::sql::literal(&session_sql_mode(global_sql_mode))
+            ),
+            "SET SESSION autocommit = 1".to_string(),
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
             "SET SESSION innodb_lock_wait_timeout = 5".to_string(),
             "SET SESSION lock_wait_timeout = 30".to_string(),
@@ -165,10 +177,66 @@ impl Dialect {
     }
 }
 
-/// The sql_mode every session runs with: strict, zero ids kept as zero, and
-/// none of the modes that change how SQL text or dates are read.
-pub const SESSION_SQL_MODE: &str =
-    "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+/// Modes every session adds to the server's: strict for every table, and
+/// zero ids kept as zero.
+pub const REQUIRED_SQL_MODES: &[&str] = &["STRICT_ALL_TABLES", "NO_AUTO_VALUE_ON_ZERO"];
+
+/// Modes removed from the server's because they change how the tool's own
+/// SQL text is read (quoting, escapes, `||`, the Oracle parser) or which
+/// engine a CREATE gets. None of them changes what a value converts to.
+pub const SQL_TEXT_MODES: &[&str] = &[
+    "ANSI",
+    "ANSI_QUOTES",
+    "NO_BACKSLASH_ESCAPES",
+    "PIPES_AS_CONCAT",
+    "IGNORE_SPACE",
+    "ORACLE",
+    "MSSQL",
+    "DB2",
+    "MAXDB",
+    "POSTGRESQL",
+    "EMPTY_STRING_IS_NULL",
+    "SIMULTANEOUS_ASSIGNMENT",
+];
+
+/// Modes that a native ALTER's row copy does not apply to a column it does
+/// not change (it copies the stored value): the data sessions drop them, so
+/// that a zero date in an untouched column is copied as natively. The ALTER
+/// on the new table keeps them ([`ddl_sql_mode`]).
+pub const ROW_CHECK_MODES: &[&str] = &["NO_ZERO_DATE", "NO_ZERO_IN_DATE"];
+
+/// The sql_mode of the sessions that copy and apply rows: [`ddl_sql_mode`]
+/// minus [`ROW_CHECK_MODES`].
+pub fn session_sql_mode(global: &str) -> String {
+    ddl_sql_mode(global)
+        .split(',')
+        .filter(|m| !ROW_CHECK_MODES.contains(m))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The sql_mode of the ALTER run on the new table: the server's global
+/// mode, which is what a native ALTER on that server runs with (so its
+/// restrictions, such as `NO_ZERO_DATE` on a new default, are kept), plus
+/// [`REQUIRED_SQL_MODES`], minus [`SQL_TEXT_MODES`].
+pub fn ddl_sql_mode(global: &str) -> String {
+    let mut modes: Vec<String> = Vec::new();
+    for mode in global.split(',').map(|m| m.trim().to_ascii_uppercase()) {
+        if mode.is_empty() || modes.contains(&mode) {
+            continue;
+        }
+        if SQL_TEXT_MODES.contains(&mode.as_str()) {
+            continue;
+        }
+        modes.push(mode);
+    }
+    for required in REQUIRED_SQL_MODES {
+        if !modes.iter().any(|m| m == required) {
+            modes.push((*required).to_string());
+        }
+    }
+    modes.join(",")
+}
 
 /// A position in the primary's binary log.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -200,15 +268,29 @@ pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
         .context(|| "reading the server version".to_string())?
         .unwrap_or_default();
     let dialect = Dialect::from_version_string(&version);
-    for stmt in dialect.session_setup() {
+    let global_sql_mode: String = conn
+        .query_first("SELECT @@GLOBAL.sql_mode")
+        .await
+        .context(|| "reading the server's sql_mode".to_string())?
+        .unwrap_or_default();
+    for stmt in dialect.session_setup(&global_sql_mode) {
         conn.query_drop(&stmt)
             .await
             .context(|| format!("setting up the session ({stmt})"))?;
     }
-    let log_bin: Option<i64> = conn
-        .query_first("SELECT @@SESSION.sql_log_bin")
+    let (log_bin, autocommit): (Option<i64>, Option<i64>) = conn
+        .query_first("SELECT @@SESSION.sql_log_bin, @@SESSION.autocommit")
         .await
-        .context(|| "reading sql_log_bin".to_string())?;
+        .context(|| "reading sql_log_bin".to_string())?
+        .unwrap_or((None, None));
+    if autocommit != Some(1) {
+        return Err(Error::Usage(format!(
+            "sessions of user {} on {} keep autocommit off although shadowcut sets it on; \
+             check init_connect and the user's settings",
+            config.user,
+            config.target()
+        )));
+    }
     if log_bin != Some(1) {
         return Err(Error::Usage(format!(
             "sessions of user {} on {} start with sql_log_bin=0 (init_connect?): replicas would \
@@ -218,6 +300,21 @@ pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
         )));
     }
     Ok((conn, dialect))
+}
+
+/// True when the session's time zone (the server's) changes its UTC offset
+/// during the year (daylight saving time). Local times then repeat once a
+/// year, and a TIMESTAMP compared with a local time is ambiguous in that
+/// hour.
+pub async fn time_zone_has_dst(conn: &mut Conn) -> Result<bool> {
+    let shift: Option<Option<i64>> = conn
+        .query_first(
+            "SELECT TIMESTAMPDIFF(SECOND, '2025-01-15 12:00:00', '2025-07-15 12:00:00') \
+             - (UNIX_TIMESTAMP('2025-07-15 12:00:00') - UNIX_TIMESTAMP('2025-01-15 12:00:00'))",
+        )
+        .await
+        .context(|| "reading the server's time zone offsets".to_string())?;
+    Ok(shift.flatten().is_some_and(|s| s != 0))
 }
 
 /// Opens one more connection when the dialect is already known.
@@ -304,7 +401,10 @@ mod tests {
         assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
         assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE");
         assert_eq!(d.binlog_privileges(), "REPLICATION SLAVE, BINLOG MONITOR");
-        assert!(!d.session_setup().iter().any(|s| s.contains("stats_expiry")));
+        assert!(!d
+            .session_setup("")
+            .iter()
+            .any(|s| s.contains("stats_expiry")));
     }
 
     #[test]
@@ -319,7 +419,7 @@ mod tests {
             "REPLICATION SLAVE, REPLICATION CLIENT"
         );
         assert!(d
-            .session_setup()
+            .session_setup("")
             .iter()
             .any(|s| s.contains("stats_expiry = 0")));
     }
@@ -333,17 +433,53 @@ mod tests {
     }
 
     #[test]
-    fn session_mode_is_strict_and_keeps_zero_ids() {
-        assert!(SESSION_SQL_MODE.contains("STRICT_ALL_TABLES"));
-        assert!(SESSION_SQL_MODE.contains("NO_AUTO_VALUE_ON_ZERO"));
-        for bad in [
-            "ANSI_QUOTES",
-            "NO_BACKSLASH_ESCAPES",
+    fn row_sessions_copy_zero_dates_as_a_native_alter_does() {
+        let global = "STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE";
+        assert_eq!(
+            session_sql_mode(global),
+            "STRICT_TRANS_TABLES,STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO"
+        );
+        assert!(ddl_sql_mode(global).contains("NO_ZERO_DATE"));
+    }
+
+    #[test]
+    fn ddl_mode_keeps_the_servers_restrictions() {
+        let mode = ddl_sql_mode(
+            "STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO",
+        );
+        for kept in [
+            "STRICT_TRANS_TABLES",
             "NO_ZERO_DATE",
-            "ORACLE",
+            "NO_ZERO_IN_DATE",
+            "ERROR_FOR_DIVISION_BY_ZERO",
+            "STRICT_ALL_TABLES",
+            "NO_AUTO_VALUE_ON_ZERO",
         ] {
-            assert!(!SESSION_SQL_MODE.contains(bad));
+            assert!(mode.split(',').any(|m| m == kept), "{kept} in {mode}");
         }
+    }
+
+    #[test]
+    fn session_mode_drops_what_changes_how_sql_text_reads() {
+        let mode = session_sql_mode(
+            "ansi_quotes,NO_BACKSLASH_ESCAPES,ORACLE,PIPES_AS_CONCAT,ANSI,EMPTY_STRING_IS_NULL",
+        );
+        assert_eq!(mode, "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO");
+        assert_eq!(
+            session_sql_mode(""),
+            "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO"
+        );
+        assert_eq!(
+            session_sql_mode("STRICT_ALL_TABLES,STRICT_ALL_TABLES"),
+            "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO"
+        );
+    }
+
+    #[test]
+    fn sessions_run_in_the_servers_time_zone_with_autocommit() {
+        let setup = Dialect::from_version_string("10.11.6-MariaDB").session_setup("");
+        assert!(setup.contains(&"SET SESSION time_zone = @@GLOBAL.time_zone".to_string()));
+        assert!(setup.contains(&"SET SESSION autocommit = 1".to_string()));
     }
 
     #[test]

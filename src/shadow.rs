@@ -100,12 +100,17 @@ impl ShadowNames {
     }
 }
 
-/// A run identifier: UTC time and process id, e.g. `20261128T033000Z-4242`.
+/// A run identifier: UTC time, process id and the run's number in this
+/// process, e.g. `20261128T033000Z-4242-0`. It tags every statement the run
+/// issues, so it must differ between runs started in the same second by one
+/// process (a library user, the test suite).
 pub fn new_run_id() -> String {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     format!(
-        "{}-{}",
+        "{}-{}-{}",
         utc_timestamp(SystemTime::now()).replace('_', "T") + "Z",
-        std::process::id()
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
 }
 
@@ -209,6 +214,9 @@ pub struct Ghost {
     /// The comment the new table must end up with (the original's, or the
     /// one the ALTER sets).
     pub final_comment: String,
+    /// The ghost's AUTO_INCREMENT right after the ALTER: the counter an
+    /// `AUTO_INCREMENT=N` in the ALTER asks for (1 when it asks for none).
+    pub requested_auto_increment: Option<u64>,
 }
 
 /// Creates the ghost with `CREATE TABLE ... LIKE`, applies the ALTER to it,
@@ -226,10 +234,23 @@ pub async fn create_ghost(
         .await
         .context(|| format!("creating the new table {ghost}"))?;
     let alter = alter.trim().trim_end_matches(';');
-    if let Err(e) = conn
-        .query_drop(format!("ALTER TABLE {ghost} {alter}"))
+    // The ALTER runs under the server's own restrictions, as natively.
+    let global_mode: String = conn
+        .query_first("SELECT @@GLOBAL.sql_mode")
         .await
-    {
+        .context(|| "reading the server's sql_mode".to_string())?
+        .unwrap_or_default();
+    let mode = |m: String| format!("SET SESSION sql_mode = {}", sql::literal(&m));
+    conn.query_drop(mode(crate::server::ddl_sql_mode(&global_mode)))
+        .await
+        .context(|| format!("setting the sql_mode for the ALTER of {ghost}"))?;
+    let altered = conn
+        .query_drop(format!("ALTER TABLE {ghost} {alter}"))
+        .await;
+    conn.query_drop(mode(crate::server::session_sql_mode(&global_mode)))
+        .await
+        .context(|| format!("restoring the sql_mode after the ALTER of {ghost}"))?;
+    if let Err(e) = altered {
         let _ = drop_table(conn, names, &names.ghost).await;
         let message = match &e {
             mysql_async::Error::Server(s) => format!("error {}: {}", s.code, s.message),
@@ -241,16 +262,26 @@ pub async fn create_ghost(
             "Fix --alter; nothing was changed",
         ));
     }
-    let final_comment = table_comment(conn, &names.database, &names.ghost)
-        .await?
-        .unwrap_or_default();
+    let (final_comment, requested_auto_increment): (Option<String>, Option<u64>) = conn
+        .exec_first(
+            "SELECT TABLE_COMMENT, AUTO_INCREMENT FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&names.database, &names.ghost),
+        )
+        .await
+        .context(|| format!("reading the options of {ghost}"))?
+        .unwrap_or((None, None));
+    let final_comment = final_comment.unwrap_or_default();
     conn.query_drop(format!(
         "ALTER TABLE {ghost} COMMENT = {}",
         sql::literal(&marker(Role::Ghost, run_id))
     ))
     .await
     .context(|| format!("marking {ghost}"))?;
-    Ok(Ghost { final_comment })
+    Ok(Ghost {
+        final_comment,
+        requested_auto_increment,
+    })
 }
 
 /// Creates the changelog table.

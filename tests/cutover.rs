@@ -162,7 +162,8 @@ async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
         let db = db.clone();
         tokio::spawn(async move {
             let mut conn = client(&primary()).await;
-            let a = find_connection(&mut conn, "DO SLEEP", Duration::from_secs(120))
+            // DO SLEEP(2): the other tests' lock delays differ.
+            let a = find_connection(&mut conn, "DO SLEEP(2)", Duration::from_secs(120))
                 .await
                 .expect("connection A never held the lock");
             conn.query_drop(format!("KILL CONNECTION {a}"))
@@ -292,15 +293,19 @@ async fn sigterm_under_the_lock_releases_clients_and_keeps_the_original() {
 }
 
 /// Runs a migration held before its cut-over by a flag file, applies
-/// `updates` mirrored writes once the copy is complete, then lets it finish.
+/// mirrored writes once the copy is complete, lets `corrupt` damage the new
+/// table, then lets it finish.
 async fn migrate_with_writes_after_copy(
     prefix: &str,
     drop_row_event: Option<u64>,
-) -> (Conn, String) {
+    skip_checksum: bool,
+    corrupt: Option<&str>,
+) -> (Conn, String, shadowcut::Summary) {
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, prefix, 400).await;
     let mut config = config(&db, "t", "ADD COLUMN extra INT");
     config.failpoints.drop_row_event = drop_row_event;
+    config.skip_checksum = skip_checksum;
     let migration = Postponed::start(&mut conn, &db, config).await;
     for id in [10, 20, 30] {
         on_both(
@@ -310,23 +315,86 @@ async fn migrate_with_writes_after_copy(
         )
         .await;
     }
-    migration
+    if let Some(stmt) = corrupt {
+        conn.query_drop(stmt.replace("{G}", &format!("`{db}`.`_t_gho`")))
+            .await
+            .unwrap();
+    }
+    let summary = migration
         .finish()
         .await
         .unwrap_or_else(|e| panic!("migration failed: {e}"));
-    (conn, db)
+    (conn, db, summary)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_comparison_catches_a_dropped_binlog_event() {
-    let (mut conn, db) = migrate_with_writes_after_copy("dropped", Some(1)).await;
+    // Without the checksum, the test's own comparison must see the loss.
+    let (mut conn, db, summary) =
+        migrate_with_writes_after_copy("dropped", Some(1), true, None).await;
+    assert!(
+        summary.checksum_skipped && summary.checksum.is_none(),
+        "{summary:?}"
+    );
     let migrated = rows(&mut conn, &db, "t", "id, a, b", "id").await;
     let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
     let diff = first_difference(&migrated, &control)
         .expect("a dropped event went unnoticed by the comparison");
     assert!(diff.contains("after-copy"), "{diff}");
     // The same run without the fault matches.
-    let (mut conn, db) = migrate_with_writes_after_copy("notdropped", None).await;
+    let (mut conn, db, _) = migrate_with_writes_after_copy("notdropped", None, true, None).await;
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checksum_finds_and_repairs_a_dropped_event_and_a_damaged_row() {
+    let (mut conn, db, summary) = migrate_with_writes_after_copy(
+        "checksumfix",
+        Some(1),
+        false,
+        Some("UPDATE {G} SET a = a + 1 WHERE id = 300"),
+    )
+    .await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert!(!summary.checksum_skipped);
+    assert!(report.mismatches >= 1, "{report:?}");
+    assert_eq!(report.repaired, report.mismatches, "{report:?}");
+    assert_eq!(report.rows_checked, 400, "{report:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_keeps_differing_stops_the_run_before_the_swap() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "checksumfail", 2500).await;
+    let before = rows(&mut conn, &db, "t", "id, a, b", "id").await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.failpoints.checksum_mismatch = true;
+    let err = shadowcut::run(&config)
+        .await
+        .expect_err("a chunk that never matches must stop the run");
+    let text = err.to_string();
+    assert!(
+        text.contains("still differ after being copied again"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`id` in (open, (999)]"),
+        "the key range: {text}"
+    );
+    assert!(text.contains("Nothing was swapped"), "{text}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["control", "t"]);
+    assert_eq!(rows(&mut conn, &db, "t", "id, a, b", "id").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_run_checksums_every_row_without_repairs() {
+    let (mut conn, db, summary) =
+        migrate_with_writes_after_copy("checksumclean", None, false, None).await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (0, 0), "{report:?}");
+    assert_eq!(report.rows_checked, 400);
+    assert_eq!(report.columns_compared, 3);
     assert_matches_control(&mut conn, &db).await;
 }
 
@@ -426,4 +494,180 @@ async fn changelog_state_matches_the_new_table_and_abort_mid_copy_cleans_up() {
     let after: Vec<Vec<Value>> = rows(&mut conn, &db, "t", "*", "id").await;
     assert_eq!(before.len(), after.len());
     assert!(!has_column(&mut conn, &db, "t", "extra").await);
+}
+
+/// Runs `config`'s migration of `db` under a mirrored load that goes on
+/// through the cut-over; returns its result once the load has stopped.
+async fn migrate_under_cutover_load(
+    db: &str,
+    rows: u64,
+    config: shadowcut::Config,
+) -> shadowcut::Result<shadowcut::Summary> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_stats, writers) = load(db, 3, &stop, rows);
+    let result = shadowcut::run(&config).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("a writer failed");
+    }
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drain_cancelled_mid_batch_loses_no_key() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "draincancel", 2000).await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(1);
+    // The first two attempts stall in the drain with a batch taken, until
+    // the attempt's timeout cancels them.
+    config.failpoints.stall_drain_attempts = Some(2);
+    config.failpoints.drain_batch_keys = Some(3);
+    let summary = migrate_under_cutover_load(&db, 2000, config)
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert!(summary.cut_over_attempts >= 3, "{summary:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_attempt_after_the_final_comment_leaves_a_ghost_we_can_drop() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "ghostmark", 500).await;
+    conn.query_drop(format!(
+        "ALTER TABLE `{db}`.`t` COMMENT = 'orders of the shop'"
+    ))
+    .await
+    .unwrap();
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(1);
+    config.cut_over_attempts = 1;
+    config.failpoints.stall_swap_attempts = Some(1);
+    let err = shadowcut::run(&config)
+        .await
+        .expect_err("the only attempt stalls");
+    assert!(err.to_string().contains("cut-over"), "{err}");
+    assert_eq!(
+        tables(&mut conn, &db).await,
+        vec!["control", "t"],
+        "the ghost must carry its marker again, so that cleanup drops it"
+    );
+
+    // With retries, the next attempt sets the final comment again.
+    let mut config = common::config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(1);
+    config.failpoints.stall_swap_attempts = Some(1);
+    let summary = shadowcut::run(&config).await.unwrap();
+    assert_eq!(summary.cut_over_attempts, 2);
+    let comment: Option<String> = conn
+        .exec_first(
+            "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 't'",
+            (&db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(comment.as_deref(), Some("orders of the shop"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_holding_the_ghost_cannot_make_a_waiting_rename_look_queued() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "ghostreader", 1500).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_stats, writers) = load(&db, 3, &stop, 1500);
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(3);
+    config.cut_over_attempts = 30;
+    // The RENAME is issued 1.5 s after the new table got its final comment:
+    // time for a reader to take the ghost first.
+    config.failpoints.rename_delay = Some(Duration::from_millis(1500));
+    let migration = Postponed::start(&mut conn, &db, config).await;
+    let finished = tokio::spawn(migration.finish());
+    // A monitoring query's transaction then holds a shared lock on the
+    // ghost, so the RENAME, which locks `_t_del` and `_t_gho` before `t`,
+    // waits on the ghost while writers queue on `t`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let comment: Option<String> = conn
+            .exec_first(
+                "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '_t_gho'",
+                (&db,),
+            )
+            .await
+            .unwrap();
+        if comment.is_some_and(|c| !c.starts_with("shadowcut:ghost:")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cut-over never finished the new table"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut reader = client(&primary()).await;
+    reader.query_drop("START TRANSACTION").await.unwrap();
+    let _: Option<i64> = reader
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.`_t_gho`"))
+        .await
+        .unwrap();
+    // Longer than the probe's patience (the lock timeout): the first
+    // attempt must give up rather than unlock.
+    tokio::time::sleep(Duration::from_millis(7000)).await;
+    reader.query_drop("COMMIT").await.unwrap();
+    let summary = finished
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("a writer failed");
+    }
+    assert_matches_control(&mut conn, &db).await;
+    assert!(summary.cut_over_attempts >= 2, "{summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transient_collision_across_drain_batches_is_retried_not_fatal() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "draincollide").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, u INT NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, 5), (2, 6), (3, 7)",
+    )
+    .await;
+    let mut config = config(&db, "t", "ADD UNIQUE KEY uu (u)");
+    // The apply loop sleeps, so both changed keys are still buffered when
+    // the lock is taken, and the drain applies them one per batch.
+    config.failpoints.apply_loop_delay = Some(Duration::from_secs(120));
+    config.failpoints.skip_converge = true;
+    config.failpoints.drain_batch_keys = Some(1);
+    // The checksum would drain the keys first; this is about the cut-over's drain.
+    config.skip_checksum = true;
+    let migration = Postponed::start(&mut conn, &db, config).await;
+    // Rows 1 and 2 swap their unique values: applied alone, either collides
+    // with the other's stale row in the new table.
+    for stmt in [
+        "UPDATE {T} SET u = 100 WHERE id = 1",
+        "UPDATE {T} SET u = 5 WHERE id = 2",
+        "UPDATE {T} SET u = 6 WHERE id = 1",
+    ] {
+        on_both(&mut conn, &db, stmt).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    migration
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let migrated = rows(&mut conn, &db, "t", "id, u", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, u", "id").await;
+    assert_same_rows(&migrated, &control, "migrated table vs control");
 }

@@ -157,18 +157,26 @@ impl Drop for ExtraServer {
 }
 
 /// Sets a global variable of the shared sandbox; the returned guard puts
-/// the old value back.
+/// the old value back. Numbers are written bare (boolean variables refuse
+/// '0' as a string).
 async fn set_global(conn: &mut Conn, name: &str, value: &str) -> SqlOnDrop {
     let old: String = conn
         .query_first(format!("SELECT @@GLOBAL.{name}"))
         .await
         .unwrap()
         .unwrap();
+    let sql_value = |v: &str| {
+        if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) {
+            v.to_string()
+        } else {
+            format!("'{v}'")
+        }
+    };
     let guard = SqlOnDrop {
         config: common::primary(),
-        statements: vec![format!("SET GLOBAL {name} = '{old}'")],
+        statements: vec![format!("SET GLOBAL {name} = {}", sql_value(&old))],
     };
-    conn.query_drop(format!("SET GLOBAL {name} = '{value}'"))
+    conn.query_drop(format!("SET GLOBAL {name} = {}", sql_value(value)))
         .await
         .unwrap();
     guard
@@ -293,4 +301,64 @@ async fn refuses_a_binlog_row_image_other_than_full() {
     let out = shadowcut(&primary, &db, "t", "ADD COLUMN c INT", &[]).await;
     assert_success(&out);
     assert_eq!(common::tables(&mut conn, &db).await, vec!["t"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_sql_mode_restrictions_are_kept() {
+    let _serial = GLOBALS.lock().await;
+    let server = common::primary();
+    let (mut conn, db) = setup(&server, None, "sqlmode").await;
+    let _restore = set_global(
+        &mut conn,
+        "sql_mode",
+        "STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
+    )
+    .await;
+    let before = snapshot(&mut conn, &db).await;
+    // The server itself refuses this default natively.
+    let out = shadowcut(
+        &server,
+        &db,
+        "t",
+        "ADD COLUMN dt DATETIME NOT NULL DEFAULT '1970-00-00 00:00:00'",
+        &["--execute"],
+    )
+    .await;
+    assert_refused(&out, &db, "t", &["Invalid default value"]);
+    assert_eq!(snapshot(&mut conn, &db).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_autocommit_off_changes_nothing() {
+    let _serial = GLOBALS.lock().await;
+    let server = common::primary();
+    let (mut conn, db) = setup(&server, None, "autocommit").await;
+    conn.query_drop(format!(
+        "CREATE TABLE {} LIKE {}",
+        q(&db, "control"),
+        q(&db, "t")
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO {} SELECT * FROM {}",
+        q(&db, "control"),
+        q(&db, "t")
+    ))
+    .await
+    .unwrap();
+    // This connection keeps autocommit on; every new one gets it off.
+    let _restore = set_global(&mut conn, "autocommit", "0").await;
+    let mut config = common::config(&db, "t", "ADD COLUMN c INT NOT NULL DEFAULT 0");
+    config.chunk_size = 1;
+    let migration = common::Postponed::start(&mut conn, &db, config).await;
+    common::on_both(&mut conn, &db, "INSERT INTO {T} VALUES (4, 'd')").await;
+    common::on_both(&mut conn, &db, "UPDATE {T} SET v = 'x' WHERE id = 1").await;
+    migration
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let migrated = common::rows(&mut conn, &db, "t", "id, v", "id").await;
+    let control = common::rows(&mut conn, &db, "control", "id, v", "id").await;
+    common::assert_same_rows(&migrated, &control, "migrated table vs control");
 }

@@ -263,39 +263,6 @@ async fn every_column_type_with_edge_values_and_null() {
     .await;
 }
 
-/// Seed and load functions for a table keyed on `k` (plus `payload INT`),
-/// with keys made by `$key` from a number.
-macro_rules! keyed {
-    ($seed:ident, $txn:ident, $key:expr) => {
-        fn $seed(rows: u64) -> (String, Vec<Vec<Value>>) {
-            let key: fn(u64) -> Value = $key;
-            ("k, payload".into(), (0..rows).map(|n| vec![key(n), Value::from(n as i64)]).collect())
-        }
-
-        fn $txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
-            let key: fn(u64) -> Value = $key;
-            let mut stmts = Vec::new();
-            for _ in 0..1 + rng.below(3) {
-                let k = key(rng.below(rows + rows / 10));
-                let payload = Value::from(rng.below(1_000_000) as i64);
-                match rng.below(4) {
-                    0 => stmts.push((
-                        "INSERT INTO {T} (k, payload) VALUES (?, ?) ON DUPLICATE KEY UPDATE payload = VALUES(payload)".into(),
-                        vec![k, payload],
-                    )),
-                    1 => stmts.push(("DELETE FROM {T} WHERE k = ?".into(), vec![k])),
-                    2 => stmts.push((
-                        "UPDATE IGNORE {T} SET k = ? WHERE k = ?".into(),
-                        vec![key(rng.below(rows + rows / 10)), k],
-                    )),
-                    _ => stmts.push(("UPDATE {T} SET payload = ? WHERE k = ?".into(), vec![payload, k])),
-                }
-            }
-            stmts
-        }
-    };
-}
-
 keyed!(binary16_seed, binary16_txn, |n| {
     let mut b = vec![0u8; 16];
     b[0] = (n >> 8) as u8;

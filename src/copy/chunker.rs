@@ -21,18 +21,23 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// The WHERE clause (without `WHERE`) and its parameters; empty when
-    /// the chunk is the whole table.
+    /// The WHERE clause (without `WHERE`) on the original and its
+    /// parameters; empty when the chunk is the whole table.
     pub fn predicate(&self, key: &SharedKey) -> (String, Vec<Value>) {
+        self.predicate_on(key, Side::Original)
+    }
+
+    /// The same range written against `side`'s key columns.
+    pub fn predicate_on(&self, key: &SharedKey, side: Side) -> (String, Vec<Value>) {
         let mut parts = Vec::new();
         let mut params = Vec::new();
         if let Some(lower) = &self.lower {
-            let (p, v) = key.greater_than(Side::Original, lower);
+            let (p, v) = key.greater_than(side, lower);
             parts.push(p);
             params.extend(v);
         }
         if let Some(upper) = &self.upper {
-            let (p, v) = key.at_most(Side::Original, upper);
+            let (p, v) = key.at_most(side, upper);
             parts.push(p);
             params.extend(v);
         }

@@ -44,13 +44,21 @@ pub enum ChunkVerdict {
     Lossy(String),
 }
 
-/// Classifies a chunk's warnings.
-pub fn judge_warnings(warnings: &[Warning], shared_key_in_ghost: &str) -> ChunkVerdict {
+/// Classifies a chunk's warnings. A duplicate on the shared key is a row
+/// the tail already wrote only when the key preserves identity; otherwise
+/// it may be two original rows that the new key makes collide.
+pub fn judge_warnings(warnings: &[Warning], key: &SharedKey) -> ChunkVerdict {
     let mut conflict = None;
     for w in warnings {
+        // Notes (a DATETIME's time dropped on the way to DATE) are what a
+        // native ALTER accepts in strict mode too.
+        if w.is_note() {
+            continue;
+        }
         if w.code == 1062 {
-            if duplicate_key_name(&w.message)
-                .is_some_and(|k| k.eq_ignore_ascii_case(shared_key_in_ghost))
+            if key.identity_preserved
+                && duplicate_key_name(&w.message)
+                    .is_some_and(|k| k.eq_ignore_ascii_case(&key.ghost_name))
             {
                 continue;
             }
@@ -204,7 +212,9 @@ impl Copier {
     /// Rows of the chunk that are not in the new table. A duplicate reported
     /// on another unique key than the shared one can be the very same row
     /// (already written by the tail: the server reports only the first
-    /// unique index it checks), so only rows really missing count.
+    /// unique index it checks), so only rows really missing count. "The
+    /// same row" compares the key in the original's terms, so that 'A' is
+    /// not taken for 'a' when the new key is case-insensitive.
     async fn rows_missing(&self, conn: &mut Conn, chunk: &Chunk) -> Result<u64> {
         let (predicate, params) = chunk.predicate(&self.key);
         let filter = if predicate.is_empty() {
@@ -212,19 +222,7 @@ impl Copier {
         } else {
             format!("{predicate} AND")
         };
-        let same_key = self
-            .key
-            .columns
-            .iter()
-            .map(|k| {
-                format!(
-                    "g.{} = o.{}",
-                    crate::sql::ident(&k.ghost_name),
-                    crate::sql::ident(&k.name)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let same_key = self.key.same_row("g", "o");
         let stmt = format!(
             "SELECT COUNT(*) FROM {} WHERE {filter} NOT EXISTS (SELECT 1 FROM {} AS g WHERE {same_key}) {}",
             self.from_original_aliased,
@@ -282,7 +280,7 @@ impl Copier {
             context: format!("reading warnings of a chunk of {table}"),
             source,
         })?;
-        Ok(judge_warnings(&warnings, &self.key.ghost_name))
+        Ok(judge_warnings(&warnings, &self.key))
     }
 }
 
@@ -316,27 +314,47 @@ mod tests {
 
     #[test]
     fn only_shared_key_duplicates_are_clean() {
+        let key = crate::schema::tests::key(&[crate::schema::tests::col("id", "int", None)]);
         assert_eq!(
-            judge_warnings(
-                &[w(1062, "Duplicate entry '1' for key 'PRIMARY'")],
-                "PRIMARY"
-            ),
+            judge_warnings(&[w(1062, "Duplicate entry '1' for key 'PRIMARY'")], &key),
             ChunkVerdict::Clean
         );
         assert!(matches!(
-            judge_warnings(&[w(1062, "Duplicate entry 'a' for key 'email'")], "PRIMARY"),
+            judge_warnings(&[w(1062, "Duplicate entry 'a' for key 'email'")], &key),
             ChunkVerdict::UniqueConflict(_)
         ));
         assert!(matches!(
-            judge_warnings(
-                &[w(1265, "Data truncated for column 'c' at row 1")],
-                "PRIMARY"
-            ),
+            judge_warnings(&[w(1265, "Data truncated for column 'c' at row 1")], &key),
             ChunkVerdict::Lossy(_)
         ));
         assert!(matches!(
-            judge_warnings(&[w(1048, "Column 'c' cannot be null")], "PRIMARY"),
+            judge_warnings(&[w(1048, "Column 'c' cannot be null")], &key),
             ChunkVerdict::Lossy(_)
+        ));
+    }
+
+    #[test]
+    fn notes_are_accepted_as_a_native_alter_accepts_them() {
+        let key = crate::schema::tests::key(&[crate::schema::tests::col("id", "int", None)]);
+        let note = Warning {
+            level: "Note".into(),
+            code: 1265,
+            message: "Data truncated for column 'd' at row 1".into(),
+        };
+        assert_eq!(judge_warnings(&[note], &key), ChunkVerdict::Clean);
+    }
+
+    #[test]
+    fn duplicates_on_a_key_that_changes_identity_need_proof() {
+        let mut key = crate::schema::tests::key(&[crate::schema::tests::col(
+            "k",
+            "varchar",
+            Some(("utf8mb4", "utf8mb4_bin")),
+        )]);
+        key.identity_preserved = false;
+        assert!(matches!(
+            judge_warnings(&[w(1062, "Duplicate entry 'a' for key 'PRIMARY'")], &key),
+            ChunkVerdict::UniqueConflict(_)
         ));
     }
 }

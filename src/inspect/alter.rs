@@ -60,7 +60,13 @@ pub fn analyze(alter: &str) -> Result<AlterAnalysis, AlterRefusal> {
             "Give the change, e.g. --alter \"ADD COLUMN c INT\"",
         ));
     }
-    if tokens[0].is_kw("ALTER") {
+    // `ALTER COLUMN c SET DEFAULT ...` is a clause; `ALTER TABLE t ...` is a
+    // whole statement.
+    if tokens[0].is_kw("ALTER")
+        && tokens
+            .get(1)
+            .is_some_and(|t| t.is_kw("TABLE") || t.is_kw("ONLINE") || t.is_kw("IGNORE"))
+    {
         return Err(refuse(
             "--alter starts with ALTER",
             "Give only the part after ALTER TABLE <table>, e.g. --alter \"ADD COLUMN c INT\"",
@@ -236,6 +242,8 @@ mod tests {
     #[test]
     fn refuses_full_statement_and_empty_text() {
         assert!(analyze("ALTER TABLE t ADD c INT").is_err());
+        assert!(analyze("ALTER ONLINE TABLE t ADD c INT").is_err());
+        assert!(analyze("ALTER COLUMN c SET DEFAULT 1, ADD d INT").is_ok());
         assert!(analyze("  ").is_err());
     }
 }

@@ -2,15 +2,19 @@
 //! which name, and which unique key both tables share.
 
 use crate::inspect::alter::AlterAnalysis;
-use crate::schema::{KeyColumn, SharedKey, TableSchema};
+use crate::schema::{KeyChange, KeyColumn, SharedKey, TableSchema};
 
-/// A column copied from the original to the new table.
+/// A column copied from the original to the new table, or (with `fill`) a
+/// new column that needs a value a native ALTER would give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnPair {
-    /// Name in the original table.
+    /// Name in the original table (empty for a filled column).
     pub source: String,
     /// Name in the new table.
     pub target: String,
+    /// For a column the ALTER adds NOT NULL without a default: its type's
+    /// implicit default, as SQL (strict mode refuses to leave it out).
+    pub fill: Option<&'static str>,
 }
 
 /// `<verb> INTO <ghost> (<targets>) SELECT <sources> FROM <from>`: the one
@@ -24,22 +28,31 @@ pub fn insert_select(verb: &str, ghost: &str, columns: &[ColumnPair], from: &str
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let sources = columns
+        .iter()
+        .map(|c| match c.fill {
+            Some(literal) => literal.to_string(),
+            None => crate::sql::ident(&c.source),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "{verb} INTO {ghost} ({}) SELECT {} FROM {from}",
+        "{verb} INTO {ghost} ({}) SELECT {sources} FROM {from}",
         list(|c| &c.target),
-        list(|c| &c.source)
     )
 }
 
 /// Columns copied, in the original's order. Generated columns are never
 /// written; columns the ALTER drops are left behind; renamed columns follow
-/// their new name.
+/// their new name. New NOT NULL columns without a default (and not
+/// AUTO_INCREMENT) follow, filled with their type's implicit default, as a
+/// native ALTER fills them.
 pub fn column_mapping(
     original: &TableSchema,
     ghost: &TableSchema,
     alter: &AlterAnalysis,
 ) -> Vec<ColumnPair> {
-    original
+    let mut pairs: Vec<ColumnPair> = original
         .columns
         .iter()
         .filter(|c| !c.generated)
@@ -49,20 +62,54 @@ pub fn column_mapping(
             (!ghost_col.generated).then(|| ColumnPair {
                 source: c.name.clone(),
                 target: ghost_col.name.clone(),
+                fill: None,
             })
         })
-        .collect()
+        .collect();
+    let filled: Vec<ColumnPair> = ghost
+        .columns
+        .iter()
+        .filter(|g| {
+            !g.generated
+                && !g.nullable
+                && !g.has_default
+                && !g.auto_increment
+                && !pairs.iter().any(|p| p.target.eq_ignore_ascii_case(&g.name))
+        })
+        .filter_map(|g| {
+            Some(ColumnPair {
+                source: String::new(),
+                target: g.name.clone(),
+                fill: Some(g.implicit_default()?),
+            })
+        })
+        .collect();
+    pairs.extend(filled);
+    pairs
 }
 
-/// The first row-identifying key of the original (PRIMARY first) whose
-/// columns, under the mapping, form a unique NOT NULL key of the new table
-/// in the same order.
+/// The key along which rows are copied and changes applied: a
+/// row-identifying key of the original whose columns, under the mapping,
+/// relate to a row-identifying key of the new table.
+///
+/// In order of preference: the same columns in the same order; the same
+/// columns reordered (`PRIMARY KEY (b, a)` over `(a, b)`); a new key that
+/// extends it (`(id, i)` over `(id)`), when some index of the new table
+/// starts with its columns; a new key that is a subset of it (`(id)` over
+/// `(id, i)`). The original's PRIMARY KEY wins ties. The chunks follow the
+/// original's index. Where the new key does not contain all of the shared
+/// key's columns, or a column compares differently, the key is marked as
+/// not preserving identity: duplicates in the new table then need proof.
 pub fn shared_key(
     original: &TableSchema,
     ghost: &TableSchema,
     mapping: &[ColumnPair],
 ) -> Option<SharedKey> {
     let ghost_keys = ghost.row_identifying_keys();
+    let lower = |names: &[String]| -> Vec<String> {
+        names.iter().map(|n| n.to_lowercase()).collect::<Vec<_>>()
+    };
+    let mut best: Option<(u8, SharedKey)> = None;
     for key in original.row_identifying_keys() {
         let mapped: Option<Vec<&ColumnPair>> = key
             .columns
@@ -70,37 +117,73 @@ pub fn shared_key(
             .map(|c| mapping.iter().find(|p| p.source.eq_ignore_ascii_case(c)))
             .collect();
         let Some(mapped) = mapped else { continue };
-        let Some(ghost_key) = ghost_keys.iter().find(|g| {
-            g.columns.len() == mapped.len()
-                && g.columns
-                    .iter()
-                    .zip(&mapped)
-                    .all(|(a, p)| a.eq_ignore_ascii_case(&p.target))
-        }) else {
-            continue;
-        };
-        let columns = mapped
-            .iter()
-            .filter_map(|p| {
-                Some(KeyColumn {
-                    name: p.source.clone(),
-                    ghost_name: p.target.clone(),
-                    ordinal: original.column_index(&p.source)?,
-                    column: original.column(&p.source)?.clone(),
-                    ghost_column: ghost.column(&p.target)?.clone(),
+        let targets: Vec<String> = mapped.iter().map(|p| p.target.to_lowercase()).collect();
+        let mut sorted_targets = targets.clone();
+        sorted_targets.sort();
+        for ghost_key in &ghost_keys {
+            let ghost_columns = lower(&ghost_key.columns);
+            let mut sorted_ghost = ghost_columns.clone();
+            sorted_ghost.sort();
+            let contains_all = targets.iter().all(|t| ghost_columns.contains(t));
+            let rank = if ghost_columns == targets {
+                0
+            } else if sorted_ghost == sorted_targets {
+                1
+            } else if contains_all && index_starts_with(ghost, &sorted_targets) {
+                2
+            } else if ghost_columns.iter().all(|g| targets.contains(g)) {
+                3
+            } else {
+                continue;
+            };
+            if best.as_ref().is_some_and(|(r, _)| *r <= rank) {
+                continue;
+            }
+            let columns = mapped
+                .iter()
+                .filter_map(|p| {
+                    Some(KeyColumn {
+                        name: p.source.clone(),
+                        ghost_name: p.target.clone(),
+                        ordinal: original.column_index(&p.source)?,
+                        column: original.column(&p.source)?.clone(),
+                        ghost_column: ghost.column(&p.target)?.clone(),
+                    })
                 })
-            })
-            .collect::<Vec<_>>();
-        if columns.len() != mapped.len() {
-            continue;
+                .collect::<Vec<_>>();
+            if columns.len() != mapped.len() {
+                continue;
+            }
+            let identity_preserved =
+                contains_all && columns.iter().all(|k| k.change() == KeyChange::Alike);
+            best = Some((
+                rank,
+                SharedKey {
+                    name: key.name.clone(),
+                    ghost_name: ghost_key.name.clone(),
+                    columns,
+                    identity_preserved,
+                },
+            ));
         }
-        return Some(SharedKey {
-            name: key.name.clone(),
-            ghost_name: ghost_key.name.clone(),
-            columns,
-        });
     }
-    None
+    best.map(|(_, key)| key)
+}
+
+/// True when some index of `table` has exactly `columns` (lower case, in
+/// any order) as its leading columns, so lookups by them use it.
+fn index_starts_with(table: &TableSchema, columns: &[String]) -> bool {
+    table.indexes.iter().any(|i| {
+        if i.columns.len() < columns.len() {
+            return false;
+        }
+        let mut lead: Vec<String> = i.columns[..columns.len()]
+            .iter()
+            .map(|c| c.to_lowercase())
+            .collect();
+        lead.sort();
+        lead == columns
+    })
 }
 
 #[cfg(test)]
@@ -136,7 +219,8 @@ mod tests {
     #[test]
     fn mapping_follows_renames_and_drops() {
         let old = table(&["id", "a", "b"], vec![idx("PRIMARY", &["id"])]);
-        let new = table(&["id", "x", "c"], vec![idx("PRIMARY", &["id"])]);
+        let mut new = table(&["id", "x", "c"], vec![idx("PRIMARY", &["id"])]);
+        new.columns[2].nullable = true;
         let alter = analyze("RENAME COLUMN a TO x, DROP COLUMN b, ADD COLUMN c INT").unwrap();
         let m = column_mapping(&old, &new, &alter);
         assert_eq!(
@@ -144,13 +228,31 @@ mod tests {
             vec![
                 ColumnPair {
                     source: "id".into(),
-                    target: "id".into()
+                    target: "id".into(),
+                    fill: None,
                 },
                 ColumnPair {
                     source: "a".into(),
-                    target: "x".into()
+                    target: "x".into(),
+                    fill: None,
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn new_not_null_columns_without_default_get_their_implicit_default() {
+        let old = table(&["id"], vec![idx("PRIMARY", &["id"])]);
+        let mut new = table(&["id", "n", "d", "auto"], vec![idx("PRIMARY", &["id"])]);
+        new.columns[1] = col("n", "varchar", Some(("utf8mb4", "utf8mb4_bin")));
+        new.columns[2].has_default = true;
+        new.columns[3].auto_increment = true;
+        let m = column_mapping(&old, &new, &AlterAnalysis::default());
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[1].target.as_str(), m[1].fill), ("n", Some("''")));
+        assert_eq!(
+            insert_select("INSERT", "g", &m, "t"),
+            "INSERT INTO g (`id`, `n`) SELECT `id`, '' FROM t"
         );
     }
 
@@ -168,6 +270,51 @@ mod tests {
         let key = shared_key(&old, &new, &m).unwrap();
         assert_eq!(key.name, "uq");
         assert_eq!(key.columns[0].ordinal, 1);
+    }
+
+    #[test]
+    fn a_reordered_primary_key_is_shared() {
+        let old = table(&["a", "b"], vec![idx("PRIMARY", &["a", "b"])]);
+        let new = table(&["a", "b"], vec![idx("PRIMARY", &["b", "a"])]);
+        let m = column_mapping(&old, &new, &AlterAnalysis::default());
+        let key = shared_key(&old, &new, &m).unwrap();
+        assert_eq!(key.columns[0].name, "a");
+        assert!(key.identity_preserved);
+    }
+
+    #[test]
+    fn an_extended_primary_key_shares_the_old_one() {
+        let old = table(&["id", "i"], vec![idx("PRIMARY", &["id"])]);
+        let new = table(&["id", "i"], vec![idx("PRIMARY", &["id", "i"])]);
+        let m = column_mapping(&old, &new, &AlterAnalysis::default());
+        let key = shared_key(&old, &new, &m).unwrap();
+        assert_eq!(key.columns.len(), 1);
+        assert!(key.identity_preserved);
+        // Extended at the front: no index of the new table starts with id.
+        let new = table(&["id", "i"], vec![idx("PRIMARY", &["i", "id"])]);
+        assert!(shared_key(&old, &new, &m).is_none());
+    }
+
+    #[test]
+    fn a_narrowed_primary_key_is_shared_but_does_not_preserve_identity() {
+        let old = table(&["id", "i"], vec![idx("PRIMARY", &["id", "i"])]);
+        let new = table(&["id", "i"], vec![idx("PRIMARY", &["id"])]);
+        let m = column_mapping(&old, &new, &AlterAnalysis::default());
+        let key = shared_key(&old, &new, &m).unwrap();
+        assert_eq!(key.columns.len(), 2);
+        assert!(!key.identity_preserved);
+    }
+
+    #[test]
+    fn a_recollated_key_does_not_preserve_identity() {
+        let mut old = table(&["k"], vec![idx("PRIMARY", &["k"])]);
+        old.columns[0] = col("k", "varchar", Some(("utf8mb4", "utf8mb4_bin")));
+        let mut new = old.clone();
+        new.columns[0] = col("k", "varchar", Some(("utf8mb4", "utf8mb4_general_ci")));
+        let m = column_mapping(&old, &new, &AlterAnalysis::default());
+        let key = shared_key(&old, &new, &m).unwrap();
+        assert!(!key.identity_preserved);
+        assert_eq!(key.columns[0].change(), KeyChange::Recollated);
     }
 
     #[test]

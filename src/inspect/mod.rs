@@ -30,6 +30,8 @@ pub struct Preflight {
     pub binlog: BinlogStatus,
     /// The server's own server_id.
     pub server_id: u32,
+    /// The server's time zone observes daylight saving time.
+    pub time_zone_has_dst: bool,
 }
 
 /// Checks the ALTER text, the server settings and the table.
@@ -69,11 +71,13 @@ pub async fn preflight(
         .get("server_id")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let time_zone_has_dst = server::time_zone_has_dst(conn).await?;
     Ok(Preflight {
         original,
         alter,
         binlog,
         server_id,
+        time_zone_has_dst,
     })
 }
 
@@ -124,6 +128,34 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
                 k.name, k.column.column_type, k.ghost_column.column_type
             ),
             "Change that column in a separate migration that keeps another unique key, or with a plain ALTER TABLE",
+        ));
+    }
+    if let Some(k) = key
+        .columns
+        .iter()
+        .find(|k| preflight.time_zone_has_dst && k.column.data_type == "timestamp")
+    {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the shared key column {} is a TIMESTAMP and the server's time zone observes daylight saving time: \
+                 shadowcut works in the server's time zone (as a native ALTER converts values), where the \
+                 repeated hour makes TIMESTAMP keys ambiguous",
+                k.name
+            ),
+            "Run the server (or SET GLOBAL time_zone) at a fixed UTC offset such as '+00:00', or keep another unique key",
+        ));
+    }
+    if let Some(crate::schema::KeyChange::Unsupported(what)) = key
+        .columns
+        .iter()
+        .map(|k| k.change())
+        .find(|c| matches!(c, crate::schema::KeyChange::Unsupported(_)))
+    {
+        return Err(Error::refused(
+            &table,
+            format!("the ALTER changes how the shared key {} compares: {what}", key.name),
+            "Keep the key column's type (widening it, or changing a character key's collation, is fine), or keep another unique key unchanged",
         ));
     }
     if let Some(k) = key.columns.iter().find(|k| decoded_wrongly(&k.column)) {

@@ -6,6 +6,7 @@
 
 pub mod decode;
 pub mod events;
+pub mod statements;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +51,8 @@ pub struct TailConfig {
     pub heartbeat_period: Duration,
     /// Whether the server writes event checksums (`binlog_checksum`).
     pub checksums: bool,
+    /// How the server compares table names (`lower_case_table_names`).
+    pub name_rule: statements::NameRule,
     /// Test-only faults.
     pub failpoints: Failpoints,
 }
@@ -72,6 +75,19 @@ pub struct TailShared {
 }
 
 impl TailShared {
+    /// True when the tail has read every event before `position`.
+    pub fn has_read(&self, position: &BinlogPosition) -> bool {
+        *self.position.lock().unwrap_or_else(|e| e.into_inner()) >= *position
+    }
+
+    /// Why the tail stopped, if it failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn new(start: BinlogPosition) -> TailShared {
         let (marker_seen, _) = watch::channel(0u64);
         TailShared {
@@ -255,6 +271,9 @@ struct Reader {
     file: String,
     transaction_is_xa: bool,
     transaction_touches_table: bool,
+    /// Set once the tool's own RENAME (the swap) is read: every later event
+    /// belongs to the new table and is none of the tail's business.
+    swapped: bool,
 }
 
 impl Reader {
@@ -267,6 +286,7 @@ impl Reader {
             file,
             transaction_is_xa: false,
             transaction_touches_table: false,
+            swapped: false,
         }
     }
 
@@ -328,6 +348,9 @@ impl Reader {
             };
         }
         let kind = events::classify(header.event_type_raw());
+        if self.swapped && kind != EventKind::Rotate {
+            return Ok(());
+        }
         match kind {
             EventKind::Ignore => Ok(()),
             EventKind::Refuse(why) => Err(format!(
@@ -386,7 +409,23 @@ impl Reader {
             self.end_transaction();
             return Ok(());
         }
-        if trimmed.eq_ignore_ascii_case("BEGIN") || text.contains(&self.config.statement_tag) {
+        let names = &self.config.names;
+        let rule = self.config.name_rule;
+        let schema = query.schema();
+        if text.contains(&self.config.statement_tag) {
+            // The swap is binlogged only once it has happened.
+            let is_rename = sql::tokenize(&text)
+                .ok()
+                .and_then(|t| t.first().cloned())
+                .is_some_and(|t| t.is_kw("RENAME"));
+            self.swapped |= is_rename
+                && statements::changed_tables(&text, &schema)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| rule.hits(c, &names.database, &names.original));
+            return Ok(());
+        }
+        if trimmed.eq_ignore_ascii_case("BEGIN") {
             return Ok(());
         }
         let upper = trimmed.to_ascii_uppercase();
@@ -394,15 +433,23 @@ impl Reader {
             self.transaction_is_xa = true;
             return Ok(());
         }
-        let names = &self.config.names;
-        let in_our_database = query.schema() == names.database.as_str()
-            || sql::mentions_identifier(&text, &names.database);
-        let touches = sql::mentions_identifier(&text, &names.original)
-            || sql::mentions_identifier(&text, &names.ghost);
-        if in_our_database && touches {
+        let touches = match statements::changed_tables(&text, &schema) {
+            Ok(changed) => changed.iter().any(|c| {
+                rule.hits(c, &names.database, &names.original)
+                    || rule.hits(c, &names.database, &names.ghost)
+            }),
+            // Text the tokenizer cannot read: stop when it names the table.
+            Err(_) => {
+                (rule.same(&schema, &names.database)
+                    || sql::mentions_identifier(&text, &names.database))
+                    && (sql::mentions_identifier(&text, &names.original)
+                        || sql::mentions_identifier(&text, &names.ghost))
+            }
+        };
+        if touches {
             let shown: String = text.chars().take(200).collect();
             return Err(format!(
-                "a statement not issued by shadowcut touches the table (DDL, TRUNCATE or statement-based DML): {shown}"
+                "a statement not issued by shadowcut changes the table (DDL, TRUNCATE or statement-based DML): {shown}"
             ));
         }
         Ok(())
@@ -474,11 +521,14 @@ impl Reader {
                 return Err("a row image of the table is not full (binlog_row_image was changed in a session?)".into());
             }
         }
-        let mut keys: Vec<KeyValue> = Vec::new();
+        // Before images are keys whose row is gone after this change unless
+        // the after image (read next) brings it back.
+        let mut changes: Vec<(KeyValue, bool)> = Vec::new();
         for row in rows.rows(tme) {
             let (before, after) =
                 row.map_err(|e| format!("a row of the table cannot be decoded: {e}"))?;
-            for image in [before, after].into_iter().flatten() {
+            for (image, exists) in [(before, false), (after, true)] {
+                let Some(image) = image else { continue };
                 let key = self
                     .config
                     .key
@@ -486,15 +536,15 @@ impl Reader {
                     .iter()
                     .map(|k| decode::key_part(&k.column, image.as_ref(k.ordinal)))
                     .collect::<std::result::Result<KeyValue, String>>()?;
-                keys.push(key);
+                changes.push((key, exists));
             }
         }
         self.shared
             .rows
-            .fetch_add(keys.len() as u64, Ordering::Relaxed);
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
         let mut buffer = apply::lock(&self.shared.buffer);
-        for key in keys {
-            buffer.insert(key);
+        for (key, exists) in changes {
+            buffer.insert(key, exists);
         }
         Ok(())
     }
@@ -637,6 +687,20 @@ mod mysql8_events {
         r
     }
 
+    /// A QUERY event run in database `db`.
+    fn query(db: &str, text: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(1u32.to_le_bytes()); // thread id
+        b.extend(0u32.to_le_bytes()); // exec time
+        b.push(db.len() as u8);
+        b.extend(0u16.to_le_bytes()); // error code
+        b.extend(0u16.to_le_bytes()); // no status variables
+        b.extend(db.as_bytes());
+        b.push(0);
+        b.extend(text.as_bytes());
+        event(2, &b)
+    }
+
     fn rows_v2(event_type: u8, images: &[Vec<u8>]) -> Vec<u8> {
         let mut b = table_id();
         b.extend(1u16.to_le_bytes()); // STMT_END_F
@@ -690,6 +754,9 @@ mod mysql8_events {
             statement_tag: "/* shadowcut:test */".into(),
             heartbeat_period: Duration::from_secs(1),
             checksums: false,
+            name_rule: statements::NameRule {
+                case_insensitive: false,
+            },
             failpoints: Failpoints::default(),
         };
         Reader::new(config, Arc::new(TailShared::new(start)))
@@ -706,7 +773,12 @@ mod mysql8_events {
     }
 
     fn keys(reader: &Reader) -> Vec<KeyValue> {
-        let mut keys = apply::lock(&reader.shared.buffer).take(100).keys;
+        let mut keys: Vec<KeyValue> = apply::lock(&reader.shared.buffer)
+            .take(100)
+            .changes
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
         keys.sort_by_key(|k| format!("{k:?}"));
         keys
     }
@@ -760,6 +832,46 @@ mod mysql8_events {
         )
         .unwrap_err();
         assert!(err.contains("partial JSON update of the table"), "{err}");
+    }
+
+    #[test]
+    fn harmless_statements_naming_the_table_do_not_stop_the_tail() {
+        let mut r = reader();
+        feed(
+            &mut r,
+            &[
+                query("d", "DROP EVENT d.t"),
+                query("d", "ANALYZE TABLE t"),
+                query("other", "GRANT SELECT ON d.t TO app"),
+                query("d", "ALTER TABLE t_archive ADD COLUMN x INT"),
+            ],
+        )
+        .unwrap();
+        let err = feed(
+            &mut r,
+            &[query("other", "ALTER TABLE d.t ADD COLUMN x INT")],
+        )
+        .unwrap_err();
+        assert!(err.contains("changes the table"), "{err}");
+    }
+
+    #[test]
+    fn the_tools_own_rename_detaches_the_tail_from_the_new_table() {
+        let mut r = reader();
+        feed(
+            &mut r,
+            &[
+                table_map(3),
+                query(
+                    "d",
+                    "RENAME TABLE `d`.`t` TO `d`.`_t_del`, `d`.`_t_gho` TO `d`.`t` /* shadowcut:test */",
+                ),
+                // The new table, with another column count, and a write to it.
+                table_map(2),
+                query("d", "ALTER TABLE t ADD COLUMN y INT"),
+            ],
+        )
+        .unwrap();
     }
 
     #[test]

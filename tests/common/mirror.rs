@@ -144,9 +144,11 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
     );
 
     if let Some(alter) = shape.control_alter {
-        // The server's own conversion of the final data, in a UTC session
-        // like the tool's.
-        conn.query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
+        // The server's own conversion of the final data, in the server's
+        // time zone and sql_mode, as a DBA's ALTER TABLE would run.
+        native_session(&primary_config)
+            .await
+            .query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
             .await
             .unwrap();
     }
@@ -188,4 +190,39 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
         .await
         .unwrap();
     summary
+}
+
+/// Defines `$seed` and `$txn` for a table `(k <key type>, payload INT)`
+/// whose keys are `$key(n)`: the seed rows, and transactions of inserts,
+/// deletes, key changes and updates over a key space a little larger.
+#[macro_export]
+macro_rules! keyed {
+    ($seed:ident, $txn:ident, $key:expr) => {
+        fn $seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+            let key: fn(u64) -> Value = $key;
+            ("k, payload".into(), (0..rows).map(|n| vec![key(n), Value::from(n as i64)]).collect())
+        }
+
+        fn $txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+            let key: fn(u64) -> Value = $key;
+            let mut stmts = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                let k = key(rng.below(rows + rows / 10));
+                let payload = Value::from(rng.below(1_000_000) as i64);
+                match rng.below(4) {
+                    0 => stmts.push((
+                        "INSERT INTO {T} (k, payload) VALUES (?, ?) ON DUPLICATE KEY UPDATE payload = VALUES(payload)".into(),
+                        vec![k, payload],
+                    )),
+                    1 => stmts.push(("DELETE FROM {T} WHERE k = ?".into(), vec![k])),
+                    2 => stmts.push((
+                        "UPDATE IGNORE {T} SET k = ? WHERE k = ?".into(),
+                        vec![key(rng.below(rows + rows / 10)), k],
+                    )),
+                    _ => stmts.push(("UPDATE {T} SET payload = ? WHERE k = ?".into(), vec![payload, k])),
+                }
+            }
+            stmts
+        }
+    };
 }

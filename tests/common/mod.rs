@@ -60,6 +60,12 @@ pub async fn client(config: &ConnectConfig) -> Conn {
     conn
 }
 
+/// A connection that sets nothing: it runs in the server's own time zone
+/// and sql_mode, as a DBA's native ALTER TABLE would.
+pub async fn native_session(config: &ConnectConfig) -> Conn {
+    Conn::new(config.opts()).await.expect("connect")
+}
+
 /// Creates a fresh database named after the test; returns its name.
 pub async fn fresh_database(conn: &mut Conn, prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

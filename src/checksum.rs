@@ -1,0 +1,775 @@
+//! The checksum before the swap: an independent check that the new table
+//! holds, row for row, what the original holds, taken through the same
+//! conversion the copy applies.
+//!
+//! A consistent view of both tables while the tail keeps running: the
+//! original is briefly locked against writes (as at the cut-over), every
+//! change up to the lock is applied to the new table, and then several
+//! connections open `START TRANSACTION WITH CONSISTENT SNAPSHOT` before the
+//! lock is released. In those snapshots the new table must be exactly the
+//! converted original. The snapshots are compared chunk by chunk along the
+//! shared key, in parallel: row count, and `BIT_XOR` and `SUM` of a CRC32
+//! per row over every copied column. A chunk that differs is copied again
+//! (delete and re-insert, as the applier does) and checked again in a new
+//! snapshot; one that keeps differing stops the run before the swap, with
+//! its key range in the error.
+//!
+//! Each column is compared through an expression that reproduces the
+//! copy's conversion: the same value for an unchanged column, the new
+//! character set for a converted string, a CAST to the new type otherwise.
+//! Where no faithful expression exists (a SET whose members change), the
+//! column is left out and the report names it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Value};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::apply::{self, Applier, SharedBuffer};
+use crate::copy::chunker::{Chunk, Chunker};
+use crate::error::{server_code, Error, Result, SqlContext};
+use crate::failpoint::Failpoints;
+use crate::inspect::Plan;
+use crate::schema::{Column, SharedKey, Side, TableSchema};
+use crate::server::{ConnectConfig, Dialect};
+use crate::shadow::{self, hint, ShadowNames};
+use crate::sql;
+use crate::tail::Tail;
+
+/// What the checksum found, for progress and the JSON summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChecksumReport {
+    /// Chunks compared (each round counts the chunks it compared).
+    pub chunks_checked: u64,
+    /// Chunks that differed in the first round.
+    pub mismatches: u64,
+    /// Chunks copied again and then found equal.
+    pub repaired: u64,
+    /// Rows compared in the first round, on the original's side.
+    pub rows_checked: u64,
+    /// Columns compared.
+    pub columns_compared: usize,
+    /// Columns left out, with the reason.
+    pub columns_not_compared: Vec<String>,
+    /// True when the key does not allow ranges on the new table, and the
+    /// whole table is one chunk.
+    pub whole_table: bool,
+    /// Wall time of the checksum, in seconds.
+    pub seconds: f64,
+    /// Time writers were blocked while the snapshots were opened, summed
+    /// over the rounds, in seconds.
+    pub lock_seconds: f64,
+}
+
+/// How many times differing chunks are copied again before the run stops.
+const REPAIR_ROUNDS: u32 = 2;
+
+/// How many times opening the snapshots may fail (lock not obtained,
+/// drain too slow) before the run stops.
+const SNAPSHOT_ATTEMPTS: u32 = 5;
+
+/// The expressions that read one copied column on each side, so that
+/// equal data gives equal bytes; `None` when no faithful one exists.
+pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String)> {
+    let o = sql::ident(&original.name);
+    let g = sql::ident(&ghost.name);
+    let bytes = |e: String| format!("CAST({e} AS BINARY)");
+    let same_definition = original
+        .column_type
+        .eq_ignore_ascii_case(&ghost.column_type)
+        && original.charset == ghost.charset
+        && original.collation == ghost.collation;
+    let (gt, ot) = (ghost.data_type.as_str(), original.data_type.as_str());
+    if gt == "bit" || ot == "bit" {
+        return (gt == ot).then(|| (format!("({o} + 0)"), format!("({g} + 0)")));
+    }
+    if same_definition {
+        return Some((bytes(o), bytes(g)));
+    }
+    if gt == "set" || ot == "set" {
+        // Members are shown in declaration order: a changed list reorders them.
+        return None;
+    }
+    if gt == "enum" {
+        // Assignment maps by label: compare labels.
+        return Some((bytes(o), bytes(g)));
+    }
+    if ghost.is_text() {
+        let cs = ghost.charset.as_deref().filter(|c| sql::is_plain_word(c))?;
+        let converted = if original.is_text() {
+            format!("CONVERT({o} USING {cs})")
+        } else {
+            format!("CONVERT(CAST({o} AS CHAR) USING {cs})")
+        };
+        // CHAR drops trailing spaces when read.
+        let converted = if gt == "char" {
+            format!("RTRIM({converted})")
+        } else {
+            converted
+        };
+        return Some((bytes(converted), bytes(g)));
+    }
+    let cast = cast_target(ghost)?;
+    Some((bytes(format!("CAST({o} AS {cast})")), bytes(g)))
+}
+
+/// The CAST target that converts a value as assigning it to `column` does.
+fn cast_target(column: &Column) -> Option<String> {
+    let t = column.column_type.to_ascii_lowercase();
+    let args = t
+        .split_once('(')
+        .map(|(_, rest)| rest.split(')').next().unwrap_or("").to_string());
+    Some(match column.data_type.as_str() {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+            if column.is_unsigned() {
+                "UNSIGNED".into()
+            } else {
+                "SIGNED".into()
+            }
+        }
+        "decimal" => format!("DECIMAL({})", args?),
+        "float" => "FLOAT".into(),
+        "double" => "DOUBLE".into(),
+        "date" => "DATE".into(),
+        "datetime" | "timestamp" => match args {
+            Some(n) => format!("DATETIME({n})"),
+            None => "DATETIME".into(),
+        },
+        "time" => match args {
+            Some(n) => format!("TIME({n})"),
+            None => "TIME".into(),
+        },
+        "binary" => format!("BINARY({})", args?),
+        "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => "BINARY".into(),
+        _ => return None,
+    })
+}
+
+/// Where the chunks to compare come from.
+enum ChunkSource {
+    /// Chunks found to differ earlier.
+    List(std::vec::IntoIter<Chunk>),
+    /// The whole table, chunk after chunk.
+    Table {
+        lower: Option<crate::schema::KeyValue>,
+        done: bool,
+    },
+}
+
+/// What one comparing connection did.
+struct WorkerResult {
+    differing: Vec<Chunk>,
+    rows: u64,
+    checked: u64,
+    conn: Conn,
+}
+
+/// One comparison of a chunk: row count and two aggregates of row CRCs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Digest {
+    rows: u64,
+    xor: u64,
+    sum: String,
+}
+
+/// Compares the original and the new table of one migration.
+pub struct Checksum {
+    names: ShadowNames,
+    key: SharedKey,
+    chunker: Chunker,
+    original_row: String,
+    ghost_row: String,
+    columns_compared: usize,
+    columns_not_compared: Vec<String>,
+    whole_table: bool,
+    chunk_size: u64,
+    threads: usize,
+    dialect: Dialect,
+    mismatch_failpoint: bool,
+}
+
+impl Checksum {
+    /// A checksum of `original` against the new table of `plan`, over the
+    /// copied columns.
+    pub fn new(
+        names: &ShadowNames,
+        original: &TableSchema,
+        plan: &Plan,
+        chunk_size: u64,
+        threads: usize,
+        dialect: Dialect,
+        failpoints: &Failpoints,
+    ) -> Checksum {
+        let (ghost, columns, key) = (&plan.ghost, &plan.columns, plan.key.clone());
+        let mut original_parts = Vec::new();
+        let mut ghost_parts = Vec::new();
+        let mut not_compared = Vec::new();
+        for pair in columns {
+            let (Some(oc), Some(gc)) = (original.column(&pair.source), ghost.column(&pair.target))
+            else {
+                continue;
+            };
+            match column_exprs(oc, gc) {
+                Some((o, g)) => {
+                    original_parts.push(format!("ISNULL({o}), {o}"));
+                    ghost_parts.push(format!("ISNULL({g}), {g}"));
+                }
+                None => not_compared.push(format!(
+                    "{} ({} to {})",
+                    pair.source, oc.column_type, gc.column_type
+                )),
+            }
+        }
+        let row = |parts: &[String]| {
+            if parts.is_empty() {
+                "0".to_string()
+            } else {
+                format!("CRC32(CONCAT_WS(0x1F, {}))", parts.join(", "))
+            }
+        };
+        // Ranges on the new table select the same rows only when its key
+        // compares alike and an index of the new table starts with the
+        // key's columns in the same order; otherwise one chunk.
+        let ordered_index = ghost.indexes.iter().any(|i| {
+            i.columns.len() >= key.columns.len()
+                && i.columns
+                    .iter()
+                    .zip(&key.columns)
+                    .all(|(c, k)| c.eq_ignore_ascii_case(&k.ghost_name))
+        });
+        let whole_table = !(key.identity_preserved && ordered_index);
+        Checksum {
+            names: names.clone(),
+            chunker: Chunker::new(names, key.clone()),
+            key,
+            original_row: row(&original_parts),
+            ghost_row: row(&ghost_parts),
+            columns_compared: original_parts.len(),
+            columns_not_compared: not_compared,
+            whole_table,
+            chunk_size: chunk_size.max(1),
+            threads: threads.max(1),
+            dialect,
+            mismatch_failpoint: crate::failpoint::on(failpoints.checksum_mismatch),
+        }
+    }
+
+    fn table(&self) -> String {
+        self.names.q(&self.names.original)
+    }
+
+    fn digest_sql(&self, side: Side, predicate: &str) -> String {
+        let (from, row) = match side {
+            Side::Original => (
+                format!(
+                    "{} FORCE INDEX ({})",
+                    self.names.q(&self.names.original),
+                    sql::ident(&self.key.name)
+                ),
+                &self.original_row,
+            ),
+            Side::Ghost => (self.names.q(&self.names.ghost), &self.ghost_row),
+        };
+        let filter = if predicate.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {predicate}")
+        };
+        format!(
+            "SELECT COUNT(*), COALESCE(BIT_XOR({row}), 0), CAST(COALESCE(SUM({row}), 0) AS CHAR) FROM {from} {filter}"
+        )
+    }
+
+    async fn digest(&self, conn: &mut Conn, side: Side, chunk: &Chunk) -> Result<Digest> {
+        let (predicate, params) = chunk.predicate_on(&self.key, side);
+        let mut stmt = self.digest_sql(side, &predicate);
+        if side == Side::Ghost && self.mismatch_failpoint {
+            stmt = stmt.replacen("COUNT(*)", "COUNT(*) + 1", 1);
+        }
+        let row: Option<(u64, u64, String)> = conn
+            .exec_first(&stmt, params)
+            .await
+            .context(|| format!("checksumming a chunk of {}", self.table()))?;
+        let (rows, xor, sum) = row.unwrap_or((0, 0, "0".into()));
+        Ok(Digest { rows, xor, sum })
+    }
+
+    /// The next chunk to compare: from the list, or the next range of the
+    /// whole table read in the snapshot of `conn` (every snapshot sees the
+    /// same data, so any worker may read the next boundary).
+    async fn next_chunk(&self, source: &mut ChunkSource, conn: &mut Conn) -> Result<Option<Chunk>> {
+        match source {
+            ChunkSource::List(chunks) => Ok(chunks.next()),
+            ChunkSource::Table { done: true, .. } => Ok(None),
+            ChunkSource::Table { lower, done } => {
+                if self.whole_table {
+                    *done = true;
+                    return Ok(Some(Chunk {
+                        lower: None,
+                        upper: None,
+                    }));
+                }
+                let chunk = self
+                    .chunker
+                    .next_chunk(conn, lower.as_ref(), self.chunk_size)
+                    .await?;
+                match &chunk {
+                    Some(c) if c.upper.is_some() => *lower = c.upper.clone(),
+                    _ => *done = true,
+                }
+                Ok(chunk)
+            }
+        }
+    }
+
+    /// Compares `chunks` (the whole table when `None`) in the snapshots, in
+    /// parallel; returns the chunks that differ and the rows compared.
+    async fn compare(
+        &self,
+        snapshots: Vec<Conn>,
+        chunks: Option<Vec<Chunk>>,
+        report: &mut ChecksumReport,
+    ) -> Result<(Vec<Chunk>, u64)> {
+        let source = Arc::new(Mutex::new(match chunks {
+            Some(c) => ChunkSource::List(c.into_iter()),
+            None => ChunkSource::Table {
+                lower: None,
+                done: false,
+            },
+        }));
+        let results: Vec<Result<WorkerResult>> =
+            futures_util::future::join_all(snapshots.into_iter().map(|mut conn| {
+                let source = Arc::clone(&source);
+                async move {
+                    let mut differing = Vec::new();
+                    let (mut rows, mut checked) = (0, 0);
+                    loop {
+                        let next = {
+                            let mut source = source.lock().await;
+                            self.next_chunk(&mut source, &mut conn).await?
+                        };
+                        let Some(chunk) = next else { break };
+                        checked += 1;
+                        let original = self.digest(&mut conn, Side::Original, &chunk).await?;
+                        let ghost = self.digest(&mut conn, Side::Ghost, &chunk).await?;
+                        rows += original.rows;
+                        if original != ghost {
+                            tracing::warn!(
+                                table = %self.table(),
+                                range = %self.describe(&chunk),
+                                original_rows = original.rows,
+                                new_rows = ghost.rows,
+                                "checksum mismatch"
+                            );
+                            differing.push(chunk);
+                        }
+                    }
+                    Ok(WorkerResult {
+                        differing,
+                        rows,
+                        checked,
+                        conn,
+                    })
+                }
+            }))
+            .await;
+        let mut differing = Vec::new();
+        let mut rows = 0;
+        for result in results {
+            let done = result?;
+            differing.extend(done.differing);
+            rows += done.rows;
+            report.chunks_checked += done.checked;
+            let _ = done.conn.disconnect().await;
+        }
+        Ok((differing, rows))
+    }
+
+    /// A chunk's key range, for messages.
+    fn describe(&self, chunk: &Chunk) -> String {
+        let show = |k: &Option<Vec<crate::schema::KeyPart>>| match k {
+            Some(parts) => format!(
+                "({})",
+                parts
+                    .iter()
+                    .map(|p| match p.to_value() {
+                        Value::Bytes(b) => format!("{:?}", String::from_utf8_lossy(&b)),
+                        v => v.as_sql(false),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "open".into(),
+        };
+        format!(
+            "{} in ({}, {}]",
+            self.key.order_by(),
+            show(&chunk.lower),
+            show(&chunk.upper)
+        )
+    }
+
+    /// Copies a chunk again: the new table's rows in the range are replaced
+    /// by the original's current rows, in one transaction, as the applier
+    /// replaces changed keys (so racing with it is harmless).
+    async fn repair(&self, conn: &mut Conn, applier: &Applier, chunk: &Chunk) -> Result<()> {
+        let (ghost_where, ghost_params) = chunk.predicate_on(&self.key, Side::Ghost);
+        let (orig_where, orig_params) = chunk.predicate_on(&self.key, Side::Original);
+        let filter = |p: &str| {
+            if p.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {p}")
+            }
+        };
+        let delete = format!(
+            "DELETE FROM {} {}",
+            self.names.q(&self.names.ghost),
+            filter(&ghost_where)
+        );
+        let insert = format!(
+            "{} {} {}",
+            applier.insert_prefix(),
+            filter(&orig_where),
+            self.dialect.share_lock_clause()
+        );
+        let mut attempt = 0u64;
+        loop {
+            conn.query_drop("START TRANSACTION")
+                .await
+                .context(|| format!("repairing a chunk of {}", self.table()))?;
+            let result = async {
+                conn.exec_drop(&delete, ghost_params.clone()).await?;
+                conn.exec_drop(&insert, orig_params.clone()).await?;
+                Ok::<u16, mysql_async::Error>(conn.get_warnings())
+            }
+            .await;
+            match result {
+                Ok(0) => {
+                    conn.query_drop("COMMIT")
+                        .await
+                        .context(|| format!("repairing a chunk of {}", self.table()))?;
+                    return Ok(());
+                }
+                Ok(_) => {
+                    let warnings: Vec<apply::Warning> = apply::show_warnings(conn)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|w| !w.is_note())
+                        .collect();
+                    if warnings.is_empty() {
+                        conn.query_drop("COMMIT")
+                            .await
+                            .context(|| format!("repairing a chunk of {}", self.table()))?;
+                        return Ok(());
+                    }
+                    let _ = conn.query_drop("ROLLBACK").await;
+                    return Err(Error::Copy {
+                        table: self.table(),
+                        message: format!(
+                            "copying the differing chunk {} again raised warnings: {}",
+                            self.describe(chunk),
+                            warnings
+                                .iter()
+                                .map(|w| w.to_string())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                    });
+                }
+                Err(e) if matches!(server_code(&e), Some(1205 | 1213 | 1062)) && attempt < 20 => {
+                    let _ = conn.query_drop("ROLLBACK").await;
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(source) => {
+                    let _ = conn.query_drop("ROLLBACK").await;
+                    return Err(Error::Sql {
+                        context: format!(
+                            "repairing the chunk {} of {}",
+                            self.describe(chunk),
+                            self.table()
+                        ),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The running migration's apply loop, as the checksum needs it: paused
+/// while the snapshots open (its connection drains the rest under the
+/// lock), then resumed.
+pub trait ApplyControl {
+    /// Stops the apply loop and returns its connection.
+    fn pause(&mut self) -> impl std::future::Future<Output = Result<Conn>> + Send;
+    /// Restarts the apply loop on `conn`.
+    fn resume(&mut self, conn: Conn);
+    /// A fresh sync marker number.
+    fn next_marker(&mut self) -> u64;
+    /// The binlog tail.
+    fn tail(&self) -> &Tail;
+}
+
+/// What the checksum needs of the running migration: a way to open
+/// consistent snapshots while the changes keep flowing.
+pub struct Verification<'a> {
+    /// Server.
+    pub connect: &'a ConnectConfig,
+    /// The checksum to run.
+    pub checksum: &'a Checksum,
+    /// The buffer.
+    pub buffer: &'a SharedBuffer,
+    /// Applies keys.
+    pub applier: &'a Applier,
+    /// Longest time writers may be blocked while snapshots open.
+    pub lock_timeout: Duration,
+    /// Text that tags the tool's own statements.
+    pub statement_tag: &'a str,
+    /// Test-only faults.
+    pub failpoints: &'a Failpoints,
+}
+
+impl Verification<'_> {
+    /// Runs the checksum, copying differing chunks again and checking them
+    /// in a new snapshot, up to [`REPAIR_ROUNDS`] times.
+    pub async fn run(&self, control: &mut impl ApplyControl) -> Result<ChecksumReport> {
+        let started = Instant::now();
+        let checksum = self.checksum;
+        let mut report = ChecksumReport {
+            columns_compared: checksum.columns_compared,
+            columns_not_compared: checksum.columns_not_compared.clone(),
+            whole_table: checksum.whole_table,
+            ..ChecksumReport::default()
+        };
+        let mut pending: Option<Vec<Chunk>> = None;
+        let mut round = 0;
+        loop {
+            let mut drain = control.pause().await?;
+            let snapshots = self.open_snapshots(&mut drain, control, &mut report).await;
+            control.resume(drain);
+            let repaired_before = pending.as_ref().map_or(0, Vec::len);
+            let (differing, rows) = checksum
+                .compare(snapshots?, pending.take(), &mut report)
+                .await?;
+            if round == 0 {
+                report.rows_checked = rows;
+                report.mismatches = differing.len() as u64;
+            } else {
+                report.repaired += repaired_before.saturating_sub(differing.len()) as u64;
+            }
+            if differing.is_empty() {
+                report.seconds = started.elapsed().as_secs_f64();
+                return Ok(report);
+            }
+            if checksum.whole_table {
+                return Err(self.failure(
+                    &differing,
+                    "the key gives the new table no ranges to copy again",
+                ));
+            }
+            if round == REPAIR_ROUNDS {
+                return Err(self.failure(&differing, "they still differ after being copied again"));
+            }
+            let mut conn = crate::server::connect_session(self.connect).await?;
+            for chunk in &differing {
+                checksum.repair(&mut conn, self.applier, chunk).await?;
+            }
+            let _ = conn.disconnect().await;
+            pending = Some(differing);
+            round += 1;
+        }
+    }
+
+    fn failure(&self, chunks: &[Chunk], why: &str) -> Error {
+        let ranges: Vec<String> = chunks
+            .iter()
+            .take(5)
+            .map(|c| self.checksum.describe(c))
+            .collect();
+        Error::Checksum {
+            table: self.checksum.table(),
+            message: format!(
+                "{} chunk(s) of the new table differ from the original ({}{}); {why}",
+                chunks.len(),
+                ranges.join("; "),
+                if chunks.len() > 5 { "; ..." } else { "" }
+            ),
+        }
+    }
+
+    /// Opens `threads` snapshot connections at one moment where the new
+    /// table has caught up with the original: writers are held by a READ
+    /// lock for the drain (bounded by the lock timeout), retried when it
+    /// cannot be done in time.
+    async fn open_snapshots(
+        &self,
+        drain: &mut Conn,
+        control: &mut impl ApplyControl,
+        report: &mut ChecksumReport,
+    ) -> Result<Vec<Conn>> {
+        let mut last = String::new();
+        for attempt in 1..=SNAPSHOT_ATTEMPTS {
+            let mut snapshots = Vec::with_capacity(self.checksum.threads);
+            for _ in 0..self.checksum.threads {
+                let mut conn = crate::server::connect_session(self.connect).await?;
+                conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    .await
+                    .context(|| "preparing a checksum connection".to_string())?;
+                snapshots.push(conn);
+            }
+            let mut a = crate::server::connect_session(self.connect).await?;
+            let lock_secs = self.lock_timeout.as_secs().max(1);
+            a.query_drop(format!("SET SESSION lock_wait_timeout = {lock_secs}"))
+                .await
+                .context(|| "preparing the checksum's lock".to_string())?;
+            let lock = format!(
+                "LOCK TABLES {} READ {}",
+                self.checksum.table(),
+                self.statement_tag
+            );
+            if let Err(e) = a.query_drop(lock).await {
+                last = format!("could not lock the table: {e}");
+                let _ = a.disconnect().await;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                continue;
+            }
+            let locked_at = Instant::now();
+            let marker = control.next_marker();
+            let opened = tokio::time::timeout(
+                self.lock_timeout * 2 + Duration::from_secs(1),
+                self.catch_up_and_open(control.tail(), drain, marker, &mut snapshots),
+            )
+            .await;
+            // A is idle whatever happened: its lock goes now.
+            let unlocked = a.query_drop("UNLOCK TABLES").await;
+            drop(a);
+            report.lock_seconds += locked_at.elapsed().as_secs_f64();
+            if let Err(e) = unlocked {
+                return Err(Error::Sql {
+                    context: format!("unlocking {} after the checksum", self.checksum.table()),
+                    source: e,
+                });
+            }
+            match opened {
+                Ok(Ok(())) => return Ok(snapshots),
+                Ok(Err(e)) => {
+                    control.tail().check()?;
+                    last = e.to_string();
+                }
+                Err(_) => {
+                    last = "catching up under the lock took too long".into();
+                    // The drain may have been cut off mid-statement.
+                    *drain = crate::server::connect_session(self.connect).await?;
+                }
+            }
+            tracing::warn!(attempt, reason = %last, "checksum snapshot not taken; retrying");
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        }
+        Err(Error::Checksum {
+            table: self.checksum.table(),
+            message: format!(
+                "no consistent snapshot could be taken in {SNAPSHOT_ATTEMPTS} attempts (the last because {last})"
+            ),
+        })
+    }
+
+    async fn catch_up_and_open(
+        &self,
+        tail: &Tail,
+        drain: &mut Conn,
+        marker: u64,
+        snapshots: &mut [Conn],
+    ) -> Result<()> {
+        let names = &self.checksum.names;
+        shadow::write_changelog(drain, names, hint::SYNC_MARKER, &marker.to_string()).await?;
+        tail.wait_for_marker(marker, self.lock_timeout.max(Duration::from_secs(1)))
+            .await?;
+        apply::drain_all(self.applier, self.buffer, drain, self.failpoints, None)
+            .await
+            .map_err(|e| Error::Checksum {
+                table: self.checksum.table(),
+                message: match e {
+                    apply::DrainFailure::Collision(m) => {
+                        format!("rows collide on a unique key of the new table ({m})")
+                    }
+                    apply::DrainFailure::Failed(m) => m,
+                },
+            })?;
+        for conn in snapshots.iter_mut() {
+            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                .await
+                .context(|| "opening a checksum snapshot".to_string())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::tests::col;
+
+    fn typed(name: &str, data_type: &str, column_type: &str) -> Column {
+        let mut c = col(name, data_type, None);
+        c.column_type = column_type.into();
+        c
+    }
+
+    #[test]
+    fn unchanged_columns_compare_as_bytes() {
+        let c = typed("a", "int", "int(11)");
+        assert_eq!(
+            column_exprs(&c, &c),
+            Some(("CAST(`a` AS BINARY)".into(), "CAST(`a` AS BINARY)".into()))
+        );
+    }
+
+    #[test]
+    fn converted_columns_go_through_the_new_type() {
+        let old = typed("a", "int", "int(11)");
+        let new = typed("a", "bigint", "bigint(20) unsigned");
+        assert_eq!(
+            column_exprs(&old, &new).unwrap().0,
+            "CAST(CAST(`a` AS UNSIGNED) AS BINARY)"
+        );
+        let old = typed("d", "datetime", "datetime");
+        let new = typed("d", "timestamp", "timestamp(3)");
+        assert_eq!(
+            column_exprs(&old, &new).unwrap().0,
+            "CAST(CAST(`d` AS DATETIME(3)) AS BINARY)"
+        );
+        let old = col("s", "varchar", Some(("latin1", "latin1_swedish_ci")));
+        let new = col("s", "char", Some(("utf8mb4", "utf8mb4_general_ci")));
+        assert_eq!(
+            column_exprs(&old, &new).unwrap().0,
+            "CAST(RTRIM(CONVERT(`s` USING utf8mb4)) AS BINARY)"
+        );
+        let old = typed("b", "varbinary", "varbinary(4)");
+        let new = typed("b", "binary", "binary(8)");
+        assert_eq!(
+            column_exprs(&old, &new).unwrap().0,
+            "CAST(CAST(`b` AS BINARY(8)) AS BINARY)"
+        );
+    }
+
+    #[test]
+    fn bits_compare_as_numbers_and_changed_sets_are_left_out() {
+        let old = typed("b", "bit", "bit(8)");
+        let new = typed("b", "bit", "bit(16)");
+        assert_eq!(
+            column_exprs(&old, &new),
+            Some(("(`b` + 0)".into(), "(`b` + 0)".into()))
+        );
+        let mut old = col("s", "set", Some(("utf8mb4", "utf8mb4_general_ci")));
+        old.column_type = "set('a','b')".into();
+        let mut new = old.clone();
+        new.column_type = "set('b','a')".into();
+        assert_eq!(column_exprs(&old, &new), None);
+    }
+}

@@ -1,0 +1,539 @@
+//! What a statement read from the binlog (a QUERY event: DDL, or DML
+//! logged as a statement) does to the migrated table.
+//!
+//! The tail must stop on anything that changes the original's structure or
+//! data behind the row events (ALTER, DROP, RENAME, TRUNCATE, OPTIMIZE,
+//! CREATE TRIGGER or CREATE/DROP INDEX on it, statement-based DML writing
+//! it), and must not stop on the many statements that merely mention a name
+//! like it: `ANALYZE TABLE t` from a cron job, `GRANT ... ON db.t`, an event
+//! called `t`, a column called `t` of another table, a table `t_archive`.
+//! So statements are tokenized and the tables they *change* are read from
+//! the positions the grammar puts them in, database-qualified.
+//!
+//! `DROP TRIGGER` names no table; it is harmless here because a table with
+//! triggers is refused before the migration starts, and a trigger created
+//! on it afterwards stops the tail at its CREATE.
+
+use crate::sql::{split_top_level_commas, tokenize, Token};
+
+/// A table or database a statement changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// A table: database (the statement's default when unqualified) and name.
+    Table(String, String),
+    /// A whole database (DROP DATABASE).
+    Database(String),
+}
+
+/// The tables whose structure or data `query` changes, with unqualified
+/// names resolved in `default_db`. `Err` when the text cannot be tokenized.
+pub fn changed_tables(query: &str, default_db: &str) -> Result<Vec<Changed>, String> {
+    let tokens = tokenize(query)?;
+    let mut p = Parser {
+        tokens: &tokens,
+        at: 0,
+        default_db,
+    };
+    Ok(p.statement())
+}
+
+/// Compares names as the server does: exactly, or case-insensitively when
+/// `lower_case_table_names` is 1 or 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameRule {
+    /// `lower_case_table_names` is not 0.
+    pub case_insensitive: bool,
+}
+
+impl NameRule {
+    /// True when two database or table names denote the same object.
+    pub fn same(&self, a: &str, b: &str) -> bool {
+        if self.case_insensitive {
+            a.to_lowercase() == b.to_lowercase()
+        } else {
+            a == b
+        }
+    }
+
+    /// True when `changed` is `database`.`table` or its database.
+    pub fn hits(&self, changed: &Changed, database: &str, table: &str) -> bool {
+        match changed {
+            Changed::Table(db, name) => self.same(db, database) && self.same(name, table),
+            Changed::Database(db) => self.same(db, database),
+        }
+    }
+}
+
+struct Parser<'a> {
+    tokens: &'a [Token],
+    at: usize,
+    default_db: &'a str,
+}
+
+/// Words that start the next table of a join.
+const JOIN_WORDS: &[&str] = &[
+    "JOIN",
+    "INNER",
+    "CROSS",
+    "LEFT",
+    "RIGHT",
+    "NATURAL",
+    "STRAIGHT_JOIN",
+    "OUTER",
+];
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn kw(&self, k: &str) -> bool {
+        self.peek().is_some_and(|t| t.is_kw(k))
+    }
+
+    fn eat(&mut self, k: &str) -> bool {
+        if self.kw(k) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_any(&mut self, words: &[&str]) {
+        while words.iter().any(|w| self.kw(w)) {
+            self.at += 1;
+        }
+    }
+
+    /// Skips `DEFINER = user@host` (tokens up to the next keyword we know).
+    fn skip_definer(&mut self) {
+        if self.eat("DEFINER") {
+            self.eat_punct('=');
+            while let Some(t) = self.peek() {
+                if ["TRIGGER", "VIEW", "EVENT", "PROCEDURE", "FUNCTION", "SQL"]
+                    .iter()
+                    .any(|k| t.is_kw(k))
+                {
+                    break;
+                }
+                self.at += 1;
+            }
+        }
+    }
+
+    fn eat_punct(&mut self, c: char) -> bool {
+        if self.peek() == Some(&Token::Punct(c)) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `name` or `db.name`.
+    fn table_name(&mut self) -> Option<Changed> {
+        let first = self.peek()?.as_name()?.to_string();
+        self.at += 1;
+        if self.eat_punct('.') {
+            let second = self.peek()?.as_name()?.to_string();
+            self.at += 1;
+            return Some(Changed::Table(first, second));
+        }
+        Some(Changed::Table(self.default_db.to_string(), first))
+    }
+
+    /// A comma-separated list of table names (DROP, OPTIMIZE).
+    fn name_list(&mut self) -> Vec<Changed> {
+        let mut out = Vec::new();
+        while let Some(name) = self.table_name() {
+            out.push(name);
+            if !self.eat_punct(',') {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Table references of UPDATE and DELETE: every table named, up to the
+    /// first of `end` at depth 0; join conditions and subqueries skipped.
+    fn references(&mut self, end: &[&str]) -> Vec<Changed> {
+        let mut out = Vec::new();
+        let mut expect_table = true;
+        while let Some(t) = self.peek() {
+            if end.iter().any(|k| t.is_kw(k)) {
+                break;
+            }
+            match t {
+                Token::Punct('(') => {
+                    self.skip_parens();
+                    expect_table = false;
+                }
+                Token::Punct(',') => {
+                    self.at += 1;
+                    expect_table = true;
+                }
+                t if t.is_kw("JOIN") || t.is_kw("STRAIGHT_JOIN") => {
+                    self.at += 1;
+                    expect_table = true;
+                }
+                t if t.is_kw("ON") || t.is_kw("USING") => {
+                    self.at += 1;
+                    self.skip_condition(end);
+                }
+                _ if expect_table && t.as_name().is_some() => {
+                    if let Some(name) = self.table_name() {
+                        out.push(name);
+                    }
+                    expect_table = false;
+                }
+                _ => self.at += 1,
+            }
+        }
+        out
+    }
+
+    /// Skips a join condition: up to the next join, comma or end word at
+    /// depth 0.
+    fn skip_condition(&mut self, end: &[&str]) {
+        while let Some(t) = self.peek() {
+            if *t == Token::Punct('(') {
+                self.skip_parens();
+                continue;
+            }
+            if *t == Token::Punct(',')
+                || end.iter().any(|k| t.is_kw(k))
+                || JOIN_WORDS.iter().any(|k| t.is_kw(k))
+            {
+                break;
+            }
+            self.at += 1;
+        }
+    }
+
+    fn skip_parens(&mut self) {
+        let mut depth = 0i32;
+        while let Some(t) = self.peek() {
+            match t {
+                Token::Punct('(') => depth += 1,
+                Token::Punct(')') => depth -= 1,
+                _ => {}
+            }
+            self.at += 1;
+            if depth <= 0 {
+                break;
+            }
+        }
+    }
+
+    fn statement(&mut self) -> Vec<Changed> {
+        let Some(first) = self.peek().cloned() else {
+            return Vec::new();
+        };
+        self.at += 1;
+        let word = match &first {
+            Token::Word(w) => w.to_ascii_uppercase(),
+            _ => return Vec::new(),
+        };
+        match word.as_str() {
+            "ALTER" => self.alter(),
+            "DROP" => self.drop(),
+            "RENAME" => {
+                if self.eat("TABLE") || self.eat("TABLES") {
+                    self.eat_if_exists();
+                    self.rename_pairs()
+                } else {
+                    Vec::new()
+                }
+            }
+            "TRUNCATE" => {
+                self.eat("TABLE");
+                self.table_name().into_iter().collect()
+            }
+            "OPTIMIZE" => {
+                self.eat_any(&["NO_WRITE_TO_BINLOG", "LOCAL"]);
+                if self.eat("TABLE") {
+                    self.name_list()
+                } else {
+                    Vec::new()
+                }
+            }
+            "CREATE" => self.create(),
+            "INSERT" | "REPLACE" => {
+                self.eat_any(&["LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "INTO"]);
+                self.table_name().into_iter().collect()
+            }
+            "UPDATE" => {
+                self.eat_any(&["LOW_PRIORITY", "IGNORE"]);
+                self.references(&["SET"])
+            }
+            "DELETE" => {
+                self.eat_any(&["LOW_PRIORITY", "QUICK", "IGNORE"]);
+                // Every table of every form (targets, FROM and USING lists):
+                // a table only read by a multi-table DELETE is counted too,
+                // which errs on the side of stopping.
+                let mut out = self.references(&["FROM", "WHERE", "ORDER", "LIMIT", "RETURNING"]);
+                if self.eat("FROM") {
+                    out.extend(self.references(&["USING", "WHERE", "ORDER", "LIMIT", "RETURNING"]));
+                    if self.eat("USING") {
+                        out.extend(self.references(&["WHERE", "ORDER", "LIMIT", "RETURNING"]));
+                    }
+                }
+                out
+            }
+            "LOCK" => {
+                // Not binlogged; read for the cut-over's process-list check.
+                let mut out = Vec::new();
+                if self.eat("TABLE") || self.eat("TABLES") {
+                    while let Some(name) = self.table_name() {
+                        out.push(name);
+                        while self.peek().is_some_and(|t| *t != Token::Punct(',')) {
+                            self.at += 1;
+                        }
+                        if !self.eat_punct(',') {
+                            break;
+                        }
+                    }
+                }
+                out
+            }
+            "LOAD" => {
+                while let Some(t) = self.peek() {
+                    if t.is_kw("INTO") {
+                        self.at += 1;
+                        self.eat("TABLE");
+                        return self.table_name().into_iter().collect();
+                    }
+                    self.at += 1;
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn eat_if_exists(&mut self) {
+        if self.kw("IF") {
+            self.at += 1;
+            self.eat("NOT");
+            self.eat("EXISTS");
+        }
+    }
+
+    /// `a TO b, c TO d`: every table on either side.
+    fn rename_pairs(&mut self) -> Vec<Changed> {
+        let mut out = Vec::new();
+        while let Some(from) = self.table_name() {
+            out.push(from);
+            self.eat_any(&["WAIT", "NOWAIT"]);
+            if !self.eat("TO") {
+                break;
+            }
+            let Some(to) = self.table_name() else { break };
+            out.push(to);
+            if !self.eat_punct(',') {
+                break;
+            }
+        }
+        out
+    }
+
+    fn alter(&mut self) -> Vec<Changed> {
+        self.eat_any(&["ONLINE", "IGNORE"]);
+        if !self.eat("TABLE") {
+            return Vec::new();
+        }
+        self.eat_if_exists();
+        let Some(table) = self.table_name() else {
+            return Vec::new();
+        };
+        let mut out = vec![table];
+        // ALTER TABLE x RENAME TO y changes y as well.
+        let rest = &self.tokens[self.at..];
+        for clause in split_top_level_commas(rest) {
+            if clause.first().is_some_and(|t| t.is_kw("RENAME"))
+                && !clause
+                    .get(1)
+                    .is_some_and(|t| t.is_kw("COLUMN") || t.is_kw("INDEX") || t.is_kw("KEY"))
+            {
+                let skip = if clause
+                    .get(1)
+                    .is_some_and(|t| t.is_kw("TO") || t.is_kw("AS"))
+                {
+                    2
+                } else {
+                    1
+                };
+                let mut sub = Parser {
+                    tokens: &clause[skip..],
+                    at: 0,
+                    default_db: self.default_db,
+                };
+                out.extend(sub.table_name());
+            }
+        }
+        out
+    }
+
+    fn drop(&mut self) -> Vec<Changed> {
+        self.eat("TEMPORARY");
+        if self.eat("TABLE") || self.eat("TABLES") {
+            self.eat_if_exists();
+            return self.name_list();
+        }
+        if self.eat("DATABASE") || self.eat("SCHEMA") {
+            self.eat_if_exists();
+            return match self.peek().and_then(Token::as_name) {
+                Some(db) => vec![Changed::Database(db.to_string())],
+                None => Vec::new(),
+            };
+        }
+        self.eat_any(&["ONLINE", "OFFLINE"]);
+        if self.eat("INDEX") {
+            self.eat_if_exists();
+            let _index = self.peek().and_then(Token::as_name);
+            self.at += 1;
+            if self.eat("ON") {
+                return self.table_name().into_iter().collect();
+            }
+        }
+        Vec::new()
+    }
+
+    fn create(&mut self) -> Vec<Changed> {
+        if self.eat("OR") {
+            self.eat("REPLACE");
+        }
+        self.eat_any(&["TEMPORARY", "ONLINE", "OFFLINE"]);
+        self.skip_definer();
+        if self.eat("TABLE") {
+            // CREATE OR REPLACE TABLE t replaces it; CREATE TABLE t fails
+            // while t exists. Either way the name is the one created.
+            self.eat_if_exists();
+            return self.table_name().into_iter().collect();
+        }
+        self.eat_any(&["UNIQUE", "FULLTEXT", "SPATIAL"]);
+        if self.eat("INDEX") {
+            self.eat_if_exists();
+            self.at += 1;
+            if self.eat("ON") {
+                return self.table_name().into_iter().collect();
+            }
+            return Vec::new();
+        }
+        if self.eat("TRIGGER") {
+            while let Some(t) = self.peek() {
+                if t.is_kw("ON") {
+                    self.at += 1;
+                    return self.table_name().into_iter().collect();
+                }
+                self.at += 1;
+            }
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXACT: NameRule = NameRule {
+        case_insensitive: false,
+    };
+
+    fn stops(query: &str) -> bool {
+        stops_in(query, "shop", EXACT)
+    }
+
+    fn stops_in(query: &str, default_db: &str, rule: NameRule) -> bool {
+        changed_tables(query, default_db)
+            .unwrap()
+            .iter()
+            .any(|c| rule.hits(c, "shop", "t") || rule.hits(c, "shop", "_t_gho"))
+    }
+
+    #[test]
+    fn harmless_statements_that_mention_the_table_are_ignored() {
+        for q in [
+            "DROP EVENT shop.t",
+            "DROP EVENT IF EXISTS `t`",
+            "ANALYZE TABLE t",
+            "ANALYZE NO_WRITE_TO_BINLOG TABLE `shop`.`t`, u",
+            "GRANT SELECT ON shop.t TO 'app'@'%'",
+            "REVOKE ALL ON `shop`.`t` FROM app",
+            "ALTER TABLE t_archive ADD COLUMN x INT",
+            "ALTER TABLE other ADD COLUMN t INT, ADD INDEX t (t)",
+            "ALTER TABLE other.t ADD COLUMN x INT",
+            "CREATE TABLE t2 LIKE t",
+            "CREATE VIEW v AS SELECT * FROM t",
+            "CREATE EVENT t ON SCHEDULE EVERY 1 HOUR DO DELETE FROM u",
+            "INSERT INTO audit SELECT * FROM t",
+            "UPDATE u JOIN v ON u.t = v.t SET u.a = 1",
+            "DROP TRIGGER t",
+            "FLUSH TABLES t",
+            "CHECK TABLE t",
+            "SAVEPOINT t",
+            "DROP DATABASE other",
+            "RENAME USER t TO u",
+            "ALTER TABLE other RENAME COLUMN t TO u",
+            "ALTER TABLE other RENAME INDEX t TO u",
+        ] {
+            assert!(!stops(q), "{q}");
+        }
+    }
+
+    #[test]
+    fn statements_that_change_the_table_stop_the_tail() {
+        for q in [
+            "ALTER TABLE t ADD COLUMN x INT",
+            "ALTER ONLINE IGNORE TABLE IF EXISTS `shop`.`t` ENGINE=InnoDB",
+            "ALTER TABLE other RENAME TO t",
+            "ALTER TABLE other ADD x INT, RENAME AS shop.t",
+            "DROP TABLE IF EXISTS x, `t` /* generated by server */",
+            "DROP TEMPORARY TABLE t",
+            "DROP DATABASE shop",
+            "RENAME TABLE a TO b, t TO c",
+            "RENAME TABLE x TO _t_gho",
+            "TRUNCATE t",
+            "TRUNCATE TABLE shop.t",
+            "OPTIMIZE TABLE x, t",
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1",
+            "CREATE DEFINER=`root`@`localhost` TRIGGER tr AFTER UPDATE ON shop.t FOR EACH ROW SET @a = 1",
+            "CREATE OR REPLACE TABLE t (id INT)",
+            "CREATE UNIQUE INDEX i ON t (a)",
+            "DROP INDEX i ON t",
+            "INSERT INTO t VALUES (1)",
+            "INSERT IGNORE t (a) SELECT 1",
+            "REPLACE INTO shop.t VALUES (1)",
+            "UPDATE t SET a = 1",
+            "UPDATE x JOIN t ON x.id = t.id SET t.a = x.a",
+            "UPDATE x, `t` AS y SET y.a = 1",
+            "DELETE FROM t WHERE a = 1",
+            "DELETE a FROM a JOIN t USING (id)",
+            "DELETE FROM a USING a, t WHERE a.id = t.id",
+            "LOAD DATA INFILE 'f' INTO TABLE t",
+            "LOCK TABLES x READ, t AS a WRITE",
+            "/*!40000 ALTER TABLE `t` DISABLE KEYS */",
+        ] {
+            assert!(stops(q), "{q}");
+        }
+    }
+
+    #[test]
+    fn names_resolve_in_the_statements_database() {
+        assert!(stops_in("ALTER TABLE t ADD x INT", "shop", EXACT));
+        assert!(!stops_in("ALTER TABLE t ADD x INT", "other", EXACT));
+        assert!(stops_in("ALTER TABLE shop.t ADD x INT", "other", EXACT));
+    }
+
+    #[test]
+    fn lower_case_table_names_decides_case() {
+        let folding = NameRule {
+            case_insensitive: true,
+        };
+        assert!(!stops_in("ALTER TABLE T ADD x INT", "shop", EXACT));
+        assert!(stops_in("ALTER TABLE T ADD x INT", "shop", folding));
+        assert!(stops_in("ALTER TABLE SHOP.t ADD x INT", "other", folding));
+    }
+}

@@ -1,0 +1,421 @@
+//! Regression tests for migrations that once swapped in a table silently
+//! different from what the server's own ALTER TABLE gives: each case is
+//! compared with the native ALTER on a control copy (run in a session that
+//! sets nothing, so in the server's time zone and sql_mode), or must fail
+//! before the swap where the native ALTER fails.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mirror::*;
+use common::*;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Value};
+
+/// Runs `alter` natively on `db`.`control`, as a DBA would.
+async fn native_alter(db: &str, alter: &str) -> Result<(), mysql_async::Error> {
+    let mut conn = native_session(&primary()).await;
+    let result = conn
+        .query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
+        .await;
+    let _ = conn.disconnect().await;
+    result
+}
+
+/// Fails unless `db` holds exactly `t` and `control`.
+async fn assert_no_tool_tables(conn: &mut Conn, db: &str) {
+    assert_eq!(tables(conn, db).await, vec!["control", "t"]);
+}
+
+// ---- 1. a collation change on the shared key --------------------------------
+
+const COLLATED: &str = "CREATE TABLE {T} (name VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB";
+const TO_CI: &str = "CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collation_change_that_merges_keys_fails_like_the_native_alter() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "colk").await;
+    on_both(&mut conn, &db, COLLATED).await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES ('a', 1), ('A', 2), ('b', 3), ('B', 4), ('c', 5)",
+    )
+    .await;
+    let native = native_alter(&db, TO_CI).await.expect_err("native refuses");
+    assert!(native.to_string().contains("Duplicate entry"), "{native}");
+    let before = rows(&mut conn, &db, "t", "name, v", "v").await;
+    let err = shadowcut::run(&config(&db, "t", TO_CI))
+        .await
+        .expect_err("the new key makes 'a' and 'A' collide");
+    assert!(err.to_string().contains("collide"), "{err}");
+    assert_eq!(rows(&mut conn, &db, "t", "name, v", "v").await, before);
+    assert_no_tool_tables(&mut conn, &db).await;
+}
+
+keyed!(lower_seed, lower_txn, |n| Value::from(format!("k{n:05}")));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_collation_change_on_the_key_under_load_matches_the_native_alter() {
+    migrate_under_load(
+        Shape {
+            name: "colkload",
+            create: "CREATE TABLE {T} (k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, payload INT) ENGINE=InnoDB",
+            columns: "k, payload",
+            order: "k",
+            seed: lower_seed,
+            rows: 1200,
+            alter: TO_CI,
+            migrated_columns: Some("k, payload"),
+            control_alter: Some(TO_CI),
+            transaction: lower_txn,
+        },
+        3,
+    )
+    .await;
+}
+
+// ---- 2. an ENUM key with an explicit collation ------------------------------
+
+fn enum_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    let colours = ["red", "green", "blue", "orange"];
+    let data = (0..rows)
+        .map(|n| {
+            vec![
+                Value::from(n as i64),
+                Value::from(colours[(n % 4) as usize]),
+                Value::from(n as i64),
+            ]
+        })
+        .collect();
+    ("id, e, v".into(), data)
+}
+
+fn enum_txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let colours = ["red", "green", "blue", "orange"];
+    let id = Value::from(rng.below(rows * 2) as i64);
+    let e = Value::from(colours[rng.below(4) as usize]);
+    let e2 = Value::from(colours[rng.below(4) as usize]);
+    let v = Value::from(rng.below(1000) as i64);
+    match rng.below(4) {
+        0 | 1 => vec![(
+            "INSERT INTO {T} (id, e, v) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)"
+                .into(),
+            vec![id, e, v],
+        )],
+        2 => vec![(
+            "UPDATE IGNORE {T} SET e = ? WHERE id = ? AND e = ?".into(),
+            vec![e2, id, e],
+        )],
+        _ => vec![("DELETE FROM {T} WHERE id = ? AND e = ?".into(), vec![id, e])],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_enum_key_with_an_explicit_collation_keeps_rows_written_during_the_copy() {
+    migrate_under_load(
+        Shape {
+            name: "enumcoll",
+            create: "CREATE TABLE {T} (id INT NOT NULL, \
+                     e ENUM('red','green','blue','orange') CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL, \
+                     v INT, PRIMARY KEY (id, e)) ENGINE=InnoDB",
+            columns: "id, e, v",
+            order: "id, e",
+            seed: enum_seed,
+            rows: 1200,
+            alter: "ADD COLUMN extra INT NOT NULL DEFAULT 3",
+            migrated_columns: None,
+            control_alter: None,
+            transaction: enum_txn,
+        },
+        3,
+    )
+    .await;
+}
+
+// ---- 3. a re-read that finds nothing is not silent --------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_re_read_that_matches_nothing_stops_the_run() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "shortfall").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(&mut conn, &db, "INSERT INTO {T} VALUES (1, 1), (2, 2)").await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    // Every re-read of a changed row matches nothing, as a key bound in the
+    // wrong collation once did.
+    config.failpoints.reread_mismatch = true;
+    let migration = Postponed::start(&mut conn, &db, config).await;
+    on_both(&mut conn, &db, "INSERT INTO {T} VALUES (3, 3)").await;
+    let err = migration
+        .finish()
+        .await
+        .expect_err("the lost row must stop the run");
+    assert!(err.to_string().contains("do not match"), "{err}");
+    assert_no_tool_tables(&mut conn, &db).await;
+}
+
+// ---- 4. conversions run in the server's time zone ---------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_conversions_happen_in_the_servers_time_zone() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "tzconv").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, dt DATETIME NULL, ts TIMESTAMP NULL, \
+         s VARCHAR(30) NULL) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, '2024-03-01 10:00:00', '2024-03-01 10:00:00', '2024-03-01 10:00:00'), \
+         (2, '1999-12-31 23:30:00', '2000-06-15 12:00:00', '2038-01-01 00:00:00')",
+    )
+    .await;
+    let server_zone: String = native_session(&primary())
+        .await
+        .query_first("SELECT @@time_zone")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(server_zone, "+00:00", "the sandbox server runs at -07:00");
+    const ALTER: &str =
+        "MODIFY dt TIMESTAMP NULL, MODIFY ts DATETIME NULL, MODIFY s TIMESTAMP NULL";
+    let migration = Postponed::start(&mut conn, &db, config(&db, "t", ALTER)).await;
+    // Written after the copy: converted by the apply's re-read.
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (3, '2010-07-04 04:00:00', '2010-07-04 04:00:00', '2010-07-04 04:00:00')",
+    )
+    .await;
+    migration.finish().await.unwrap();
+    native_alter(&db, ALTER).await.unwrap();
+    let migrated = rows(&mut conn, &db, "t", "id, dt, ts, s", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, dt, ts, s", "id").await;
+    assert_same_rows(&migrated, &control, "converted values vs the native ALTER");
+}
+
+// ---- 6. AUTO_INCREMENT in the ALTER ------------------------------------------
+
+async fn next_id_after(db: &str, alter: &str, seed_rows: i64) -> (u64, u64) {
+    let mut conn = client(&primary()).await;
+    on_both(
+        &mut conn,
+        db,
+        "CREATE TABLE {T} (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB",
+    )
+    .await;
+    for v in 0..seed_rows {
+        on_both(
+            &mut conn,
+            db,
+            &format!("INSERT INTO {{T}} (v) VALUES ({v})"),
+        )
+        .await;
+    }
+    shadowcut::run(&config(db, "t", alter)).await.unwrap();
+    native_alter(db, alter).await.unwrap();
+    let mut next = Vec::new();
+    for table in ["t", "control"] {
+        conn.query_drop(format!("INSERT INTO `{db}`.`{table}` (v) VALUES (-1)"))
+            .await
+            .unwrap();
+        let id: u64 = conn
+            .query_first(format!("SELECT MAX(id) FROM `{db}`.`{table}`"))
+            .await
+            .unwrap()
+            .unwrap();
+        next.push(id);
+    }
+    (next[0], next[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_increment_in_the_alter_is_kept() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "autoinc").await;
+    let (migrated, native) = next_id_after(&db, "AUTO_INCREMENT = 1000", 5).await;
+    assert_eq!(migrated, 1000);
+    assert_eq!(native, 1000);
+    // A counter below the original's keeps the original's: ids are never reused.
+    let db = fresh_database(&mut conn, "autoinclow").await;
+    let (migrated, native) = next_id_after(&db, "AUTO_INCREMENT = 2", 50).await;
+    assert_eq!(migrated, 51);
+    assert_eq!(native, 51);
+}
+
+// ---- 7. harmless statements do not abort the migration ----------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harmless_statements_naming_the_table_do_not_stop_the_run() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "harmless").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(&mut conn, &db, "INSERT INTO {T} VALUES (1, 1), (2, 2)").await;
+    let user = format!("probe_{}", db.len() + std::process::id() as usize);
+    let _cleanup = cli::SqlOnDrop {
+        config: primary(),
+        statements: vec![format!("DROP USER IF EXISTS '{user}'@'localhost'")],
+    };
+    let migration = Postponed::start(&mut conn, &db, config(&db, "t", "ADD COLUMN x INT")).await;
+    for stmt in [
+        format!(
+            "CREATE EVENT `{db}`.`t` ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL 1 DAY DO SELECT 1"
+        ),
+        format!("DROP EVENT `{db}`.`t`"),
+        format!("ANALYZE TABLE `{db}`.`t`"),
+        format!("CREATE USER '{user}'@'localhost'"),
+        format!("GRANT SELECT ON `{db}`.`t` TO '{user}'@'localhost'"),
+        format!("CREATE TABLE `{db}`.`t_archive` (id INT PRIMARY KEY, t INT)"),
+        format!("ALTER TABLE `{db}`.`t_archive` ADD COLUMN y INT, ADD INDEX t (t)"),
+        format!("DROP TABLE `{db}`.`t_archive`"),
+    ] {
+        conn.query_drop(&stmt).await.unwrap();
+    }
+    on_both(&mut conn, &db, "INSERT INTO {T} VALUES (3, 3)").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    migration
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let migrated = rows(&mut conn, &db, "t", "id, v", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, v", "id").await;
+    assert_same_rows(&migrated, &control, "migrated table vs control");
+}
+
+// ---- 8. shared keys found by column set --------------------------------------
+
+fn pair_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    let data = (0..rows)
+        .map(|n| {
+            vec![
+                Value::from((n / 10) as i64),
+                Value::from((n % 10) as i64),
+                Value::from(n as i64),
+            ]
+        })
+        .collect();
+    ("a, b, v".into(), data)
+}
+
+fn pair_txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let a = Value::from(rng.below(rows / 10 + 20) as i64);
+    let b = Value::from(rng.below(12) as i64);
+    let b2 = Value::from(rng.below(12) as i64);
+    let v = Value::from(rng.below(1000) as i64);
+    match rng.below(4) {
+        0 | 1 => vec![(
+            "INSERT INTO {T} (a, b, v) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE v = VALUES(v)"
+                .into(),
+            vec![a, b, v],
+        )],
+        2 => vec![(
+            "UPDATE IGNORE {T} SET b = ? WHERE a = ? AND b = ?".into(),
+            vec![b2, a, b],
+        )],
+        _ => vec![("DELETE FROM {T} WHERE a = ? AND b = ?".into(), vec![a, b])],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reordered_primary_key_is_migrated() {
+    migrate_under_load(
+        Shape {
+            name: "pkreorder",
+            create: "CREATE TABLE {T} (a INT NOT NULL, b INT NOT NULL, v INT, PRIMARY KEY (a, b)) ENGINE=InnoDB",
+            columns: "a, b, v",
+            order: "a, b",
+            seed: pair_seed,
+            rows: 1500,
+            alter: "DROP PRIMARY KEY, ADD PRIMARY KEY (b, a)",
+            migrated_columns: None,
+            control_alter: None,
+            transaction: pair_txn,
+        },
+        3,
+    )
+    .await;
+}
+
+fn single_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    let data = (0..rows)
+        .map(|n| vec![Value::from(n as i64), Value::from((n % 7) as i64)])
+        .collect();
+    ("id, i".into(), data)
+}
+
+fn single_txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let id = Value::from(rng.below(rows + 100) as i64);
+    let i = Value::from(rng.below(7) as i64);
+    match rng.below(4) {
+        0 | 1 => vec![(
+            "INSERT INTO {T} (id, i) VALUES (?, ?) ON DUPLICATE KEY UPDATE i = VALUES(i)".into(),
+            vec![id, i],
+        )],
+        2 => vec![("UPDATE {T} SET i = ? WHERE id = ?".into(), vec![i, id])],
+        _ => vec![("DELETE FROM {T} WHERE id = ?".into(), vec![id])],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_extended_primary_key_is_migrated() {
+    migrate_under_load(
+        Shape {
+            name: "pkextend",
+            create: "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, i INT NOT NULL) ENGINE=InnoDB",
+            columns: "id, i",
+            order: "id",
+            seed: single_seed,
+            rows: 1500,
+            alter: "DROP PRIMARY KEY, ADD PRIMARY KEY (id, i)",
+            // The new key accepts rows the old one refused, so the load's
+            // upserts would differ after the swap: it stops before it.
+            migrated_columns: Some("id, i"),
+            control_alter: None,
+            transaction: single_txn,
+        },
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrowed_primary_key_over_duplicates_fails_like_the_native_alter() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "pknarrow").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL, i INT NOT NULL, PRIMARY KEY (id, i)) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, 1), (2, 1), (2, 2), (3, 1)",
+    )
+    .await;
+    const ALTER: &str = "DROP PRIMARY KEY, ADD PRIMARY KEY (id)";
+    assert!(native_alter(&db, ALTER).await.is_err());
+    let err = shadowcut::run(&config(&db, "t", ALTER))
+        .await
+        .expect_err("(2, 1) and (2, 2) collide on the new key");
+    assert!(err.to_string().contains("collide"), "{err}");
+    assert_no_tool_tables(&mut conn, &db).await;
+}
