@@ -179,13 +179,6 @@ fn start_load(
     (load, handles)
 }
 
-/// A session like a DBA's: no time zone or sql_mode of its own.
-async fn native_session(config: &ConnectConfig) -> Conn {
-    let mut conn = Conn::new(config.opts()).await.expect("connect");
-    conn.query_drop("SET NAMES utf8mb4").await.expect("names");
-    conn
-}
-
 /// Creates `t` and `control` and fills both with the same seed rows.
 async fn set_up(conn: &mut Conn, db: &str, case: &Case) -> Result<(), String> {
     let ddl = case.table.create_sql();
