@@ -94,8 +94,9 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
         return None;
     }
     if gt == "enum" {
-        // Assignment maps by label: compare labels.
-        return Some((bytes(o), bytes(g)));
+        // Assignment maps by label: compare labels, in the new character set.
+        let cs = ghost.charset.as_deref().filter(|c| sql::is_plain_word(c))?;
+        return Some((bytes(format!("CONVERT({o} USING {cs})")), bytes(g)));
     }
     if ghost.is_text() {
         let cs = ghost.charset.as_deref().filter(|c| sql::is_plain_word(c))?;
@@ -755,6 +756,18 @@ mod tests {
         assert_eq!(
             column_exprs(&old, &new).unwrap().0,
             "CAST(CAST(`b` AS BINARY(8)) AS BINARY)"
+        );
+    }
+
+    #[test]
+    fn enum_labels_compare_in_the_new_character_set() {
+        let mut old = col("e", "enum", Some(("latin1", "latin1_swedish_ci")));
+        old.column_type = "enum('ß')".into();
+        let mut new = col("e", "enum", Some(("utf8mb4", "utf8mb4_general_ci")));
+        new.column_type = "enum('ß')".into();
+        assert_eq!(
+            column_exprs(&old, &new).unwrap().0,
+            "CAST(CONVERT(`e` USING utf8mb4) AS BINARY)"
         );
     }
 

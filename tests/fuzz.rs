@@ -880,6 +880,8 @@ enum Fixed {
     Pass,
     /// Or shadowcut refuses it up front (exit code 3), nothing touched.
     PassOrRefusal,
+    /// The native ALTER fails on this data: shadowcut must fail too.
+    BothRefuse,
 }
 
 /// Seeds that found a defect (one per class, from `scripts/fuzz --seeds 900
@@ -897,12 +899,12 @@ const REGRESSION_SEEDS: &[(u64, Fixed, &str)] = &[
     (2098, Fixed::Pass, "TIMESTAMP DEFAULT literal of the ALTER read in UTC, not the server's time zone"),
     (2882, Fixed::PassOrRefusal, "DATE -> TIMESTAMP key converted in UTC, not the server's time zone"),
     (2794, Fixed::PassOrRefusal, "TIMESTAMP -> DATETIME key converted in UTC, not the server's time zone"),
-    (2190, Fixed::Pass, "global NO_ZERO_DATE ignored: the server refuses zero dates, shadowcut copies them"),
+    (2190, Fixed::BothRefuse, "global NO_ZERO_DATE ignored: the server refuses zero dates, shadowcut copies them"),
     (2048, Fixed::Pass, "AUTO_INCREMENT = N of the ALTER lost"),
     (2034, Fixed::Pass, "ALTER COLUMN ... SET DEFAULT first in the ALTER: refused as 'starts with ALTER'"),
     (2077, Fixed::Pass, "primary key reordered: refused"),
     (2015, Fixed::Pass, "ADD COLUMN ... NOT NULL without DEFAULT: fails, the server uses the implicit default"),
-    (5164, Fixed::Pass, "ADD COLUMN ... POINT NOT NULL without DEFAULT: fails, the server adds it"),
+    (5164, Fixed::PassOrRefusal, "ADD COLUMN ... POINT NOT NULL without DEFAULT: fails, the server adds it"),
     (5320, Fixed::Pass, "non-key ENUM latin1 -> utf8mb4 with 'Ñu', 'ß': the checksum sees a difference, the run stops"),
     (2466, Fixed::PassOrRefusal, "shared key BINARY(4) -> BINARY(8): changes collide, stall, fail"),
     (2700, Fixed::Pass, "DATETIME -> DATE: the server's Note 1265 taken for data loss"),
@@ -951,9 +953,10 @@ async fn fuzz_regression_seeds() {
     let failing: Vec<String> = reports
         .iter()
         .zip(REGRESSION_SEEDS)
-        .filter(|(r, (_, fixed, _))| {
-            !(r.outcome == Outcome::Pass
-                || (*fixed == Fixed::PassOrRefusal && r.outcome == Outcome::Refused))
+        .filter(|(r, (_, fixed, _))| !match fixed {
+            Fixed::Pass => r.outcome == Outcome::Pass,
+            Fixed::PassOrRefusal => r.outcome == Outcome::Pass || r.outcome == Outcome::Refused,
+            Fixed::BothRefuse => r.outcome == Outcome::BothRefused,
         })
         .map(|(r, (_, _, what))| format!("seed {} ({what}): {}", r.seed, r.outcome.label()))
         .collect();

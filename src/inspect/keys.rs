@@ -15,6 +15,10 @@ pub struct ColumnPair {
     /// For a column the ALTER adds NOT NULL without a default: its type's
     /// implicit default, as SQL (strict mode refuses to leave it out).
     pub fill: Option<&'static str>,
+    /// Read the source as text with CAST: a YEAR assigned to a string
+    /// column gives '0' for 0000, where a native ALTER gives '0000' (the
+    /// checksum found it).
+    pub cast_to_text: bool,
 }
 
 /// `<verb> INTO <ghost> (<targets>) SELECT <sources> FROM <from>`: the one
@@ -32,6 +36,7 @@ pub fn insert_select(verb: &str, ghost: &str, columns: &[ColumnPair], from: &str
         .iter()
         .map(|c| match c.fill {
             Some(literal) => literal.to_string(),
+            None if c.cast_to_text => format!("CAST({} AS CHAR)", crate::sql::ident(&c.source)),
             None => crate::sql::ident(&c.source),
         })
         .collect::<Vec<_>>()
@@ -63,6 +68,7 @@ pub fn column_mapping(
                 source: c.name.clone(),
                 target: ghost_col.name.clone(),
                 fill: None,
+                cast_to_text: c.data_type == "year" && ghost_col.is_text(),
             })
         })
         .collect();
@@ -81,6 +87,7 @@ pub fn column_mapping(
                 source: String::new(),
                 target: g.name.clone(),
                 fill: Some(g.implicit_default()?),
+                cast_to_text: false,
             })
         })
         .collect();
@@ -230,11 +237,13 @@ mod tests {
                     source: "id".into(),
                     target: "id".into(),
                     fill: None,
+                    cast_to_text: false,
                 },
                 ColumnPair {
                     source: "a".into(),
                     target: "x".into(),
                     fill: None,
+                    cast_to_text: false,
                 },
             ]
         );

@@ -110,6 +110,25 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
             "Check --alter",
         ));
     }
+    if let Some(c) = ghost.columns.iter().find(|g| {
+        !g.generated
+            && !g.nullable
+            && !g.has_default
+            && !g.auto_increment
+            && g.implicit_default().is_none()
+            && !columns
+                .iter()
+                .any(|p| p.target.eq_ignore_ascii_case(&g.name))
+    }) {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the ALTER adds {} {} NOT NULL without a default: existing rows have no value it accepts",
+                c.name, c.column_type
+            ),
+            "Add the column NULL (or with a DEFAULT) and fill it, then make it NOT NULL",
+        ));
+    }
     let key = keys::shared_key(&preflight.original, &ghost, &columns).ok_or_else(|| {
         Error::refused(
             &table,
