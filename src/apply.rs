@@ -345,21 +345,8 @@ impl Applier {
         )
         .await?;
         let found = conn.affected_rows();
-        if conn.get_warnings() > 0 {
-            let warnings: Vec<Warning> = show_warnings(conn)
-                .await?
-                .into_iter()
-                .filter(|w| !w.is_note())
-                .collect();
-            if !warnings.is_empty() {
-                return Ok(Verdict::Warned(
-                    warnings
-                        .iter()
-                        .map(|w| w.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ));
-            }
+        if let Some(warnings) = data_warnings(conn).await? {
+            return Ok(Verdict::Warned(warnings));
         }
         let expected = changes.iter().filter(|c| c.exists).count() as u64;
         if found < expected {
@@ -581,6 +568,24 @@ pub async fn show_warnings(
             message,
         })
         .collect())
+}
+
+/// The warnings of the last statement other than notes (which a native
+/// ALTER accepts in strict mode too), as one text; `None` when there are
+/// none.
+pub async fn data_warnings(
+    conn: &mut Conn,
+) -> std::result::Result<Option<String>, mysql_async::Error> {
+    if conn.get_warnings() == 0 {
+        return Ok(None);
+    }
+    let warnings: Vec<String> = show_warnings(conn)
+        .await?
+        .into_iter()
+        .filter(|w| !w.is_note())
+        .map(|w| w.to_string())
+        .collect();
+    Ok((!warnings.is_empty()).then(|| warnings.join("; ")))
 }
 
 /// Counters of the apply loop, read by progress reporting.

@@ -445,40 +445,23 @@ impl Checksum {
             let result = async {
                 conn.exec_drop(&delete, ghost_params.clone()).await?;
                 conn.exec_drop(&insert, orig_params.clone()).await?;
-                Ok::<u16, mysql_async::Error>(conn.get_warnings())
+                apply::data_warnings(conn).await
             }
             .await;
             match result {
-                Ok(0) => {
+                Ok(None) => {
                     conn.query_drop("COMMIT")
                         .await
                         .context(|| format!("repairing a chunk of {}", self.table()))?;
                     return Ok(());
                 }
-                Ok(_) => {
-                    let warnings: Vec<apply::Warning> = apply::show_warnings(conn)
-                        .await
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|w| !w.is_note())
-                        .collect();
-                    if warnings.is_empty() {
-                        conn.query_drop("COMMIT")
-                            .await
-                            .context(|| format!("repairing a chunk of {}", self.table()))?;
-                        return Ok(());
-                    }
+                Ok(Some(warnings)) => {
                     let _ = conn.query_drop("ROLLBACK").await;
                     return Err(Error::Copy {
                         table: self.table(),
                         message: format!(
-                            "copying the differing chunk {} again raised warnings: {}",
-                            self.describe(chunk),
-                            warnings
-                                .iter()
-                                .map(|w| w.to_string())
-                                .collect::<Vec<_>>()
-                                .join("; ")
+                            "copying the differing chunk {} again raised warnings: {warnings}",
+                            self.describe(chunk)
                         ),
                     });
                 }
