@@ -37,6 +37,7 @@ use crate::schema::{Column, SharedKey, Side, TableSchema};
 use crate::server::{ConnectConfig, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use crate::sql;
+use crate::table_lock::WriteFence;
 use crate::tail::Tail;
 
 /// What the checksum found, for progress and the JSON summary.
@@ -588,8 +589,8 @@ impl Verification<'_> {
     }
 
     /// Opens `threads` snapshot connections at one moment where the new
-    /// table has caught up with the original: writers are held by a READ
-    /// lock for the drain (bounded by the lock timeout), retried when it
+    /// table has caught up with the original: writers are held off by a
+    /// [`WriteFence`] for the drain (bounded by the lock timeout), retried when it
     /// cannot be done in time.
     async fn open_snapshots(
         &self,
@@ -607,22 +608,21 @@ impl Verification<'_> {
                     .context(|| "preparing a checksum connection".to_string())?;
                 snapshots.push(conn);
             }
-            let mut a = crate::server::connect_session(self.connect).await?;
-            let lock_secs = self.lock_timeout.as_secs().max(1);
-            a.query_drop(format!("SET SESSION lock_wait_timeout = {lock_secs}"))
-                .await
-                .context(|| "preparing the checksum's lock".to_string())?;
-            let lock = format!(
-                "LOCK TABLES {} READ {}",
-                self.checksum.table(),
-                self.statement_tag
-            );
-            if let Err(e) = a.query_drop(lock).await {
-                last = format!("could not lock the table: {e}");
-                let _ = a.disconnect().await;
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                continue;
-            }
+            let fence = WriteFence::acquire(
+                self.connect,
+                &self.checksum.table(),
+                self.lock_timeout,
+                self.statement_tag,
+            )
+            .await?;
+            let fence = match fence {
+                Ok(fence) => fence,
+                Err(reason) => {
+                    last = reason;
+                    tokio::time::sleep(crate::table_lock::retry_delay(attempt)).await;
+                    continue;
+                }
+            };
             let locked_at = Instant::now();
             let marker = control.next_marker();
             let opened = tokio::time::timeout(
@@ -630,9 +630,8 @@ impl Verification<'_> {
                 self.catch_up_and_open(control.tail(), drain, marker, &mut snapshots),
             )
             .await;
-            // A is idle whatever happened: its lock goes now.
-            let unlocked = a.query_drop("UNLOCK TABLES").await;
-            drop(a);
+            // The fence is idle whatever happened: its lock goes now.
+            let unlocked = fence.release().await;
             report.lock_seconds += locked_at.elapsed().as_secs_f64();
             if let Err(e) = unlocked {
                 return Err(Error::Sql {
@@ -653,7 +652,7 @@ impl Verification<'_> {
                 }
             }
             tracing::warn!(attempt, reason = %last, "checksum snapshot not taken; retrying");
-            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            tokio::time::sleep(crate::table_lock::retry_delay(attempt)).await;
         }
         Err(Error::Checksum {
             table: self.checksum.table(),

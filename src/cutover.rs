@@ -1,28 +1,34 @@
-//! The atomic swap, with the two-connection sentinel algorithm (it works on
-//! MariaDB, which refuses RENAME under LOCK TABLES):
+//! The atomic swap, with the sentinel algorithm (it works on MariaDB,
+//! which refuses RENAME under LOCK TABLES). Three connections take part:
+//! S holds the sentinel, the fence holds writers off the original
+//! ([`WriteFence`]: readers go on) and B runs the RENAME.
 //!
-//! 1. A creates the sentinel `_<t>_del` and takes
-//!    `LOCK TABLES t READ, _<t>_del WRITE`: writers block, readers do not.
-//!    Every write to `t` committed before the lock is in the binlog.
+//! 1. S creates the sentinel `_<t>_del` and takes `LOCK TABLES _<t>_del
+//!    WRITE`; the fence takes `FLUSH TABLES t WITH READ LOCK`, which new
+//!    writers queue behind as soon as it is requested, so it gets through
+//!    a saturating write load. Every write to `t` committed before the
+//!    lock is in the binlog.
 //! 2. The drain connection writes a sync marker into the changelog; once
 //!    the tail has read it, every change of `t` is in the buffer, and the
 //!    drain connection applies the rest (it may still read `t`).
 //! 3. It carries AUTO_INCREMENT over and restores the table comment.
-//! 4. B issues `RENAME TABLE t TO _<t>_del, ghost TO t`, which waits on A's
-//!    locks.
-//! 5. A confirms B is waiting on a metadata lock and drops the sentinel.
+//! 4. B issues `RENAME TABLE t TO _<t>_del, ghost TO t`, which waits on the
+//!    sentinel (or on `t`, whichever sorts first).
+//! 5. S confirms B is waiting on a metadata lock and drops the sentinel.
 //!    The server takes a statement's table locks in sorted name order, so
 //!    B may still wait for the ghost (held by a reader) rather than for
-//!    `t`. A waits until a read of `t` that may not wait times out: only a
-//!    pending exclusive request does that, and no other session's DDL waits
-//!    on `t`, so it is B's. B is now queued on `t`'s lock, ahead of every
-//!    queued write.
-//! 6. A checks its own lock is still held and unlocks: the RENAME runs
+//!    `t`. The drain connection waits until a read of `t` that may not wait
+//!    times out: the fence lets reads through, and so does every queued
+//!    write; only a pending exclusive request does that, and no other
+//!    session's DDL waits on `t`, so it is B's. B is now queued on `t`'s
+//!    lock, ahead of every queued write.
+//! 6. The fence checks its lock is still held and unlocks: the RENAME runs
 //!    before any queued write, which then lands in the new table.
 //!
-//! If A dies, its lock goes and the RENAME fails on the existing sentinel:
-//! nothing is swapped. On any failure before step 5, B's RENAME is killed
-//! before A lets go, so it can never run on an undrained table.
+//! If S or the fence dies before step 5, the RENAME fails on the existing
+//! sentinel (or never starts): nothing is swapped. On any failure before
+//! step 5, B's RENAME is killed before the fence lets go, so it can never
+//! run on an undrained table.
 
 use std::time::{Duration, Instant};
 
@@ -37,8 +43,25 @@ use crate::failpoint::{self, Failpoints};
 use crate::server::ConnectConfig;
 use crate::shadow::{self, hint, marker, Role, ShadowNames};
 use crate::sql;
+use crate::table_lock::WriteFence;
 use crate::tail::statements::{self, NameRule};
 use crate::tail::Tail;
+
+/// The statements of an attempt, by connection, for the dry-run plan.
+pub fn describe(names: &ShadowNames) -> Vec<String> {
+    let (t, old, ghost) = (
+        names.q(&names.original),
+        names.q(&names.old),
+        names.q(&names.ghost),
+    );
+    vec![
+        format!("S: CREATE TABLE {old} (sentinel); LOCK TABLES {old} WRITE"),
+        format!("fence: FLUSH TABLES {t} WITH READ LOCK (writers wait, readers go on)"),
+        format!("drain: the last changes into {ghost}; ALTER TABLE {ghost} AUTO_INCREMENT = <original's>, COMMENT = <original's>"),
+        format!("B: RENAME TABLE {t} TO {old}, {ghost} TO {t} (waits)"),
+        format!("S: DROP TABLE {old}; fence: UNLOCK TABLES (the RENAME runs first)"),
+    ]
+}
 
 /// Everything one cut-over attempt needs.
 pub struct CutOver<'a> {
@@ -114,7 +137,7 @@ impl CutOver<'_> {
 
     /// Runs one attempt. `control` is a connection outside the lock, used to
     /// kill the swap connections when the attempt is abandoned; `drain` is
-    /// the applier's connection, which applies the last changes while A
+    /// the applier's connection, which applies the last changes while the fence
     /// holds the lock; `sync_marker` a fresh sync marker number.
     pub async fn attempt(
         &self,
@@ -134,25 +157,28 @@ impl CutOver<'_> {
         )
         .await?;
 
-        let mut a = crate::server::connect_session(self.connect).await?;
-        let a_id = a.id();
-        a.query_drop(format!(
-            "SET SESSION lock_wait_timeout = {}",
-            self.lock_wait_seconds()
-        ))
-        .await
-        .context(|| {
-            format!(
-                "setting lock_wait_timeout for the cut-over of {}",
-                self.table()
-            )
-        })?;
-        a.query_drop(self.tagged(format!(
-            "CREATE TABLE {sentinel} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT={}",
-            sql::literal(&marker(Role::Sentinel, self.run_id))
-        )))
-        .await
-        .context(|| format!("creating the sentinel table {sentinel}"))?;
+        // S holds the sentinel.
+        let mut s_conn = crate::server::connect_session(self.connect).await?;
+        let s_id = s_conn.id();
+        s_conn
+            .query_drop(format!(
+                "SET SESSION lock_wait_timeout = {}",
+                self.lock_wait_seconds()
+            ))
+            .await
+            .context(|| {
+                format!(
+                    "setting lock_wait_timeout for the cut-over of {}",
+                    self.table()
+                )
+            })?;
+        s_conn
+            .query_drop(self.tagged(format!(
+                "CREATE TABLE {sentinel} (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB COMMENT={}",
+                sql::literal(&marker(Role::Sentinel, self.run_id))
+            )))
+            .await
+            .context(|| format!("creating the sentinel table {sentinel}"))?;
 
         // B waits for the go signal, so that its handle exists before any lock.
         let mut b = crate::server::connect_session(self.connect).await?;
@@ -182,11 +208,12 @@ impl CutOver<'_> {
         });
 
         let mut go = Some(go);
+        let mut fence: Option<WriteFence> = None;
         let locked_at = Instant::now();
         let critical = async {
             tokio::time::timeout(
                 self.lock_timeout * 2 + Duration::from_secs(2),
-                self.locked_steps(&mut a, drain, &mut go, b_id, sync_marker),
+                self.locked_steps(&mut s_conn, &mut fence, drain, &mut go, b_id, sync_marker),
             )
             .await
         };
@@ -198,13 +225,16 @@ impl CutOver<'_> {
             reason = self.stop.raised() => Err(Abort::Fatal(Error::Interrupted { table: self.table(), reason })),
         };
         let wait_for_b = Duration::from_secs(self.lock_wait_seconds() * 2 + 10);
-        match outcome {
-            Ok(()) => {
-                if let Err(e) = a.query_drop("UNLOCK TABLES").await {
-                    // Killing A releases its lock just the same; the sentinel
-                    // is gone and the drain complete, so the RENAME may run.
-                    tracing::warn!(error = %e, "UNLOCK TABLES failed; killing connection A");
-                    let _ = control.query_drop(format!("KILL CONNECTION {a_id}")).await;
+        match (outcome, fence) {
+            (Ok(()), Some(fence)) => {
+                let fence_id = fence.id();
+                if let Err(e) = fence.release().await {
+                    // Killing the fence releases its lock just the same; the
+                    // sentinel is gone and the drain complete, so the RENAME may run.
+                    tracing::warn!(error = %e, "releasing the write fence failed; killing its connection");
+                    let _ = control
+                        .query_drop(format!("KILL CONNECTION {fence_id}"))
+                        .await;
                 }
                 let lock_time = locked_at.elapsed();
                 let renamed = match tokio::time::timeout(wait_for_b, b_task).await {
@@ -212,7 +242,7 @@ impl CutOver<'_> {
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("the RENAME did not finish".to_string()),
                 };
-                let _ = a.disconnect().await;
+                let _ = s_conn.disconnect().await;
                 match (renamed, self.swapped(control).await?) {
                     (_, true) => Ok(Attempt::Swapped { lock_time }),
                     (Err(e), false) => {
@@ -226,7 +256,11 @@ impl CutOver<'_> {
                     }),
                 }
             }
-            Err(abort) => {
+            (outcome, fence) => {
+                let abort = match outcome {
+                    Err(abort) => abort,
+                    Ok(()) => Abort::Retry("the write fence vanished".into()),
+                };
                 match go.take() {
                     Some(go) => drop(go),
                     None => {
@@ -241,9 +275,14 @@ impl CutOver<'_> {
                                 .into(),
                     });
                 }
-                // Killing A's connection releases its lock even mid-statement.
-                let _ = control.query_drop(format!("KILL CONNECTION {a_id}")).await;
-                drop(a);
+                // Killing a connection releases its locks even mid-statement.
+                if let Some(fence) = fence {
+                    let _ = control
+                        .query_drop(format!("KILL CONNECTION {}", fence.id()))
+                        .await;
+                }
+                let _ = control.query_drop(format!("KILL CONNECTION {s_id}")).await;
+                drop(s_conn);
                 shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id)
                     .await?;
                 self.recover(control, drain).await?;
@@ -275,33 +314,37 @@ impl CutOver<'_> {
             .context(|| format!("restoring the marker of {ghost} after a failed cut-over attempt"))
     }
 
-    /// Everything between taking the lock and releasing it: A blocks writers
-    /// (`LOCK TABLES t READ`: the drain connection may still read `t`) and
-    /// holds the sentinel; the drain connection applies the rest of the
-    /// changes and finishes the new table; B queues its RENAME; A drops the
-    /// sentinel once B waits on the original's lock.
+    /// Everything between taking the locks and releasing them: S holds the
+    /// sentinel, the fence holds writers off `t` (the drain connection may
+    /// still read it); the drain connection applies the rest of the changes
+    /// and finishes the new table; B queues its RENAME; S drops the sentinel
+    /// once B waits, and the drain connection proves B is queued on `t`.
     async fn locked_steps(
         &self,
-        a: &mut Conn,
+        s_conn: &mut Conn,
+        fence: &mut Option<WriteFence>,
         drain: &mut Conn,
         go: &mut Option<oneshot::Sender<()>>,
         b_id: u32,
         sync_marker: u64,
     ) -> std::result::Result<(), Abort> {
         let names = self.names;
-        let lock = self.tagged(format!(
-            "LOCK TABLES {} READ, {} WRITE",
-            self.table(),
-            names.q(&names.old)
-        ));
-        a.query_drop(lock)
+        s_conn
+            .query_drop(self.tagged(format!("LOCK TABLES {} WRITE", names.q(&names.old))))
             .await
-            .map_err(|e| Abort::Retry(format!("could not lock the table: {e}")))?;
+            .map_err(|e| Abort::Retry(format!("could not lock the sentinel: {e}")))?;
+        let held = fence.insert(
+            WriteFence::acquire(
+                self.connect,
+                &self.table(),
+                self.lock_timeout,
+                self.statement_tag,
+            )
+            .await?
+            .map_err(Abort::Retry)?,
+        );
         if let Some(delay) = self.failpoints.lock_delay.filter(|_| Failpoints::ENABLED) {
-            // A server-side sleep, so that tests can find and kill connection A.
-            a.query_drop(format!("DO SLEEP({})", delay.as_secs_f64()))
-                .await
-                .map_err(|e| Abort::Retry(format!("connection A failed: {e}")))?;
+            held.sleep_for_test(delay).await.map_err(Abort::Retry)?;
         }
         // Every write to `t` committed before the lock precedes this marker.
         shadow::write_changelog(drain, names, hint::SYNC_MARKER, &sync_marker.to_string()).await?;
@@ -344,27 +387,26 @@ impl CutOver<'_> {
         if let Some(go) = go.take() {
             let _ = go.send(());
         }
-        self.wait_for_rename_to_block(a, b_id).await?;
-        a.query_drop(self.tagged(format!("DROP TABLE {}", names.q(&names.old))))
+        self.wait_for_rename_to_block(s_conn, b_id).await?;
+        s_conn
+            .query_drop(self.tagged(format!("DROP TABLE {}", names.q(&names.old))))
             .await
             .map_err(|e| Abort::Retry(format!("dropping the sentinel: {e}")))?;
         self.wait_for_rename_to_queue_on_table(drain, b_id).await?;
-        // A still holds its lock: the lock is session-bound, so a statement
-        // on the locked table succeeding on A proves it.
-        a.query_drop(format!("SELECT 1 FROM {} LIMIT 0", self.table()))
-            .await
-            .map_err(|e| Abort::Retry(format!("connection A lost its lock: {e}")))?;
-        Ok(())
+        match fence.as_mut() {
+            Some(fence) => fence.check_held().await.map_err(Abort::Retry),
+            None => Err(Abort::Retry("the write fence vanished".into())),
+        }
     }
 
     /// B takes its locks in the server's sorted order of names, so after
     /// the sentinel is gone it may still wait for the ghost (a reader of
-    /// the ghost, a dump, holds it) rather than for the original. A must
+    /// the ghost, a dump, holds it) rather than for the original. The fence must
     /// not unlock before B's exclusive request is queued on the original,
     /// or a queued write would reach the old table first.
     ///
-    /// The proof: a read of the original that may not wait. A's READ lock
-    /// lets reads through, and so does every queued write; only a pending
+    /// The proof: a read of the original that may not wait. The fence lets
+    /// reads through, and so does every queued write; only a pending
     /// exclusive request (B's RENAME, or another DDL, which is checked
     /// separately) makes it time out at once.
     async fn wait_for_rename_to_queue_on_table(

@@ -21,6 +21,7 @@ pub mod schema;
 pub mod server;
 pub mod shadow;
 pub mod sql;
+pub mod table_lock;
 pub mod tail;
 
 pub use error::{Error, ExitCode, Result};

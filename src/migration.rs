@@ -373,10 +373,11 @@ impl Run<'_> {
                 .into_iter()
                 .map(|s| ("apply".to_string(), s)),
         );
-        statements.push(("cut-over".into(), format!(
-            "A: LOCK TABLES {t} WRITE, {o} WRITE, {g} WRITE, {c} WRITE; B: RENAME TABLE {t} TO {o}, {g} TO {t}; A: DROP TABLE {o}; UNLOCK TABLES",
-            t = names.q(&names.original), o = names.q(&names.old), g = names.q(&names.ghost), c = names.q(&names.changelog)
-        )));
+        statements.extend(
+            crate::cutover::describe(names)
+                .into_iter()
+                .map(|s| ("cut-over".to_string(), s)),
+        );
         Ok(PlanReport {
             table: names.q(&names.original),
             ghost_table: names.q(&names.ghost),
@@ -613,8 +614,14 @@ impl Run<'_> {
                                 message: format!("{attempts} attempts failed, the last because {reason}"),
                             });
                         }
+                        let pause = crate::table_lock::retry_delay(attempts);
+                        sources.set_note(Some(format!(
+                            "cut-over attempt {attempts} of {} abandoned ({reason}); next in {:.1} s",
+                            config.cut_over_attempts,
+                            pause.as_secs_f64()
+                        )));
                         tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(500 * u64::from(attempts.min(6)))) => {}
+                            _ = tokio::time::sleep(pause) => {}
                             _ = stop.raised() => return Err(self.interrupted()),
                         }
                         pipeline.catch_up().await?;

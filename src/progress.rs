@@ -37,6 +37,9 @@ pub struct Sources {
     pub apply: Arc<ApplyStats>,
     /// Tail state, once the tail runs.
     pub tail: Mutex<Option<Arc<TailShared>>>,
+    /// What the operator should know now (why the last cut-over attempt
+    /// failed, say); cleared when it no longer holds.
+    pub note: Mutex<Option<String>>,
 }
 
 /// One status report.
@@ -62,12 +65,19 @@ pub struct Status {
     pub backlog: u64,
     /// Seconds since the tail last read the heartbeat.
     pub heartbeat_age_s: Option<f64>,
+    /// What the operator should know now, if anything.
+    pub note: Option<String>,
 }
 
 impl Sources {
     /// Sets the stage name.
     pub fn set_stage(&self, stage: &'static str) {
         *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = stage;
+    }
+
+    /// Sets or clears the note shown with the status.
+    pub fn set_note(&self, note: Option<String>) {
+        *self.note.lock().unwrap_or_else(|e| e.into_inner()) = note;
     }
 
     /// A snapshot of the counters.
@@ -109,6 +119,7 @@ impl Sources {
             keys_applied: self.apply.keys_applied.load(Ordering::Relaxed),
             backlog,
             heartbeat_age_s,
+            note: self.note.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 }
@@ -143,8 +154,13 @@ impl Reporter {
                     (Some(bar), _) => {
                         bar.set_length(s.rows_estimate.max(s.rows_copied).max(1));
                         bar.set_position(s.rows_copied);
+                        let note = s
+                            .note
+                            .as_deref()
+                            .map(|n| format!(" · {n}"))
+                            .unwrap_or_default();
                         bar.set_message(format!(
-                            "{} · binlog rows {} · backlog {}",
+                            "{} · binlog rows {} · backlog {}{note}",
                             s.stage, s.binlog_rows, s.backlog
                         ));
                     }
@@ -168,8 +184,13 @@ impl Reporter {
 /// One human-readable status line.
 pub fn text_line(s: &Status) -> String {
     let eta = s.eta_s.map_or("-".to_string(), |e| format!("{e:.0}s"));
+    let note = s
+        .note
+        .as_deref()
+        .map(|n| format!("; {n}"))
+        .unwrap_or_default();
     format!(
-        "[{:>7.1}s] {:<9} copied {}/{} rows ({:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}",
+        "[{:>7.1}s] {:<9} copied {}/{} rows ({:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}{note}",
         s.elapsed_s, s.stage, s.rows_copied, s.rows_estimate, s.rows_per_s, s.binlog_rows, s.keys_applied, s.backlog
     )
 }
@@ -188,5 +209,9 @@ mod tests {
         assert!((s.rows_per_s - 100.0).abs() < 5.0);
         assert!(s.eta_s.unwrap() > 4.0);
         assert!(text_line(&s).contains("copy"));
+        sources.set_note(Some("cut-over attempt 1 abandoned".into()));
+        assert!(
+            text_line(&sources.status(Instant::now())).ends_with("; cut-over attempt 1 abandoned")
+        );
     }
 }

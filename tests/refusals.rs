@@ -1009,7 +1009,10 @@ async fn refuses_a_user_without_replication_slave_naming_it() {
     let (user, _drop_user) = restricted_user(
         &mut conn,
         "sc_norepl",
-        &[db_grant(&db, ""), "GRANT BINLOG MONITOR ON *.*".into()],
+        &[
+            db_grant(&db, ""),
+            "GRANT RELOAD, BINLOG MONITOR ON *.*".into(),
+        ],
     )
     .await;
     // This one gets as far as the new table, which must be removed again.
@@ -1033,7 +1036,10 @@ async fn names_the_missing_replication_slave_privilege_in_the_problem() {
     let (user, _drop_user) = restricted_user(
         &mut conn,
         "sc_norepl_strict",
-        &[db_grant(&db, ""), "GRANT BINLOG MONITOR ON *.*".into()],
+        &[
+            db_grant(&db, ""),
+            "GRANT RELOAD, BINLOG MONITOR ON *.*".into(),
+        ],
     )
     .await;
     check_privilege_refusal(&mut conn, &db, &user, &["REPLICATION SLAVE"], &[]).await;
@@ -1061,6 +1067,28 @@ async fn refuses_a_user_without_lock_tables_naming_it() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_user_without_reload_naming_it() {
+    let (mut conn, db, _cleanup) = setup("ref_priv_noreload", PLAIN).await;
+    let (user, _drop_user) = restricted_user(
+        &mut conn,
+        "sc_noreload",
+        &[
+            db_grant(&db, ""),
+            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*".into(),
+        ],
+    )
+    .await;
+    check_privilege_refusal(
+        &mut conn,
+        &db,
+        &user,
+        &["hold writers off the table", "RELOAD"],
+        &["RELOAD, REPLICATION SLAVE"],
+    )
+    .await;
+}
+
 /// The control for the privilege refusals: the grants the refusal asks for
 /// are enough.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1073,7 +1101,7 @@ async fn accepts_a_user_with_exactly_the_privileges_it_asks_for() {
             format!(
                 "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, LOCK TABLES ON `{db}`.*"
             ),
-            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*".into(),
+            "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.*".into(),
         ],
     )
     .await;

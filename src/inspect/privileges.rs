@@ -22,7 +22,7 @@ pub fn is_access_denied(e: &Error) -> bool {
 /// The privileges a migration needs, as this server names them.
 pub fn required(dialect: Dialect, database: &str) -> String {
     format!(
-        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, LOCK TABLES ON `{database}`.* and {} ON *.*",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, LOCK TABLES ON `{database}`.* and RELOAD, {} ON *.*",
         dialect.binlog_privileges()
     )
 }
@@ -94,6 +94,14 @@ pub async fn check(
             "lock tables for the cut-over",
             "LOCK TABLES",
             vec![format!("LOCK TABLES {ghost} WRITE"), "UNLOCK TABLES".into()],
+        ),
+        (
+            "hold writers off the table for the checksum and the cut-over",
+            "RELOAD",
+            vec![
+                format!("FLUSH TABLES {ghost} WITH READ LOCK"),
+                "UNLOCK TABLES".into(),
+            ],
         ),
         (
             "rename tables for the swap",
