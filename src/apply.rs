@@ -9,19 +9,19 @@
 //! events of one row are harmless, and the tail always wins over the copy.
 //! Non-key values are never decoded from the binlog.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
-use mysql_async::Conn;
+use mysql_async::{Conn, Value};
 use tokio::sync::watch;
 
-use crate::error::{server_code, Error, Result};
+use crate::error::{is_lock_busy, server_code, Error, Result};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
-use crate::schema::{KeyValue, SharedKey, Side};
+use crate::schema::{KeyPart, KeyValue, SharedKey, Side};
 use crate::server::{BinlogPosition, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use crate::tail::TailShared;
@@ -179,8 +179,10 @@ impl Drop for Taken<'_> {
 /// What applying a batch found.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The new table now matches the original for every key of the batch.
-    Applied,
+    /// The new table now matches the original for every key of the batch
+    /// but these: their rows were locked by the application, and
+    /// [`OnBusy::Defer`] asked to leave them for later.
+    Applied(Vec<Change>),
     /// A row collided with another on a unique key of the new table that the
     /// original does not have. Often transient (the other row's change is
     /// still in the binlog); persistent under the cut-over lock.
@@ -195,6 +197,16 @@ pub enum Outcome {
         /// Rows the re-read found.
         found: u64,
     },
+}
+
+/// What to do with a key whose row the application holds locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBusy {
+    /// Leave it for a later batch (the apply loop: its writer's commit
+    /// brings the key back anyway, and other keys need not wait).
+    Defer,
+    /// Retry it until the row is free (the drain, which must finish).
+    Wait,
 }
 
 /// What one transaction of a batch ended with, before COMMIT or ROLLBACK.
@@ -264,15 +276,48 @@ impl Applier {
     }
 
     /// Makes the new table's rows for the keys of `changes` equal to the
-    /// original's, in one transaction.
-    pub async fn apply(&self, conn: &mut Conn, changes: &[Change]) -> Result<Outcome> {
+    /// original's, in one transaction (see [`Applier::statements`]). No
+    /// statement waits for a row lock of the application, so none can make
+    /// the application the victim of a deadlock: rows the application holds
+    /// are deferred ([`OnBusy::Defer`]) or retried after a short pause until
+    /// their writer commits ([`OnBusy::Wait`]); a statement that still meets
+    /// a busy row fails at once and its set is halved. Re-applying a key is
+    /// harmless, so a set that ends in a conflict or a shortfall may have
+    /// had parts applied.
+    pub async fn apply(
+        &self,
+        conn: &mut Conn,
+        changes: &[Change],
+        on_busy: OnBusy,
+    ) -> Result<Outcome> {
         failpoint::pause(self.failpoints.apply_delay).await;
-        let mut attempt = 0;
-        loop {
-            match self.try_apply(conn, changes).await {
-                Err(e) if matches!(server_code(&e), Some(1205 | 1213)) && attempt < 20 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+        let mut parts: Vec<Vec<Change>> = vec![changes.to_vec()];
+        let mut deferred = Vec::new();
+        let mut busy = Patience::default();
+        while let Some(part) = parts.pop() {
+            match self.try_apply(conn, &part).await {
+                Ok((Verdict::Good, held)) if !held.is_empty() => match on_busy {
+                    OnBusy::Defer => deferred.extend(held),
+                    OnBusy::Wait => {
+                        busy.wait(|| {
+                            self.held_too_long(&held[0].key, "held by another transaction")
+                        })
+                        .await?;
+                        parts.push(held);
+                    }
+                },
+                Err(e) if is_lock_busy(&e) => {
+                    if part.len() > 1 {
+                        let second = part[part.len() / 2..].to_vec();
+                        parts.push(second);
+                        parts.push(part[..part.len() / 2].to_vec());
+                    } else if on_busy == OnBusy::Defer {
+                        deferred.extend(part);
+                    } else {
+                        busy.wait(|| self.held_too_long(&part[0].key, &e.to_string()))
+                            .await?;
+                        parts.push(part);
+                    }
                 }
                 Err(e) => {
                     if let (Some(1062), mysql_async::Error::Server(s)) = (server_code(&e), &e) {
@@ -283,7 +328,7 @@ impl Applier {
                         message: e.to_string(),
                     });
                 }
-                Ok(Verdict::Warned(warnings)) => {
+                Ok((Verdict::Warned(warnings), _)) => {
                     return Err(Error::Apply {
                         table: self.table(),
                         message: format!(
@@ -291,11 +336,22 @@ impl Applier {
                         ),
                     })
                 }
-                Ok(Verdict::Short { expected, found }) => {
+                Ok((Verdict::Short { expected, found }, _)) => {
                     return Ok(Outcome::Shortfall { expected, found })
                 }
-                Ok(Verdict::Good) => return Ok(Outcome::Applied),
+                Ok((Verdict::Good, _)) => busy = Patience::default(),
             }
+        }
+        Ok(Outcome::Applied(deferred))
+    }
+
+    fn held_too_long(&self, key: &KeyValue, why: &str) -> Error {
+        Error::Apply {
+            table: self.table(),
+            message: format!(
+                "the row with key {key:?} stayed locked by another transaction for {BUSY_PATIENCE:?} \
+                 ({why}); find the long transaction holding it and retry"
+            ),
         }
     }
 
@@ -305,10 +361,10 @@ impl Applier {
         &self,
         conn: &mut Conn,
         changes: &[Change],
-    ) -> std::result::Result<Verdict, mysql_async::Error> {
+    ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
         conn.query_drop("START TRANSACTION").await?;
         let verdict = self.statements(conn, changes).await;
-        if let Ok(Verdict::Good) = verdict {
+        if let Ok((Verdict::Good, _)) = verdict {
             conn.query_drop("COMMIT").await?;
         } else {
             let _ = conn.query_drop("ROLLBACK").await;
@@ -316,25 +372,119 @@ impl Applier {
         verdict
     }
 
+    /// The predicate matching `keys` in the original, and its parameters.
+    fn original_match(&self, keys: &[&KeyValue]) -> (String, Vec<Value>) {
+        let keys: Vec<KeyValue> = keys.iter().map(|k| (*k).clone()).collect();
+        let (mut predicate, params) = self.key.matches_any(Side::Original, &keys);
+        if failpoint::on(self.failpoints.reread_mismatch) {
+            predicate.push_str(" AND 1 = 0");
+        }
+        (predicate, params)
+    }
+
+    /// Reads the key columns of the original's rows among `keys`, with a
+    /// share lock held to the end of the transaction when `lock` is given
+    /// (SKIP LOCKED: rows the application holds are left out).
+    async fn read_keys(
+        &self,
+        conn: &mut Conn,
+        keys: &[&KeyValue],
+        lock: &str,
+    ) -> std::result::Result<HashSet<KeyValue>, mysql_async::Error> {
+        let (predicate, params) = self.original_match(keys);
+        let columns = self
+            .key
+            .columns
+            .iter()
+            .map(|k| crate::sql::ident(&k.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<mysql_async::Row> = conn
+            .exec(
+                format!(
+                    "SELECT {columns} FROM {} WHERE {predicate} {lock}",
+                    self.table()
+                ),
+                params,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                row.unwrap()
+                    .into_iter()
+                    .filter_map(KeyPart::from_value)
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// One batch inside a transaction. First the rows of the batch that no
+    /// one else holds are share-locked (SKIP LOCKED, where the server has
+    /// it); a key whose row exists but is held by the application is left
+    /// for later (its writer's commit brings it back through the binlog
+    /// anyway) and returned. The rest is applied: the new table's rows of
+    /// those keys are deleted and the original's re-read into it, without
+    /// waiting, since they are locked by us (or absent). Keys deleted by
+    /// their last change whose row is absent or held are only deleted: that
+    /// is the committed state. A key the binlog says exists but that no read
+    /// finds is re-read like the others, so that its absence shows as a
+    /// shortfall.
     async fn statements(
         &self,
         conn: &mut Conn,
         changes: &[Change],
-    ) -> std::result::Result<Verdict, mysql_async::Error> {
-        let keys: Vec<KeyValue> = changes.iter().map(|c| c.key.clone()).collect();
-        let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &keys);
-        let (mut orig_where, orig_params) = self.key.matches_any(Side::Original, &keys);
-        if failpoint::on(self.failpoints.reread_mismatch) {
-            orig_where.push_str(" AND 1 = 0");
+    ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
+        let keys: Vec<&KeyValue> = changes.iter().map(|c| &c.key).collect();
+        let (mut reread, mut delete_only, mut held) = (Vec::new(), Vec::new(), Vec::new());
+        match self.dialect.skip_locked_share_clause() {
+            None => reread.extend(changes.iter().cloned()),
+            Some(skip_locked) => {
+                let locked = self.read_keys(conn, &keys, skip_locked).await?;
+                let mut unlocked_existing = Vec::new();
+                for c in changes {
+                    if locked.contains(&c.key) {
+                        reread.push(c.clone());
+                    } else if c.exists {
+                        unlocked_existing.push(c.clone());
+                    } else {
+                        delete_only.push(c.clone());
+                    }
+                }
+                if !unlocked_existing.is_empty() {
+                    let wanted: Vec<&KeyValue> = unlocked_existing.iter().map(|c| &c.key).collect();
+                    let present = self.read_keys(conn, &wanted, "").await?;
+                    for c in unlocked_existing {
+                        if present.contains(&c.key) {
+                            held.push(c);
+                        } else {
+                            reread.push(c);
+                        }
+                    }
+                }
+            }
         }
-        conn.exec_drop(
-            format!(
-                "DELETE FROM {} WHERE {ghost_where}",
-                self.names.q(&self.names.ghost)
-            ),
-            ghost_params,
-        )
-        .await?;
+        let to_delete: Vec<KeyValue> = reread
+            .iter()
+            .chain(&delete_only)
+            .map(|c| c.key.clone())
+            .collect();
+        if !to_delete.is_empty() {
+            let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &to_delete);
+            conn.exec_drop(
+                format!(
+                    "DELETE FROM {} WHERE {ghost_where}",
+                    self.names.q(&self.names.ghost)
+                ),
+                ghost_params,
+            )
+            .await?;
+        }
+        if reread.is_empty() {
+            return Ok((Verdict::Good, held));
+        }
+        let reread_keys: Vec<&KeyValue> = reread.iter().map(|c| &c.key).collect();
+        let (orig_where, orig_params) = self.original_match(&reread_keys);
         conn.exec_drop(
             format!(
                 "{} WHERE {orig_where} {}",
@@ -346,13 +496,13 @@ impl Applier {
         .await?;
         let found = conn.affected_rows();
         if let Some(warnings) = data_warnings(conn).await? {
-            return Ok(Verdict::Warned(warnings));
+            return Ok((Verdict::Warned(warnings), held));
         }
-        let expected = changes.iter().filter(|c| c.exists).count() as u64;
+        let expected = reread.iter().filter(|c| c.exists).count() as u64;
         if found < expected {
-            return Ok(Verdict::Short { expected, found });
+            return Ok((Verdict::Short { expected, found }, held));
         }
-        Ok(Verdict::Good)
+        Ok((Verdict::Good, held))
     }
 
     /// Waits until the tail has read every change committed before now, so
@@ -389,21 +539,27 @@ impl Applier {
     /// then in the buffer) from one they do not, which is a key the
     /// statements fail to match: that stops the migration, loudly. Sets
     /// whose shortfall the buffer does not explain are halved until the key
-    /// is found. Returns the collision and every change not applied when a
+    /// is found. Returns the keys deferred because the application held
+    /// their rows, or the collision and every change not applied when a
     /// unique key of the new table collides.
     pub async fn apply_explained(
         &self,
         conn: &mut Conn,
         tail: &TailShared,
         changes: Vec<Change>,
-    ) -> Result<std::result::Result<(), (String, Vec<Change>)>> {
+    ) -> Result<std::result::Result<Vec<Change>, (String, Vec<Change>)>> {
         let mut work = vec![changes];
         let mut strikes = 0u32;
+        let mut deferred = Vec::new();
         while let Some(mut set) = work.pop() {
-            match self.apply(conn, &set).await? {
-                Outcome::Applied => strikes = 0,
+            match self.apply(conn, &set, OnBusy::Defer).await? {
+                Outcome::Applied(busy) => {
+                    strikes = 0;
+                    deferred.extend(busy);
+                }
                 Outcome::Conflict(message) => {
                     set.extend(work.into_iter().flatten());
+                    set.extend(deferred);
                     return Ok(Err((message, set)));
                 }
                 Outcome::Shortfall { expected, found } => {
@@ -433,7 +589,35 @@ impl Applier {
                 }
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(deferred))
+    }
+}
+
+/// How long one row may stay locked by the application before the copy or
+/// the applier gives up on it (a transaction holding a row this long is a
+/// problem the DBA should see).
+pub const BUSY_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Pauses between retries of a statement that found a row locked: from
+/// 1 ms, doubling to 100 ms, for at most [`BUSY_PATIENCE`] in all.
+#[derive(Debug, Default)]
+pub struct Patience {
+    since: Option<Instant>,
+    retries: u32,
+}
+
+impl Patience {
+    /// Waits before the next retry, or returns `give_up()` once the row has
+    /// been busy for longer than [`BUSY_PATIENCE`].
+    pub async fn wait(&mut self, give_up: impl FnOnce() -> Error) -> Result<()> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() > BUSY_PATIENCE {
+            return Err(give_up());
+        }
+        self.retries += 1;
+        let pause = Duration::from_millis(1 << self.retries.min(7)).min(Duration::from_millis(100));
+        tokio::time::sleep(pause).await;
+        Ok(())
     }
 }
 
@@ -491,8 +675,12 @@ pub async fn drain_all(
         if let Some(attempt) = attempt {
             failpoint::stall_in_attempt(failpoints.stall_drain_attempts, attempt).await;
         }
-        match applier.apply(conn, taken.changes()).await.map_err(failed)? {
-            Outcome::Applied => {
+        match applier
+            .apply(conn, taken.changes(), OnBusy::Wait)
+            .await
+            .map_err(failed)?
+        {
+            Outcome::Applied(_) => {
                 taken.done();
             }
             Outcome::Conflict(_) => deferred.extend(taken.done()),
@@ -503,11 +691,11 @@ pub async fn drain_all(
         return Ok(());
     }
     match applier
-        .apply(conn, deferred.changes())
+        .apply(conn, deferred.changes(), OnBusy::Wait)
         .await
         .map_err(failed)?
     {
-        Outcome::Applied => {
+        Outcome::Applied(_) => {
             deferred.done();
             Ok(())
         }
@@ -652,14 +840,27 @@ impl ApplyLoop {
                         .apply_explained(&mut conn, &tail, batch.changes)
                         .await?
                     {
-                        Ok(()) => {
+                        Ok(deferred) => {
                             conflict_since = None;
-                            stats.keys_applied.fetch_add(count, Ordering::Relaxed);
-                            if let Some(m) = batch.marker {
-                                marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
-                            }
-                            if batch.position.is_some() {
-                                unrecorded = batch.position;
+                            stats
+                                .keys_applied
+                                .fetch_add(count - deferred.len() as u64, Ordering::Relaxed);
+                            if deferred.is_empty() {
+                                if let Some(m) = batch.marker {
+                                    marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
+                                }
+                                if batch.position.is_some() {
+                                    unrecorded = batch.position;
+                                }
+                            } else {
+                                // Not applied up to the batch's position or
+                                // marker: a later batch that empties the
+                                // buffer reports them.
+                                let nothing_applied = deferred.len() as u64 == count;
+                                lock(&tail.buffer).requeue(deferred);
+                                if nothing_applied {
+                                    tokio::time::sleep(Duration::from_millis(2)).await;
+                                }
                             }
                         }
                         Err((message, unapplied)) => {

@@ -436,7 +436,7 @@ impl Checksum {
             "{} {} {}",
             applier.insert_prefix(),
             filter(&orig_where),
-            self.dialect.share_lock_clause()
+            self.dialect.share_lock_waiting_clause()
         );
         let mut attempt = 0u64;
         loop {

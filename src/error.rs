@@ -187,6 +187,14 @@ pub fn server_code(err: &mysql_async::Error) -> Option<u16> {
     }
 }
 
+/// True when a statement failed because a row it needed was locked:
+/// NOWAIT (MySQL 8 reports 3572, MariaDB 1205), a lock wait timeout, or a
+/// deadlock. The statement (and its transaction) rolled back; retrying,
+/// smaller or later, is safe.
+pub fn is_lock_busy(err: &mysql_async::Error) -> bool {
+    matches!(server_code(err), Some(1205 | 1213 | 3572))
+}
+
 /// Attaches "what the tool was doing" to driver errors.
 pub trait SqlContext<T> {
     /// Wraps a driver error with a lazily built context string.

@@ -135,8 +135,36 @@ impl Dialect {
         }
     }
 
-    /// Clause appended to every read of the original table.
+    /// Clause appended to the copy's and the applier's reads of the
+    /// original: a share lock (so that a read waits out a writer that has
+    /// reached the binlog but not yet committed) that never waits. A
+    /// statement that never waits for a lock can never close a deadlock
+    /// cycle, so the application is never chosen as the victim of one we
+    /// cause; a busy row fails our statement at once instead, and we retry
+    /// smaller. Servers without NOWAIT (before MariaDB 10.3, MySQL 8.0)
+    /// wait, bounded by `innodb_lock_wait_timeout`.
     pub fn share_lock_clause(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MySql if self.version >= (8, 0, 1) => "FOR SHARE NOWAIT",
+            Flavor::MySql => "LOCK IN SHARE MODE",
+            Flavor::MariaDb if self.version >= (10, 3, 0) => "LOCK IN SHARE MODE NOWAIT",
+            Flavor::MariaDb => "LOCK IN SHARE MODE",
+        }
+    }
+
+    /// A share lock that skips rows locked by others, where the server has
+    /// it (MariaDB 10.6, MySQL 8.0): tells the applier which rows are busy.
+    pub fn skip_locked_share_clause(&self) -> Option<&'static str> {
+        match self.flavor {
+            Flavor::MySql if self.version >= (8, 0, 1) => Some("FOR SHARE SKIP LOCKED"),
+            Flavor::MariaDb if self.version >= (10, 6, 0) => Some("LOCK IN SHARE MODE SKIP LOCKED"),
+            _ => None,
+        }
+    }
+
+    /// A share lock that waits (bounded by `innodb_lock_wait_timeout`), for
+    /// the rare reads that must get a whole range at once.
+    pub fn share_lock_waiting_clause(&self) -> &'static str {
         if self.mysql_at_least((8, 0, 0)) {
             "FOR SHARE"
         } else {
@@ -168,7 +196,7 @@ impl Dialect {
             format!("SET SESSION sql_mode = {}", crate::sql::literal(sql_mode)),
             "SET SESSION autocommit = 1".to_string(),
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
-            "SET SESSION innodb_lock_wait_timeout = 5".to_string(),
+            "SET SESSION innodb_lock_wait_timeout = 1".to_string(),
             "SET SESSION lock_wait_timeout = 30".to_string(),
             "SET SESSION max_error_count = 65535".to_string(),
         ];
@@ -408,7 +436,20 @@ mod tests {
         assert_eq!(d.version, (10, 11, 6));
         assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
         assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
-        assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE");
+        assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE NOWAIT");
+        assert_eq!(d.share_lock_waiting_clause(), "LOCK IN SHARE MODE");
+        assert_eq!(
+            d.skip_locked_share_clause(),
+            Some("LOCK IN SHARE MODE SKIP LOCKED")
+        );
+        assert_eq!(
+            Dialect::from_version_string("10.5.9-MariaDB").skip_locked_share_clause(),
+            None
+        );
+        assert_eq!(
+            Dialect::from_version_string("10.2.44-MariaDB").share_lock_clause(),
+            "LOCK IN SHARE MODE"
+        );
         assert_eq!(d.binlog_privileges(), "REPLICATION SLAVE, BINLOG MONITOR");
         assert!(!d
             .session_setup("")
@@ -422,7 +463,9 @@ mod tests {
         assert_eq!(d.flavor, Flavor::MySql);
         assert_eq!(d.binlog_status_sql(), "SHOW BINARY LOG STATUS");
         assert_eq!(d.replica_status_sql(), "SHOW REPLICA STATUS");
-        assert_eq!(d.share_lock_clause(), "FOR SHARE");
+        assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
+        assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
+        assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));
         assert_eq!(
             d.binlog_privileges(),
             "REPLICATION SLAVE, REPLICATION CLIENT"
@@ -438,7 +481,7 @@ mod tests {
         let d = Dialect::from_version_string("8.0.21-log");
         assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
         assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
-        assert_eq!(d.share_lock_clause(), "FOR SHARE");
+        assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The row copy: chunk by chunk along the shared key,
 //! `INSERT IGNORE INTO new (...) SELECT ... FROM t FORCE INDEX (key) WHERE
-//! <range> LOCK IN SHARE MODE`. A row the tail already wrote wins (IGNORE);
-//! the share lock makes the copy wait for writers that have reached the
-//! binlog but not yet committed. Every warning other than a duplicate on the
-//! shared key fails the chunk: INSERT IGNORE would otherwise truncate values
-//! or drop rows silently.
+//! <range> LOCK IN SHARE MODE NOWAIT`. A row the tail already wrote wins
+//! (IGNORE); the share lock keeps the copy from reading a row whose writer
+//! has reached the binlog but not yet committed. NOWAIT: the copy never
+//! waits for the application's row locks, so it can never make the
+//! application the victim of a deadlock; a chunk that meets a busy row
+//! fails at once and is tried again at half the size, down to the busy row
+//! alone, which is retried until its writer commits. Every warning other
+//! than a duplicate on the shared key fails the chunk: INSERT IGNORE would
+//! otherwise truncate values or drop rows silently.
 
 pub mod chunker;
 
@@ -14,10 +18,9 @@ use std::sync::Arc;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 
-use crate::apply::{show_warnings, Warning};
+use crate::apply::{show_warnings, Patience, Warning, BUSY_PATIENCE};
 use crate::control::Stop;
-use crate::error::server_code;
-use crate::error::{Error, Result};
+use crate::error::{is_lock_busy, Error, Result};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyValue, SharedKey};
@@ -42,6 +45,9 @@ pub enum ChunkVerdict {
     UniqueConflict(String),
     /// Data would change: truncation, NULL into NOT NULL, a CHECK, ...
     Lossy(String),
+    /// A row of the chunk was locked by another transaction: nothing was
+    /// copied.
+    Busy,
 }
 
 /// Classifies a chunk's warnings. A duplicate on the shared key is a row
@@ -164,42 +170,62 @@ impl Copier {
     ) -> Result<()> {
         let table = self.names.q(&self.names.original);
         let mut lower: Option<KeyValue> = None;
+        let mut size = self.chunk_size;
+        let mut busy = Patience::default();
         loop {
             if let Some(reason) = stop.reason() {
                 return Err(Error::Interrupted { table, reason });
             }
             sync.healthy()?;
             failpoint::pause(self.failpoints.chunk_delay).await;
-            let Some(chunk) = self
-                .chunker
-                .next_chunk(conn, lower.as_ref(), self.chunk_size)
-                .await?
-            else {
+            let Some(chunk) = self.chunker.next_chunk(conn, lower.as_ref(), size).await? else {
                 break;
             };
             let mut conflicts = 0;
-            loop {
+            let copied = loop {
                 match self.copy_chunk(conn, &chunk, stats).await? {
-                    ChunkVerdict::Clean => break,
+                    ChunkVerdict::Clean => break true,
+                    ChunkVerdict::Busy => break false,
                     ChunkVerdict::Lossy(w) => {
                         return Err(Error::Copy {
                             table,
                             message: format!("the server would change data ({w}); the ALTER cannot hold the existing rows as they are"),
                         })
                     }
-                    ChunkVerdict::UniqueConflict(_) if self.rows_missing(conn, &chunk).await? == 0 => break,
-                    ChunkVerdict::UniqueConflict(message) => {
-                        conflicts += 1;
-                        if conflicts > CONFLICT_RETRIES {
-                            return Err(Error::Copy {
-                                table,
-                                message: format!("existing rows collide on a unique key of the new table ({message})"),
-                            });
+                    ChunkVerdict::UniqueConflict(message) => match self.rows_missing(conn, &chunk).await? {
+                        Some(0) => break true,
+                        None => break false,
+                        Some(_) => {
+                            conflicts += 1;
+                            if conflicts > CONFLICT_RETRIES {
+                                return Err(Error::Copy {
+                                    table,
+                                    message: format!("existing rows collide on a unique key of the new table ({message})"),
+                                });
+                            }
+                            sync.catch_up().await?;
                         }
-                        sync.catch_up().await?;
-                    }
+                    },
                 }
+            };
+            if !copied {
+                if size > 1 {
+                    size = (size / 2).max(1);
+                } else {
+                    busy.wait(|| Error::Copy {
+                        table: table.clone(),
+                        message: format!(
+                            "a row above {} stayed locked by another transaction for {BUSY_PATIENCE:?}; \
+                             find the long transaction holding it and retry",
+                            lower.as_ref().map_or("the start".to_string(), |k| format!("{k:?}"))
+                        ),
+                    })
+                    .await?;
+                }
+                continue;
             }
+            busy = Patience::default();
+            size = size.saturating_mul(2).min(self.chunk_size);
             let Some(upper) = chunk.upper else { break };
             let watermark = serde_json::to_string(&upper).unwrap_or_default();
             shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, &watermark).await?;
@@ -215,7 +241,8 @@ impl Copier {
     /// unique index it checks), so only rows really missing count. "The
     /// same row" compares the key in the original's terms, so that 'A' is
     /// not taken for 'a' when the new key is case-insensitive.
-    async fn rows_missing(&self, conn: &mut Conn, chunk: &Chunk) -> Result<u64> {
+    /// `None` when a row of the chunk is busy.
+    async fn rows_missing(&self, conn: &mut Conn, chunk: &Chunk) -> Result<Option<u64>> {
         let (predicate, params) = chunk.predicate(&self.key);
         let filter = if predicate.is_empty() {
             String::new()
@@ -230,14 +257,14 @@ impl Copier {
             self.share_lock
         );
         let table = self.names.q(&self.names.original);
-        let missing: Option<u64> =
-            conn.exec_first(&stmt, params)
-                .await
-                .map_err(|source| Error::Sql {
-                    context: format!("checking a chunk of {table} for rows lost to a unique key"),
-                    source,
-                })?;
-        Ok(missing.unwrap_or(0))
+        match conn.exec_first::<u64, _, _>(&stmt, params).await {
+            Ok(missing) => Ok(Some(missing.unwrap_or(0))),
+            Err(e) if is_lock_busy(&e) => Ok(None),
+            Err(source) => Err(Error::Sql {
+                context: format!("checking a chunk of {table} for rows lost to a unique key"),
+                source,
+            }),
+        }
     }
 
     async fn copy_chunk(
@@ -254,20 +281,14 @@ impl Copier {
         };
         let stmt = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
         let table = self.names.q(&self.names.original);
-        let mut attempt = 0u64;
-        loop {
-            match conn.exec_drop(&stmt, params.clone()).await {
-                Ok(()) => break,
-                Err(e) if matches!(server_code(&e), Some(1205 | 1213)) && attempt < 30 => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
-                }
-                Err(source) => {
-                    return Err(Error::Sql {
-                        context: format!("copying a chunk of {table}"),
-                        source,
-                    })
-                }
+        match conn.exec_drop(&stmt, params).await {
+            Ok(()) => {}
+            Err(e) if is_lock_busy(&e) => return Ok(ChunkVerdict::Busy),
+            Err(source) => {
+                return Err(Error::Sql {
+                    context: format!("copying a chunk of {table}"),
+                    source,
+                })
             }
         }
         stats
