@@ -63,6 +63,13 @@ pub struct Args {
     /// removes the new table, and prints the plan.
     #[arg(long, help_heading = "Migration")]
     pub execute: bool,
+    /// Run the ALTER natively with ALGORITHM=INSTANT instead of copying the
+    /// rows, when the server accepts that on an empty copy of the table (the
+    /// dry run says whether it does). Its metadata-lock wait is bounded by
+    /// --cut-over-lock-timeout-seconds and retried up to --cut-over-attempts
+    /// times; if the table itself refuses the clause, the rows are copied.
+    #[arg(long, help_heading = "Migration")]
+    pub prefer_instant: bool,
     /// Rows copied per chunk.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Migration")]
     pub chunk_size: u64,
@@ -224,6 +231,7 @@ impl Args {
         let failpoints = Failpoints::from_env().map_err(Error::Usage)?;
         let mut config = Config::new(connect, &self.database, &self.table, &self.alter);
         config.execute = self.execute;
+        config.prefer_instant = self.prefer_instant;
         config.chunk_size = self.chunk_size;
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
@@ -292,5 +300,21 @@ mod tests {
         }
         assert!(!format!("{config:?}").contains("filepw"));
         assert!(!config.execute);
+        assert!(!config.prefer_instant, "--prefer-instant is off by default");
+    }
+
+    #[test]
+    fn prefer_instant_is_a_flag() {
+        let args = Args::parse_from([
+            "shadowcut",
+            "-d",
+            "db",
+            "-t",
+            "t",
+            "--alter",
+            "ADD c INT",
+            "--prefer-instant",
+        ]);
+        assert!(args.prefer_instant);
     }
 }

@@ -3,8 +3,10 @@
 //! The data flow, one module per stage:
 //! [`inspect`] → [`shadow`] → [`tail`] → [`copy`] → [`cutover`], with
 //! [`apply`] turning tailed changes into statements, [`checksum`] proving
-//! the new table before the swap, [`control`] and
-//! [`progress`] beside them, and [`migration`] running the stages in order.
+//! the new table before the swap, [`instant`] asking the server whether
+//! the ALTER can run natively instead (and running it so on request),
+//! [`control`] and [`progress`] beside them, and [`migration`] running the
+//! stages in order.
 
 pub mod apply;
 pub mod checksum;
@@ -15,6 +17,7 @@ pub mod cutover;
 pub mod error;
 pub mod failpoint;
 pub mod inspect;
+pub mod instant;
 pub mod migration;
 pub mod progress;
 pub mod schema;

@@ -22,6 +22,15 @@ fn print_summary(summary: &Summary, output: Output) {
         println!("  shared key:     {}", plan.shared_key);
         println!("  estimated rows: {}", plan.estimated_rows);
         println!("  columns:        {}", plan.column_mapping.join(", "));
+        if let Some(native) = &plan.native {
+            println!("  native ALTER:   {}", native.summary);
+            if let Some(algorithm) = native.native_algorithm {
+                println!(
+                    "                  (--prefer-instant runs it on the table with ALGORITHM={} instead of copying)",
+                    algorithm.keyword()
+                );
+            }
+        }
         println!(
             "  new table:      {} (checked and removed again)",
             plan.ghost_table
@@ -32,6 +41,25 @@ fn print_summary(summary: &Summary, output: Output) {
         }
         println!("Run again with --execute to migrate.");
         return;
+    }
+    match &summary.native {
+        Some(native) if native.applied => {
+            println!(
+                "Altered {} natively with ALGORITHM={} in {:.3} s ({} attempt(s), the ALTER itself {:.3} s); no rows were copied and no table was left behind.",
+                plan.table,
+                native.algorithm.keyword(),
+                native.seconds,
+                native.attempts,
+                native.statement_seconds.unwrap_or(0.0)
+            );
+            return;
+        }
+        Some(native) => println!(
+            "The table refused ALGORITHM={} ({}) although its empty copy took it; the rows were copied instead.",
+            native.algorithm.keyword(),
+            native.refused.as_deref().unwrap_or("no reason given")
+        ),
+        None => {}
     }
     println!(
         "Migrated {} in {:.1} s: {} rows copied, {} binlog row changes read, {} keys applied; cut-over lock held {:.3} s ({} attempt(s)).",

@@ -19,6 +19,7 @@ use crate::cutover::{Attempt, CutOver};
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
 use crate::inspect::{self, privileges, Plan, Preflight};
+use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
 use crate::progress::{Output, Reporter, Sources};
 use crate::schema;
 use crate::server::{self, ConnectConfig, Dialect};
@@ -38,6 +39,10 @@ pub struct Config {
     pub alter: String,
     /// Really migrate; otherwise a dry run.
     pub execute: bool,
+    /// Run the ALTER natively with `ALGORITHM=INSTANT` when the server
+    /// accepts it on an empty copy of the table (and the table itself does),
+    /// instead of copying the rows.
+    pub prefer_instant: bool,
     /// Rows per copy chunk.
     pub chunk_size: u64,
     /// Swap without comparing the new table with the original first.
@@ -81,6 +86,7 @@ impl Config {
             table: table.into(),
             alter: alter.into(),
             execute: false,
+            prefer_instant: false,
             chunk_size: 1000,
             skip_checksum: false,
             checksum_threads: 2,
@@ -122,6 +128,10 @@ pub struct PlanReport {
     pub server: String,
     /// The statements each stage runs.
     pub statements: Vec<(String, String)>,
+    /// Whether the server can run the ALTER natively (INSTANT, NOCOPY), as
+    /// it answered on an empty copy of the table; `None` when it was not
+    /// asked (an `--execute` run without `--prefer-instant`).
+    pub native: Option<Probe>,
 }
 
 /// The result of a run.
@@ -150,6 +160,10 @@ pub struct Summary {
     pub checksum_skipped: bool,
     /// Name of the old table kept, if any.
     pub old_table_kept: Option<String>,
+    /// The native path, when `--prefer-instant` took it: the ALTER ran on
+    /// the table itself (`applied`, nothing copied), or the table refused
+    /// the algorithm clause and the rows were copied.
+    pub native: Option<NativeReport>,
 }
 
 /// Runs a migration (or a dry run) to the end.
@@ -246,6 +260,15 @@ impl Run<'_> {
         shadow::clear_leftover(
             conn,
             names,
+            &names.scratch,
+            &[Role::Scratch],
+            drop_ghost,
+            "--initially-drop-ghost-table",
+        )
+        .await?;
+        shadow::clear_leftover(
+            conn,
+            names,
             &names.old,
             &[Role::Old, Role::Sentinel],
             self.config.initially_drop_old_table,
@@ -255,7 +278,10 @@ impl Run<'_> {
 
         let ghost = shadow::create_ghost(conn, names, &self.config.alter, self.run_id).await?;
         let result = self.with_ghost(conn, run_lock, &ghost).await;
-        if result.is_err() || !self.config.execute {
+        let altered_natively = result
+            .as_ref()
+            .is_ok_and(|s| s.native.as_ref().is_some_and(|n| n.applied));
+        if result.is_err() || !self.config.execute || altered_natively {
             self.remove_artifacts(conn, run_lock).await;
         }
         result
@@ -268,6 +294,7 @@ impl Run<'_> {
             (&names.ghost, Role::Ghost),
             (&names.changelog, Role::Changelog),
             (&names.old, Role::Sentinel),
+            (&names.scratch, Role::Scratch),
         ] {
             // The main connection may be broken after an error; fall back to the lock's.
             if shadow::drop_if_marked(conn, names, table, role, self.run_id)
@@ -321,9 +348,73 @@ impl Run<'_> {
             self.config.chunk_size,
             self.config.failpoints.clone(),
         );
-        let report = self.plan_report(&plan, &applier, &copier, conn).await?;
+        // The server is asked about the native path in a dry run, and when
+        // --prefer-instant may take it: only after every check above passed.
+        let probe = if !self.config.execute || self.config.prefer_instant {
+            Some(
+                instant::probe(
+                    &self.config.connect,
+                    self.dialect,
+                    names,
+                    &self.config.alter,
+                    self.run_id,
+                    conn,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let report = self
+            .plan_report(&plan, &applier, &copier, probe, conn)
+            .await?;
         if !self.config.execute {
             return Ok(self.summary(true, report, &Sources::default(), None, 0, None, None));
+        }
+        let mut native = None;
+        if let Some(algorithm) = report
+            .native
+            .as_ref()
+            .and_then(|p| p.native_algorithm)
+            .filter(|_| self.config.prefer_instant)
+        {
+            let started = Instant::now();
+            let outcome = Native {
+                connect: &self.config.connect,
+                dialect: self.dialect,
+                names,
+                alter: &self.config.alter,
+                algorithm,
+                lock_timeout: self.config.cut_over_lock_timeout,
+                attempts: self.config.cut_over_attempts,
+                statement_tag: &self.tag(),
+                stop: &self.config.stop,
+            }
+            .run()
+            .await?;
+            let native_report = NativeReport::new(algorithm, &outcome, started.elapsed());
+            match outcome {
+                NativeOutcome::Applied { .. } => {
+                    tracing::info!(
+                        algorithm = algorithm.keyword(),
+                        seconds = native_report.seconds,
+                        "the ALTER ran natively; nothing was copied"
+                    );
+                    let mut summary =
+                        self.summary(false, report, &Sources::default(), None, 0, None, None);
+                    summary.native = Some(native_report);
+                    return Ok(summary);
+                }
+                NativeOutcome::Refused { code, message, .. } => {
+                    tracing::warn!(
+                        algorithm = algorithm.keyword(),
+                        code,
+                        %message,
+                        "the table refused the algorithm its empty copy accepted; copying the rows instead"
+                    );
+                    native = Some(native_report);
+                }
+            }
         }
         shadow::create_changelog(conn, names, self.run_id).await?;
         let description = serde_json::json!({
@@ -334,8 +425,11 @@ impl Run<'_> {
             "chunk_size": self.config.chunk_size,
         });
         shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await?;
-        self.execute(conn, run_lock, ghost, &plan, applier, copier, report)
-            .await
+        let mut summary = self
+            .execute(conn, run_lock, ghost, &plan, applier, copier, report)
+            .await?;
+        summary.native = native;
+        Ok(summary)
     }
 
     async fn plan_report(
@@ -343,6 +437,7 @@ impl Run<'_> {
         plan: &Plan,
         applier: &Applier,
         copier: &Copier,
+        native: Option<Probe>,
         conn: &mut Conn,
     ) -> Result<PlanReport> {
         let names = self.names;
@@ -378,6 +473,14 @@ impl Run<'_> {
                 .into_iter()
                 .map(|s| ("cut-over".to_string(), s)),
         );
+        if let Some(probe) = &native {
+            statements.extend(instant::describe_statements(
+                names,
+                self.dialect,
+                &self.config.alter,
+                probe,
+            ));
+        }
         Ok(PlanReport {
             table: names.q(&names.original),
             ghost_table: names.q(&names.ghost),
@@ -404,6 +507,7 @@ impl Run<'_> {
             estimated_rows: self.preflight.original.rows_estimate,
             server: version,
             statements,
+            native,
         })
     }
 
@@ -431,6 +535,7 @@ impl Run<'_> {
             checksum,
             checksum_skipped: self.config.skip_checksum,
             old_table_kept: old,
+            native: None,
         }
     }
 

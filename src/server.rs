@@ -82,6 +82,28 @@ pub enum Flavor {
     MySql,
 }
 
+/// An `ALGORITHM=` clause under which the server changes a table without
+/// copying its rows. Which ones a server knows is [`Dialect::native_algorithms`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum NativeAlgorithm {
+    /// Only the table's metadata changes (MariaDB ≥ 10.3.7, MySQL ≥ 8.0.12).
+    Instant,
+    /// No table rebuild, but the server may still read every row, e.g. to
+    /// build an index (MariaDB ≥ 10.3.7 only).
+    Nocopy,
+}
+
+impl NativeAlgorithm {
+    /// The keyword after `ALGORITHM=`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            NativeAlgorithm::Instant => "INSTANT",
+            NativeAlgorithm::Nocopy => "NOCOPY",
+        }
+    }
+}
+
 /// Server family and version, and the statements that depend on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {
@@ -177,6 +199,30 @@ impl Dialect {
         match self.flavor {
             Flavor::MariaDb if self.version >= (10, 5, 2) => "REPLICATION SLAVE, BINLOG MONITOR",
             _ => "REPLICATION SLAVE, REPLICATION CLIENT",
+        }
+    }
+
+    /// The native algorithms this server accepts in `ALTER TABLE`, cheapest
+    /// first: INSTANT and NOCOPY on MariaDB ≥ 10.3.7, INSTANT alone on MySQL
+    /// ≥ 8.0.12 (MySQL has no NOCOPY), none on older servers.
+    pub fn native_algorithms(&self) -> &'static [NativeAlgorithm] {
+        match self.flavor {
+            Flavor::MariaDb if self.version >= (10, 3, 7) => {
+                &[NativeAlgorithm::Instant, NativeAlgorithm::Nocopy]
+            }
+            Flavor::MySql if self.version >= (8, 0, 12) => &[NativeAlgorithm::Instant],
+            _ => &[],
+        }
+    }
+
+    /// True when a server error code means "this ALTER cannot run with the
+    /// ALGORITHM= clause given" (the table is unchanged, the statement
+    /// could run otherwise): 1845 and 1846 on both servers, and on MySQL
+    /// 4092, the table's instant row versions used up (8.0.29 and later).
+    pub fn refuses_algorithm(&self, code: u16) -> bool {
+        match self.flavor {
+            Flavor::MariaDb => matches!(code, 1845 | 1846),
+            Flavor::MySql => matches!(code, 1845 | 1846 | 4092),
         }
     }
 
@@ -482,6 +528,50 @@ mod tests {
         assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
         assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
+    }
+
+    #[test]
+    fn native_algorithms_by_server() {
+        use NativeAlgorithm::{Instant, Nocopy};
+        let maria = Dialect::from_version_string("10.11.6-MariaDB-0+deb12u1-log");
+        assert_eq!(maria.native_algorithms(), &[Instant, Nocopy]);
+        assert_eq!(
+            Dialect::from_version_string("10.3.7-MariaDB").native_algorithms(),
+            &[Instant, Nocopy]
+        );
+        assert!(Dialect::from_version_string("10.2.44-MariaDB")
+            .native_algorithms()
+            .is_empty());
+        // MySQL has INSTANT but no NOCOPY.
+        assert_eq!(
+            Dialect::from_version_string("8.4.3").native_algorithms(),
+            &[Instant]
+        );
+        assert_eq!(
+            Dialect::from_version_string("8.0.12").native_algorithms(),
+            &[Instant]
+        );
+        assert!(Dialect::from_version_string("8.0.11")
+            .native_algorithms()
+            .is_empty());
+        assert!(Dialect::from_version_string("5.7.44-log")
+            .native_algorithms()
+            .is_empty());
+        assert_eq!(Instant.keyword(), "INSTANT");
+        assert_eq!(Nocopy.keyword(), "NOCOPY");
+    }
+
+    #[test]
+    fn algorithm_refusals_by_server() {
+        let maria = Dialect::from_version_string("10.11.6-MariaDB");
+        let mysql = Dialect::from_version_string("8.0.36");
+        for d in [maria, mysql] {
+            assert!(d.refuses_algorithm(1845) && d.refuses_algorithm(1846));
+            assert!(!d.refuses_algorithm(1205) && !d.refuses_algorithm(1064));
+        }
+        // Row versions used up: MySQL only (MariaDB numbers its own errors there).
+        assert!(mysql.refuses_algorithm(4092));
+        assert!(!maria.refuses_algorithm(4092));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The tables the tool creates next to the original: the ghost (`_<t>_gho`,
 //! the new schema), the changelog (`_<t>_ghc`: heartbeat, sync markers and
-//! migration state) and, during the cut-over, the sentinel (`_<t>_del`).
+//! migration state), during the cut-over, the sentinel (`_<t>_del`), and for
+//! a moment, the scratch table (`_<t>_ins`: an empty copy on which
+//! [`crate::instant`] asks the server whether the ALTER could run natively).
 //!
 //! Every table created here carries a COMMENT marker `shadowcut:<role>:<run>`
 //! so that cleanup and `--initially-drop-*` never drop a table the tool did
@@ -29,6 +31,8 @@ pub enum Role {
     Sentinel,
     /// The original table after a completed swap.
     Old,
+    /// The empty copy the INSTANT probe alters.
+    Scratch,
 }
 
 impl Role {
@@ -38,6 +42,7 @@ impl Role {
             Role::Changelog => "changelog",
             Role::Sentinel => "sentinel",
             Role::Old => "old",
+            Role::Scratch => "scratch",
         }
     }
 }
@@ -65,6 +70,8 @@ pub struct ShadowNames {
     pub changelog: String,
     /// `_<t>_del` (or `_<t>_<timestamp>_del`): the sentinel, then the old table.
     pub old: String,
+    /// `_<t>_ins`: the empty copy the INSTANT probe alters, then drops.
+    pub scratch: String,
 }
 
 impl ShadowNames {
@@ -83,8 +90,9 @@ impl ShadowNames {
                 Some(ts) => format!("_{table}_{ts}_del"),
                 None => format!("_{table}_del"),
             },
+            scratch: format!("_{table}_ins"),
         };
-        for name in [&names.ghost, &names.changelog, &names.old] {
+        for name in [&names.ghost, &names.changelog, &names.old, &names.scratch] {
             if name.chars().count() > MAX_TABLE_NAME {
                 return Err(format!(
                     "the derived table name {name} is longer than {MAX_TABLE_NAME} characters"
@@ -461,6 +469,7 @@ mod tests {
             (n.ghost.as_str(), n.changelog.as_str(), n.old.as_str()),
             ("_orders_gho", "_orders_ghc", "_orders_del")
         );
+        assert_eq!(n.scratch, "_orders_ins");
         let n = ShadowNames::derive("d", "orders", Some("20261128_031500")).unwrap();
         assert_eq!(n.old, "_orders_20261128_031500_del");
         let long = "x".repeat(60);
@@ -475,6 +484,8 @@ mod tests {
         let m = marker(Role::Ghost, "r1");
         assert!(is_marked(&m, Role::Ghost));
         assert!(!is_marked(&m, Role::Changelog));
+        assert!(is_marked(&marker(Role::Scratch, "r1"), Role::Scratch));
+        assert!(!is_marked(&marker(Role::Scratch, "r1"), Role::Ghost));
         assert!(!is_marked("a user comment", Role::Ghost));
     }
 

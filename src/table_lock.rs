@@ -16,7 +16,8 @@
 //! probe can tell a queued RENAME from a free table. The statement is never
 //! written to the binary log. It needs the RELOAD privilege.
 
-use std::time::{Duration, SystemTime};
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
@@ -97,20 +98,30 @@ impl WriteFence {
     }
 }
 
-/// The pause before lock attempt `attempt + 1`: exponential from 250 ms,
-/// capped at 8 s, with jitter (a random half of it left out), so that a
-/// retry does not meet the same burst of writers, nor another tool retrying
-/// in step.
+/// The pause after failed lock attempt `attempt` (from 1): 250 ms
+/// doubling with every attempt, at most 8 s, half of it fixed and half
+/// scaled by `jitter` (in `[0, 1]`), so that a retry does not meet the same
+/// burst of writers, nor another client retrying in step.
+pub fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let full = (250u64 << exponent).min(8_000);
+    let half = full / 2;
+    let jittered = (half as f64 * jitter.clamp(0.0, 1.0)) as u64;
+    Duration::from_millis(half + jittered)
+}
+
+/// [`backoff`] with a random jitter.
 pub fn retry_delay(attempt: u32) -> Duration {
-    let full = Duration::from_millis(250)
-        .saturating_mul(1 << attempt.clamp(1, 6).saturating_sub(1))
-        .min(Duration::from_secs(8));
-    let noise = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let kept = 0.5 + f64::from(noise % 1000) / 2000.0;
-    full.mul_f64(kept)
+    backoff(attempt, jitter())
+}
+
+/// A random number in `[0, 1)`, from the standard library's per-process
+/// random hash keys (no crate for one number per retry).
+fn jitter() -> f64 {
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -118,23 +129,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_delays_grow_exponentially_within_bounds_and_jitter() {
-        for attempt in 0..20 {
-            let d = retry_delay(attempt);
-            let full = 250u64 << attempt.clamp(1, 6).saturating_sub(1);
-            let full = full.min(8000) as u128;
-            assert!(
-                d.as_millis() >= full / 2 && d.as_millis() <= full,
-                "{attempt}: {d:?}"
-            );
-        }
-        assert!(retry_delay(6) > retry_delay(1) * 4);
-        let distinct: std::collections::HashSet<_> = (0..50)
-            .map(|_| {
-                std::thread::sleep(Duration::from_micros(37));
-                retry_delay(3)
-            })
-            .collect();
-        assert!(distinct.len() > 1, "no jitter");
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(125));
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(250));
+        assert_eq!(backoff(2, 0.0), Duration::from_millis(250));
+        assert_eq!(backoff(3, 0.5), Duration::from_millis(750));
+        assert_eq!(backoff(20, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(u32::MAX, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(0, 0.0), Duration::from_millis(125));
+        let delays: std::collections::HashSet<Duration> = (0..20).map(|_| retry_delay(4)).collect();
+        assert!(delays.len() > 1, "no jitter");
+        assert!(delays
+            .iter()
+            .all(|d| *d >= backoff(4, 0.0) && *d <= backoff(4, 1.0)));
     }
 }

@@ -16,13 +16,15 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use shadowcut::server::ConnectConfig;
 
-/// The names the tool derives for `table` (and its rename probe).
-fn artifacts(table: &str) -> [String; 4] {
+/// The names the tool derives for `table` (its rename probe and the
+/// INSTANT probe's scratch table too).
+fn artifacts(table: &str) -> [String; 5] {
     [
         format!("_{table}_gho"),
         format!("_{table}_ghc"),
         format!("_{table}_del"),
         format!("_{table}_ghp"),
+        format!("_{table}_ins"),
     ]
 }
 
@@ -41,7 +43,9 @@ async fn assert_no_artifacts(conn: &mut Conn, db: &str, table: &str, expected: &
     }
     let stray: Vec<&String> = tables
         .iter()
-        .filter(|t| t.ends_with("_gho") || t.ends_with("_ghc") || t.ends_with("_del"))
+        .filter(|t| {
+            t.ends_with("_gho") || t.ends_with("_ghc") || t.ends_with("_del") || t.ends_with("_ins")
+        })
         .filter(|t| !expected.contains(&t.as_str()))
         .collect();
     assert!(stray.is_empty(), "tool tables left in {db}: {stray:?}");
