@@ -70,9 +70,15 @@ pub struct Args {
     /// times; if the table itself refuses the clause, the rows are copied.
     #[arg(long, help_heading = "Migration")]
     pub prefer_instant: bool,
-    /// Rows copied per chunk.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Migration")]
-    pub chunk_size: u64,
+    /// Rows copied per chunk, fixed. Without it the chunk size adapts to
+    /// --chunk-time (starting at 1000 rows, between 100 and 200000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Migration")]
+    pub chunk_size: Option<u64>,
+    /// Target time per copy chunk, e.g. 500ms or 2s: the chunk size adapts
+    /// to it (growing at most 1.5x a chunk, cut back at once when a chunk
+    /// takes too long). Ignored with --chunk-size.
+    #[arg(long, default_value = "500ms", value_parser = parse_chunk_time, help_heading = "Migration")]
+    pub chunk_time: Duration,
     /// Server id of the binlog connection; must differ from every replica's
     /// (default: derived per run, from 1073741824 up).
     #[arg(long, help_heading = "Migration")]
@@ -232,7 +238,13 @@ impl Args {
         let mut config = Config::new(connect, &self.database, &self.table, &self.alter);
         config.execute = self.execute;
         config.prefer_instant = self.prefer_instant;
-        config.chunk_size = self.chunk_size;
+        match self.chunk_size {
+            Some(rows) => {
+                config.chunk_size = rows;
+                config.chunk_time = None;
+            }
+            None => config.chunk_time = Some(self.chunk_time),
+        }
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
@@ -250,10 +262,41 @@ impl Args {
     }
 }
 
+/// `500ms`, `2s`, `1.5s` (10 ms to 60 s).
+fn parse_chunk_time(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        return Err("give a unit: 500ms or 2s".into());
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 500ms or 2s"))?;
+    let seconds = value * scale;
+    if !(0.01..=60.0).contains(&seconds) {
+        return Err("the chunk time must be between 10ms and 60s".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn chunk_times_need_a_unit_and_a_sane_range() {
+        assert_eq!(parse_chunk_time("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_chunk_time("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_chunk_time("500").is_err());
+        assert!(parse_chunk_time("1ms").is_err());
+        assert!(parse_chunk_time("2m").is_err());
+        assert!(parse_chunk_time("xs").is_err());
+    }
 
     #[test]
     fn cli_definition_is_valid() {

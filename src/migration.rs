@@ -43,8 +43,12 @@ pub struct Config {
     /// accepts it on an empty copy of the table (and the table itself does),
     /// instead of copying the rows.
     pub prefer_instant: bool,
-    /// Rows per copy chunk.
+    /// Rows per copy chunk: the first chunk's size when `chunk_time` is
+    /// set, every chunk's otherwise.
     pub chunk_size: u64,
+    /// Target time per copy chunk; the chunk size adapts to it. `None`:
+    /// every chunk has `chunk_size` rows.
+    pub chunk_time: Option<Duration>,
     /// Swap without comparing the new table with the original first.
     pub skip_checksum: bool,
     /// Connections comparing chunks in parallel.
@@ -88,6 +92,7 @@ impl Config {
             execute: false,
             prefer_instant: false,
             chunk_size: 1000,
+            chunk_time: Some(Duration::from_millis(500)),
             skip_checksum: false,
             checksum_threads: 2,
             postpone_cut_over_flag_file: None,
@@ -145,6 +150,8 @@ pub struct Summary {
     pub duration_s: f64,
     /// Rows inserted by the copy.
     pub rows_copied: u64,
+    /// Chunks the copy took.
+    pub copy_chunks: u64,
     /// Row changes read from the binlog for the table.
     pub binlog_rows: u64,
     /// Changed keys applied to the new table.
@@ -345,7 +352,7 @@ impl Run<'_> {
             plan.key.clone(),
             &plan.columns,
             self.dialect,
-            self.config.chunk_size,
+            crate::copy::sizer::ChunkSizer::new(self.config.chunk_size, self.config.chunk_time),
             self.config.failpoints.clone(),
         );
         // The server is asked about the native path in a dry run, and when
@@ -423,6 +430,7 @@ impl Run<'_> {
             "alter": self.config.alter,
             "shared_key": report.shared_key,
             "chunk_size": self.config.chunk_size,
+            "chunk_time_ms": self.config.chunk_time.map(|t| t.as_millis() as u64),
         });
         shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await?;
         let mut summary = self
@@ -528,6 +536,7 @@ impl Run<'_> {
             plan,
             duration_s: self.started.elapsed().as_secs_f64(),
             rows_copied: status.rows_copied,
+            copy_chunks: sources.copy.chunks.load(Ordering::Relaxed),
             binlog_rows: status.binlog_rows,
             keys_applied: status.keys_applied,
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
@@ -884,6 +893,10 @@ impl ApplyControl for Pipeline {
 }
 
 impl CatchUp for Pipeline {
+    fn backlog(&self) -> usize {
+        crate::apply::lock(&self.tail.shared().buffer).len()
+    }
+
     fn healthy(&self) -> Result<()> {
         self.tail.check()?;
         if self.apply.as_ref().is_some_and(ApplyLoop::is_finished) {

@@ -248,6 +248,32 @@ async fn migrate_under_relay_writers(skip_checksum: bool) {
     assert_matches_control(&mut conn, &db).await;
 }
 
+/// With a target time per chunk, the copy starts small and grows (a
+/// hundred rows take far less than the target on any server), and the
+/// result is still the control's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_chunk_size_adapts_to_the_target_time_under_load() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "adaptive", 8000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_stats, writers) = load(&db, 3, &stop, 8000);
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.chunk_size = 100;
+    config.chunk_time = Some(Duration::from_millis(200));
+    let summary = shadowcut::run(&config).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let summary = summary.unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert!(
+        summary.copy_chunks > 0 && summary.copy_chunks < 40,
+        "8000 rows in {} chunks: the size did not grow from 100",
+        summary.copy_chunks
+    );
+    assert_matches_control(&mut conn, &db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
     let mut conn = client(&primary()).await;

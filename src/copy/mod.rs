@@ -11,9 +11,11 @@
 //! otherwise truncate values or drop rows silently.
 
 pub mod chunker;
+pub mod sizer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
@@ -27,12 +29,15 @@ use crate::schema::{KeyValue, SharedKey};
 use crate::server::Dialect;
 use crate::shadow::{self, hint, ShadowNames};
 use chunker::{Chunk, Chunker};
+use sizer::ChunkSizer;
 
 /// Counters of the copy, read by progress reporting.
 #[derive(Debug, Default)]
 pub struct CopyStats {
     /// Rows inserted into the new table by the copy.
     pub rows_copied: AtomicU64,
+    /// Chunks copied.
+    pub chunks: AtomicU64,
 }
 
 /// What a chunk's warnings say.
@@ -95,6 +100,9 @@ pub trait CatchUp {
 
     /// The error of a background stage (tail, applier) that stopped.
     fn healthy(&self) -> Result<()>;
+
+    /// Changed keys waiting to be applied.
+    fn backlog(&self) -> usize;
 }
 
 /// Copies the original table into the new one.
@@ -105,9 +113,15 @@ pub struct Copier {
     key: SharedKey,
     insert_prefix: String,
     share_lock: &'static str,
-    chunk_size: u64,
+    sizer: ChunkSizer,
     failpoints: Failpoints,
 }
+
+/// The copy's progress is recorded in the changelog at most this often.
+const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest wait of one chunk for the applier to work its backlog down.
+const APPLIER_PRIORITY: Duration = Duration::from_secs(1);
 
 /// How many times a chunk that collides on a new unique key is retried
 /// (after the tail has caught up) before the copy fails.
@@ -120,7 +134,7 @@ impl Copier {
         key: SharedKey,
         columns: &[ColumnPair],
         dialect: Dialect,
-        chunk_size: u64,
+        sizer: ChunkSizer,
         failpoints: Failpoints,
     ) -> Copier {
         let chunker = Chunker::new(names, key.clone());
@@ -142,7 +156,7 @@ impl Copier {
             key,
             insert_prefix,
             share_lock: dialect.share_lock_clause(),
-            chunk_size: chunk_size.max(1),
+            sizer,
             failpoints,
         }
     }
@@ -170,14 +184,20 @@ impl Copier {
     ) -> Result<()> {
         let table = self.names.q(&self.names.original);
         let mut lower: Option<KeyValue> = None;
-        let mut size = self.chunk_size;
+        let mut sizer = self.sizer.clone();
+        // Below the sizer's choice while a chunk keeps meeting busy rows.
+        let mut busy_limit: Option<u64> = None;
         let mut busy = Patience::default();
+        let mut watermark_written = Instant::now();
         loop {
             if let Some(reason) = stop.reason() {
                 return Err(Error::Interrupted { table, reason });
             }
             sync.healthy()?;
             failpoint::pause(self.failpoints.chunk_delay).await;
+            self.yield_to_applier(sync).await;
+            let size = busy_limit.map_or(sizer.rows(), |l| l.min(sizer.rows()));
+            let started = Instant::now();
             let Some(chunk) = self.chunker.next_chunk(conn, lower.as_ref(), size).await? else {
                 break;
             };
@@ -210,7 +230,7 @@ impl Copier {
             };
             if !copied {
                 if size > 1 {
-                    size = (size / 2).max(1);
+                    busy_limit = Some((size / 2).max(1));
                 } else {
                     busy.wait(|| Error::Copy {
                         table: table.clone(),
@@ -225,14 +245,36 @@ impl Copier {
                 continue;
             }
             busy = Patience::default();
-            size = size.saturating_mul(2).min(self.chunk_size);
+            stats.chunks.fetch_add(1, Ordering::Relaxed);
+            match busy_limit {
+                // Only an undisturbed chunk says how long a chunk takes.
+                None if conflicts == 0 => sizer.observe(size, started.elapsed()),
+                None => {}
+                Some(limit) => {
+                    busy_limit = Some(limit.saturating_mul(2)).filter(|l| *l < sizer.rows())
+                }
+            }
             let Some(upper) = chunk.upper else { break };
-            let watermark = serde_json::to_string(&upper).unwrap_or_default();
-            shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, &watermark).await?;
+            if watermark_written.elapsed() >= WATERMARK_INTERVAL {
+                let watermark = serde_json::to_string(&upper).unwrap_or_default();
+                shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, &watermark)
+                    .await?;
+                watermark_written = Instant::now();
+            }
             lower = Some(upper);
         }
         shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, "\"complete\"").await?;
         Ok(())
+    }
+
+    /// The applier has priority: while more than two batches of changed
+    /// keys wait, the next chunk waits too, for at most [`APPLIER_PRIORITY`]
+    /// so that the copy always moves on.
+    async fn yield_to_applier(&self, sync: &impl CatchUp) {
+        let deadline = Instant::now() + APPLIER_PRIORITY;
+        while sync.backlog() > 2 * crate::apply::BATCH_KEYS && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Rows of the chunk that are not in the new table. A duplicate reported

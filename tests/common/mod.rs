@@ -95,7 +95,9 @@ pub async fn tables(conn: &mut Conn, db: &str) -> Vec<String> {
 pub fn config(db: &str, table: &str, alter: &str) -> shadowcut::Config {
     let mut c = shadowcut::Config::new(primary(), db, table, alter);
     c.execute = true;
+    // Fixed tiny chunks make the copy race the tail often.
     c.chunk_size = 50;
+    c.chunk_time = None;
     c.status_interval = Duration::from_secs(60);
     c
 }
