@@ -79,6 +79,11 @@ pub struct Args {
     /// takes too long). Ignored with --chunk-size.
     #[arg(long, default_value = "500ms", value_parser = parse_chunk_time, help_heading = "Migration")]
     pub chunk_time: Duration,
+    /// After each chunk, sleep this many times the time the chunk took
+    /// (e.g. 0.5): gives the server back to the application at the cost of
+    /// a longer copy.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_nice_ratio, help_heading = "Migration")]
+    pub nice_ratio: f64,
     /// Server id of the binlog connection; must differ from every replica's
     /// (default: derived per run, from 1073741824 up).
     #[arg(long, help_heading = "Migration")]
@@ -245,6 +250,7 @@ impl Args {
             }
             None => config.chunk_time = Some(self.chunk_time),
         }
+        config.nice_ratio = self.nice_ratio;
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
@@ -259,6 +265,16 @@ impl Args {
         config.status_interval = Duration::from_secs(self.status_interval_seconds.max(1));
         config.failpoints = failpoints;
         Ok(config)
+    }
+}
+
+/// A number from 0 to 100.
+fn parse_nice_ratio(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=100.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "'{text}' is not a ratio from 0 to 100, such as 0.5"
+        )),
     }
 }
 
@@ -296,6 +312,9 @@ mod tests {
         assert!(parse_chunk_time("1ms").is_err());
         assert!(parse_chunk_time("2m").is_err());
         assert!(parse_chunk_time("xs").is_err());
+        assert_eq!(parse_nice_ratio("0.5"), Ok(0.5));
+        assert!(parse_nice_ratio("-1").is_err());
+        assert!(parse_nice_ratio("NaN").is_err());
     }
 
     #[test]

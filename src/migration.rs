@@ -49,6 +49,9 @@ pub struct Config {
     /// Target time per copy chunk; the chunk size adapts to it. `None`:
     /// every chunk has `chunk_size` rows.
     pub chunk_time: Option<Duration>,
+    /// After each chunk the copy sleeps this many times the time the chunk
+    /// took (0: no pause; 1: the copy takes at most half the time).
+    pub nice_ratio: f64,
     /// Swap without comparing the new table with the original first.
     pub skip_checksum: bool,
     /// Connections comparing chunks in parallel.
@@ -93,6 +96,7 @@ impl Config {
             prefer_instant: false,
             chunk_size: 1000,
             chunk_time: Some(Duration::from_millis(500)),
+            nice_ratio: 0.0,
             skip_checksum: false,
             checksum_threads: 2,
             postpone_cut_over_flag_file: None,
@@ -353,6 +357,7 @@ impl Run<'_> {
             &plan.columns,
             self.dialect,
             crate::copy::sizer::ChunkSizer::new(self.config.chunk_size, self.config.chunk_time),
+            self.config.nice_ratio,
             self.config.failpoints.clone(),
         );
         // The server is asked about the native path in a dry run, and when

@@ -114,6 +114,7 @@ pub struct Copier {
     insert_prefix: String,
     share_lock: &'static str,
     sizer: ChunkSizer,
+    nice_ratio: f64,
     failpoints: Failpoints,
 }
 
@@ -135,6 +136,7 @@ impl Copier {
         columns: &[ColumnPair],
         dialect: Dialect,
         sizer: ChunkSizer,
+        nice_ratio: f64,
         failpoints: Failpoints,
     ) -> Copier {
         let chunker = Chunker::new(names, key.clone());
@@ -157,6 +159,7 @@ impl Copier {
             insert_prefix,
             share_lock: dialect.share_lock_clause(),
             sizer,
+            nice_ratio: nice_ratio.max(0.0),
             failpoints,
         }
     }
@@ -246,6 +249,11 @@ impl Copier {
             }
             busy = Patience::default();
             stats.chunks.fetch_add(1, Ordering::Relaxed);
+            if self.nice_ratio > 0.0 {
+                // Leaves the server to the application for a share of the
+                // time the chunk took.
+                tokio::time::sleep(started.elapsed().mul_f64(self.nice_ratio)).await;
+            }
             match busy_limit {
                 // Only an undisturbed chunk says how long a chunk takes.
                 None if conflicts == 0 => sizer.observe(size, started.elapsed()),
