@@ -84,6 +84,10 @@ pub struct Args {
     /// a longer copy.
     #[arg(long, default_value_t = 0.0, value_parser = parse_nice_ratio, help_heading = "Migration")]
     pub nice_ratio: f64,
+    /// Chunks copied at once, each on its own connection over its own key
+    /// range (the applier keeps priority).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16), help_heading = "Migration")]
+    pub copy_threads: u64,
     /// Server id of the binlog connection; must differ from every replica's
     /// (default: derived per run, from 1073741824 up).
     #[arg(long, help_heading = "Migration")]
@@ -251,6 +255,7 @@ impl Args {
             None => config.chunk_time = Some(self.chunk_time),
         }
         config.nice_ratio = self.nice_ratio;
+        config.copy_threads = self.copy_threads as usize;
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;

@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::apply::{Applier, ApplyLoop, ApplyStats};
 use crate::checksum::{ApplyControl, Checksum, ChecksumReport, Verification};
 use crate::control::{self, Stop};
-use crate::copy::{CatchUp, Copier};
+use crate::copy::sizer::ChunkSizer;
+use crate::copy::{CatchUp, Copier, Pace};
 use crate::cutover::{Attempt, CutOver};
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
@@ -52,6 +53,8 @@ pub struct Config {
     /// After each chunk the copy sleeps this many times the time the chunk
     /// took (0: no pause; 1: the copy takes at most half the time).
     pub nice_ratio: f64,
+    /// Chunks copied at once, each on its own connection.
+    pub copy_threads: usize,
     /// Swap without comparing the new table with the original first.
     pub skip_checksum: bool,
     /// Connections comparing chunks in parallel.
@@ -97,6 +100,7 @@ impl Config {
             chunk_size: 1000,
             chunk_time: Some(Duration::from_millis(500)),
             nice_ratio: 0.0,
+            copy_threads: 2,
             skip_checksum: false,
             checksum_threads: 2,
             postpone_cut_over_flag_file: None,
@@ -356,8 +360,11 @@ impl Run<'_> {
             plan.key.clone(),
             &plan.columns,
             self.dialect,
-            crate::copy::sizer::ChunkSizer::new(self.config.chunk_size, self.config.chunk_time),
-            self.config.nice_ratio,
+            Pace {
+                sizer: ChunkSizer::new(self.config.chunk_size, self.config.chunk_time),
+                nice_ratio: self.config.nice_ratio,
+                threads: self.config.copy_threads,
+            },
             self.config.failpoints.clone(),
         );
         // The server is asked about the native path in a dry run, and when
@@ -436,6 +443,7 @@ impl Run<'_> {
             "shared_key": report.shared_key,
             "chunk_size": self.config.chunk_size,
             "chunk_time_ms": self.config.chunk_time.map(|t| t.as_millis() as u64),
+            "copy_threads": self.config.copy_threads,
         });
         shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await?;
         let mut summary = self
@@ -641,7 +649,9 @@ impl Run<'_> {
         let outcome = async {
             sources.set_stage("copy");
             let mut copy_conn = server::connect_session(&connect).await?;
-            copier.run(&mut copy_conn, &sources.copy, stop, &mut pipeline).await?;
+            copier
+                .run(&mut copy_conn, &connect, &sources.copy, stop, &mut pipeline)
+                .await?;
             let _ = copy_conn.disconnect().await;
 
             sources.set_stage("analyze");

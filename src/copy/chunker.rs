@@ -86,12 +86,32 @@ impl Chunker {
         lower: Option<&KeyValue>,
         size: u64,
     ) -> Result<Option<Chunk>> {
-        let (filter, params) = match lower {
-            Some(l) => {
-                let (p, v) = self.key.greater_than(Side::Original, l);
-                (format!("WHERE {p}"), v)
-            }
-            None => (String::new(), Vec::new()),
+        Ok(self
+            .next_chunk_below(conn, lower, None, size)
+            .await?
+            .map(|(chunk, _)| chunk))
+    }
+
+    /// The next chunk after `lower` and at most `ceiling` (open when
+    /// `None`), holding at most `size` rows, and whether it reaches the
+    /// ceiling; `None` when no row is left in the range. Keys are compared
+    /// by the server only.
+    pub async fn next_chunk_below(
+        &self,
+        conn: &mut Conn,
+        lower: Option<&KeyValue>,
+        ceiling: Option<&KeyValue>,
+        size: u64,
+    ) -> Result<Option<(Chunk, bool)>> {
+        let range = Chunk {
+            lower: lower.cloned(),
+            upper: ceiling.cloned(),
+        };
+        let (predicate, params) = range.predicate(&self.key);
+        let filter = if predicate.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {predicate}")
         };
         let base = format!(
             "SELECT {} FROM {} {filter} ORDER BY {}",
@@ -107,20 +127,21 @@ impl Chunker {
             )
             .await?;
         if upper.is_some() {
-            return Ok(Some(Chunk {
-                lower: lower.cloned(),
-                upper,
-            }));
+            return Ok(Some((
+                Chunk {
+                    lower: lower.cloned(),
+                    upper,
+                },
+                false,
+            )));
         }
-        // Fewer than `size` rows are left: one open-ended chunk takes them,
-        // and the tail covers rows inserted beyond it from now on.
+        // Fewer than `size` rows are left: one chunk up to the ceiling takes
+        // them (open-ended at the end of the table: the tail covers rows
+        // inserted beyond it from now on).
         let any = self
             .read_key(conn, format!("{base} LIMIT 1"), params)
             .await?;
-        Ok(any.map(|_| Chunk {
-            lower: lower.cloned(),
-            upper: None,
-        }))
+        Ok(any.map(|_| (range, true)))
     }
 
     async fn read_key(

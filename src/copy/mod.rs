@@ -13,10 +13,12 @@
 pub mod chunker;
 pub mod sizer;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 
@@ -26,7 +28,7 @@ use crate::error::{is_lock_busy, Error, Result};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyValue, SharedKey};
-use crate::server::Dialect;
+use crate::server::{ConnectConfig, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use chunker::{Chunk, Chunker};
 use sizer::ChunkSizer;
@@ -113,9 +115,60 @@ pub struct Copier {
     key: SharedKey,
     insert_prefix: String,
     share_lock: &'static str,
-    sizer: ChunkSizer,
-    nice_ratio: f64,
+    pace: Pace,
     failpoints: Failpoints,
+}
+
+/// How fast the copy goes.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    /// Rows per chunk.
+    pub sizer: ChunkSizer,
+    /// After each chunk, sleep this many times the time it took.
+    pub nice_ratio: f64,
+    /// Chunks copied at once.
+    pub threads: usize,
+}
+
+/// A chunk handed back by its worker.
+struct RangeDone {
+    conn: Conn,
+    index: u64,
+    chunk: Chunk,
+    size: u64,
+    outcome: Result<RangeOutcome>,
+}
+
+/// How a chunk ended.
+enum RangeOutcome {
+    /// Every row is in the new table; the time it took when undisturbed.
+    Copied { took: Option<Duration> },
+    /// A row collided on a unique key of the new table: copy it again after
+    /// a catch-up.
+    Conflict(String),
+}
+
+/// The contiguous low watermark: chunks finish out of order, and the
+/// watermark is the upper bound of the longest run of finished chunks from
+/// the first.
+#[derive(Debug, Default)]
+struct LowWatermark {
+    next: u64,
+    finished: BTreeMap<u64, Option<KeyValue>>,
+}
+
+impl LowWatermark {
+    /// Records chunk `index` (with upper bound `upper`) as finished; the new
+    /// watermark when it moved (never for the open-ended last chunk).
+    fn finished(&mut self, index: u64, upper: Option<KeyValue>) -> Option<KeyValue> {
+        self.finished.insert(index, upper);
+        let mut moved = None;
+        while let Some(upper) = self.finished.remove(&self.next) {
+            self.next += 1;
+            moved = upper;
+        }
+        moved
+    }
 }
 
 /// The copy's progress is recorded in the changelog at most this often.
@@ -135,8 +188,7 @@ impl Copier {
         key: SharedKey,
         columns: &[ColumnPair],
         dialect: Dialect,
-        sizer: ChunkSizer,
-        nice_ratio: f64,
+        pace: Pace,
         failpoints: Failpoints,
     ) -> Copier {
         let chunker = Chunker::new(names, key.clone());
@@ -158,8 +210,11 @@ impl Copier {
             key,
             insert_prefix,
             share_lock: dialect.share_lock_clause(),
-            sizer,
-            nice_ratio: nice_ratio.max(0.0),
+            pace: Pace {
+                nice_ratio: pace.nice_ratio.max(0.0),
+                threads: pace.threads.max(1),
+                ..pace
+            },
             failpoints,
         }
     }
@@ -175,104 +230,221 @@ impl Copier {
         ]
     }
 
-    /// Copies every chunk. Before a chunk that collided on a new unique key
-    /// is retried, `sync` catches up: every change committed so far is
-    /// applied to the new table, refreshing rows that may be stale.
+    /// Copies every chunk, `threads` chunks at a time over disjoint key
+    /// ranges, each on its own connection; `conn` finds the boundaries and
+    /// records the progress: the upper bound of the longest run of finished
+    /// chunks from the start (the contiguous low watermark), so that a
+    /// resumed copy never skips a range. Before a chunk that collided on a
+    /// new unique key is copied again, `sync` catches up: every change
+    /// committed so far is applied to the new table, refreshing rows that
+    /// may be stale.
     pub async fn run(
         &self,
         conn: &mut Conn,
+        connect: &ConnectConfig,
         stats: &Arc<CopyStats>,
         stop: &Stop,
         sync: &mut impl CatchUp,
     ) -> Result<()> {
         let table = self.names.q(&self.names.original);
-        let mut lower: Option<KeyValue> = None;
-        let mut sizer = self.sizer.clone();
-        // Below the sizer's choice while a chunk keeps meeting busy rows.
-        let mut busy_limit: Option<u64> = None;
-        let mut busy = Patience::default();
+        let mut idle = Vec::with_capacity(self.pace.threads);
+        for _ in 0..self.pace.threads {
+            idle.push(crate::server::connect_session(connect).await?);
+        }
+        let mut sizer = self.pace.sizer.clone();
+        let mut in_flight = FuturesUnordered::new();
+        let mut frontier: Option<KeyValue> = None;
+        let mut exhausted = false;
+        let mut dispatched = 0u64;
+        let mut low = LowWatermark::default();
+        let mut conflicts: HashMap<u64, u32> = HashMap::new();
         let mut watermark_written = Instant::now();
+        loop {
+            while !exhausted && !idle.is_empty() {
+                if let Some(reason) = stop.reason() {
+                    return Err(Error::Interrupted { table, reason });
+                }
+                sync.healthy()?;
+                failpoint::pause(self.failpoints.chunk_delay).await;
+                self.yield_to_applier(sync).await;
+                let size = sizer.rows();
+                let Some(chunk) = self
+                    .chunker
+                    .next_chunk(conn, frontier.as_ref(), size)
+                    .await?
+                else {
+                    exhausted = true;
+                    break;
+                };
+                exhausted = chunk.upper.is_none();
+                frontier = chunk.upper.clone();
+                if let Some(worker) = idle.pop() {
+                    in_flight.push(self.copy_range(worker, dispatched, chunk, size, stats, stop));
+                    dispatched += 1;
+                }
+            }
+            let Some(done) = in_flight.next().await else {
+                break;
+            };
+            let RangeDone {
+                conn: worker,
+                index,
+                chunk,
+                size,
+                outcome,
+            } = done;
+            match outcome? {
+                RangeOutcome::Copied { took } => {
+                    if let Some(took) = took {
+                        sizer.observe(size, took);
+                        if self.pace.nice_ratio > 0.0 {
+                            // Leaves the server to the application for a
+                            // share of the time the chunk took.
+                            tokio::time::sleep(took.mul_f64(self.pace.nice_ratio)).await;
+                        }
+                    }
+                    idle.push(worker);
+                    if let Some(upper) = low.finished(index, chunk.upper) {
+                        if watermark_written.elapsed() >= WATERMARK_INTERVAL {
+                            let watermark = serde_json::to_string(&upper).unwrap_or_default();
+                            shadow::write_changelog(
+                                conn,
+                                &self.names,
+                                hint::COPY_WATERMARK,
+                                &watermark,
+                            )
+                            .await?;
+                            watermark_written = Instant::now();
+                        }
+                    }
+                }
+                RangeOutcome::Conflict(message) => {
+                    let count = conflicts.entry(index).or_insert(0);
+                    *count += 1;
+                    if *count > CONFLICT_RETRIES {
+                        return Err(Error::Copy {
+                            table,
+                            message: format!("existing rows collide on a unique key of the new table ({message})"),
+                        });
+                    }
+                    sync.catch_up().await?;
+                    in_flight.push(self.copy_range(worker, index, chunk, size, stats, stop));
+                }
+            }
+        }
+        shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, "\"complete\"").await?;
+        Ok(())
+    }
+
+    /// Copies one chunk on `conn`. A part that meets a busy row is tried
+    /// again at half the size, down to the busy row alone, which waits out
+    /// its writer; the rest of the chunk follows. `took` is the chunk's
+    /// time when nothing disturbed it, for the sizer.
+    async fn copy_range(
+        &self,
+        mut conn: Conn,
+        index: u64,
+        chunk: Chunk,
+        size: u64,
+        stats: &Arc<CopyStats>,
+        stop: &Stop,
+    ) -> RangeDone {
+        let outcome = self.copy_parts(&mut conn, &chunk, size, stats, stop).await;
+        RangeDone {
+            conn,
+            index,
+            chunk,
+            size,
+            outcome,
+        }
+    }
+
+    async fn copy_parts(
+        &self,
+        conn: &mut Conn,
+        chunk: &Chunk,
+        size: u64,
+        stats: &Arc<CopyStats>,
+        stop: &Stop,
+    ) -> Result<RangeOutcome> {
+        let table = self.names.q(&self.names.original);
+        let started = Instant::now();
+        let mut part = chunk.clone();
+        let mut lower = chunk.lower.clone();
+        let mut limit: Option<u64> = None;
+        let mut disturbed = false;
+        let mut busy = Patience::default();
         loop {
             if let Some(reason) = stop.reason() {
                 return Err(Error::Interrupted { table, reason });
             }
-            sync.healthy()?;
-            failpoint::pause(self.failpoints.chunk_delay).await;
-            self.yield_to_applier(sync).await;
-            let size = busy_limit.map_or(sizer.rows(), |l| l.min(sizer.rows()));
-            let started = Instant::now();
-            let Some(chunk) = self.chunker.next_chunk(conn, lower.as_ref(), size).await? else {
-                break;
-            };
-            let mut conflicts = 0;
-            let copied = loop {
-                match self.copy_chunk(conn, &chunk, stats).await? {
-                    ChunkVerdict::Clean => break true,
-                    ChunkVerdict::Busy => break false,
-                    ChunkVerdict::Lossy(w) => {
-                        return Err(Error::Copy {
-                            table,
-                            message: format!("the server would change data ({w}); the ALTER cannot hold the existing rows as they are"),
-                        })
+            let verdict = match self.copy_chunk(conn, &part, stats).await? {
+                ChunkVerdict::UniqueConflict(message) => {
+                    match self.rows_missing(conn, &part).await? {
+                        Some(0) => ChunkVerdict::Clean,
+                        None => ChunkVerdict::Busy,
+                        Some(_) => return Ok(RangeOutcome::Conflict(message)),
                     }
-                    ChunkVerdict::UniqueConflict(message) => match self.rows_missing(conn, &chunk).await? {
-                        Some(0) => break true,
-                        None => break false,
-                        Some(_) => {
-                            conflicts += 1;
-                            if conflicts > CONFLICT_RETRIES {
-                                return Err(Error::Copy {
-                                    table,
-                                    message: format!("existing rows collide on a unique key of the new table ({message})"),
-                                });
-                            }
-                            sync.catch_up().await?;
-                        }
-                    },
+                }
+                other => other,
+            };
+            let reaches_end = match verdict {
+                ChunkVerdict::Lossy(w) => {
+                    return Err(Error::Copy {
+                        table,
+                        message: format!("the server would change data ({w}); the ALTER cannot hold the existing rows as they are"),
+                    })
+                }
+                ChunkVerdict::UniqueConflict(message) => return Ok(RangeOutcome::Conflict(message)),
+                ChunkVerdict::Busy => {
+                    disturbed = true;
+                    let current = limit.unwrap_or(size);
+                    if current > 1 {
+                        limit = Some((current / 2).max(1));
+                    } else {
+                        busy.wait(|| Error::Copy {
+                            table: table.clone(),
+                            message: format!(
+                                "a row above {} stayed locked by another transaction for {BUSY_PATIENCE:?}; \
+                                 find the long transaction holding it and retry",
+                                lower.as_ref().map_or("the start".to_string(), |k| format!("{k:?}"))
+                            ),
+                        })
+                        .await?;
+                    }
+                    false
+                }
+                ChunkVerdict::Clean => {
+                    busy = Patience::default();
+                    if limit.is_none() || part.upper.is_none() {
+                        true
+                    } else {
+                        lower = part.upper.clone();
+                        limit = limit.map(|l| l.saturating_mul(2));
+                        false
+                    }
                 }
             };
-            if !copied {
-                if size > 1 {
-                    busy_limit = Some((size / 2).max(1));
-                } else {
-                    busy.wait(|| Error::Copy {
-                        table: table.clone(),
-                        message: format!(
-                            "a row above {} stayed locked by another transaction for {BUSY_PATIENCE:?}; \
-                             find the long transaction holding it and retry",
-                            lower.as_ref().map_or("the start".to_string(), |k| format!("{k:?}"))
-                        ),
-                    })
-                    .await?;
-                }
+            if reaches_end {
+                break;
+            }
+            let Some(rows) = limit else {
+                part = chunk.clone();
                 continue;
+            };
+            match self
+                .chunker
+                .next_chunk_below(conn, lower.as_ref(), chunk.upper.as_ref(), rows)
+                .await?
+            {
+                Some((next, _)) => part = next,
+                None => break,
             }
-            busy = Patience::default();
-            stats.chunks.fetch_add(1, Ordering::Relaxed);
-            if self.nice_ratio > 0.0 {
-                // Leaves the server to the application for a share of the
-                // time the chunk took.
-                tokio::time::sleep(started.elapsed().mul_f64(self.nice_ratio)).await;
-            }
-            match busy_limit {
-                // Only an undisturbed chunk says how long a chunk takes.
-                None if conflicts == 0 => sizer.observe(size, started.elapsed()),
-                None => {}
-                Some(limit) => {
-                    busy_limit = Some(limit.saturating_mul(2)).filter(|l| *l < sizer.rows())
-                }
-            }
-            let Some(upper) = chunk.upper else { break };
-            if watermark_written.elapsed() >= WATERMARK_INTERVAL {
-                let watermark = serde_json::to_string(&upper).unwrap_or_default();
-                shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, &watermark)
-                    .await?;
-                watermark_written = Instant::now();
-            }
-            lower = Some(upper);
         }
-        shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, "\"complete\"").await?;
-        Ok(())
+        stats.chunks.fetch_add(1, Ordering::Relaxed);
+        Ok(RangeOutcome::Copied {
+            took: (!disturbed).then(|| started.elapsed()),
+        })
     }
 
     /// The applier has priority: while more than two batches of changed
@@ -365,6 +537,19 @@ mod tests {
             code,
             message: message.into(),
         }
+    }
+
+    #[test]
+    fn the_low_watermark_moves_only_over_a_contiguous_run() {
+        let k = |i: i64| Some(vec![crate::schema::KeyPart::Int(i)]);
+        let mut low = LowWatermark::default();
+        assert_eq!(low.finished(1, k(20)), None);
+        assert_eq!(low.finished(2, k(30)), None);
+        assert_eq!(low.finished(0, k(10)), k(30));
+        assert_eq!(low.finished(4, k(50)), None);
+        assert_eq!(low.finished(3, k(40)), k(50));
+        // The open-ended last chunk sets no watermark ("complete" does).
+        assert_eq!(low.finished(5, None), None);
     }
 
     #[test]
