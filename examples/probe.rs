@@ -201,6 +201,8 @@ async fn main() {
     eprintln!(
         "probe: {count} statements in {:.1} s, {errors} errors{}, longest {max_ms:.1} ms",
         started.elapsed().as_secs_f64(),
-        first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()
+        first_error
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
     );
 }
