@@ -293,15 +293,23 @@ def main():
         return " ".join(refs)
 
     def runs_note(rs):
-        return ["run %d: %s" % (d["run"], d["note"]) for d in rs if d.get("note")]
+        notes = []
+        for d in rs:
+            n = d.get("note") or ""
+            if d.get("error") and d["exit_code"] != 0:
+                n += ": " + d["error"]
+            if n:
+                notes.append("run %d: %s" % (d["run"], n))
+        return notes
 
     result = {
         "date": info.get("date"),
         "machine": {k: info.get(k) for k in ("cpus", "cpu_model", "kernel", "memory_mb")},
         "server_version": info.get("server_version"),
         "tools": {k: info.get(k) for k in ("shadowcut_version", "shadowcut_git", "ptosc_version", "sysbench_version")},
-        "options": {k: info.get(k) for k in ("rows", "runs", "sysbench_rows", "threads", "baseline_seconds",
-                                              "warmup_seconds", "probe_interval_ms", "rss_rows", "timeout_s")},
+        "options": {k: (int(info[k]) if (info.get(k) or "").isdigit() else info.get(k))
+                    for k in ("rows", "runs", "sysbench_rows", "threads", "baseline_seconds",
+                              "warmup_seconds", "probe_interval_ms", "rss_rows", "timeout_s")},
         "idle": {"table": "orders", "rows": int(info["rows"]), "alter": info.get("alter_idle"), "methods": []},
         "load": {"table": "sbtest1 (sysbench oltp_write_only)", "rows": int(info["sysbench_rows"]),
                  "threads": threads, "alter": info.get("alter_load"), "methods": [],
@@ -338,8 +346,8 @@ def main():
         notes = runs_note(m["runs"])
         if key == "shadowcut-instant" and "native_applied_runs" in m:
             n_ok = m["wall_s"]["n"] if m["wall_s"] else 0
-            notes.insert(0, "ran natively (INSTANT) in %d of %d runs" % (m["native_applied_runs"], n_ok)
-                         if m["native_applied_runs"] != n_ok or n_ok == 0 else "")
+            if 0 < n_ok != m["native_applied_runs"]:
+                notes.insert(0, "ran natively (INSTANT) in %d of %d runs" % (m["native_applied_runs"], n_ok))
         vs_ptosc = tries = rss = ""
         if key.startswith("shadowcut"):
             vs_ptosc = fmt_ratio(m.get("vs_ptosc"))
