@@ -248,6 +248,8 @@ def load_run(r, threads):
         backlogs = [s["backlog"] for _, s in statuses]
         d["backlog_peak"] = max(backlogs) if backlogs else None
         d["backlog_final"] = backlogs[-1] if backlogs else None
+        before_cut = [s["backlog"] for _, s in statuses if s["stage"] != "cut-over"]
+        d["backlog_before_cut_over"] = before_cut[-1] if before_cut else None
         d["status_lines"] = len(statuses)
         # The cut-over started after the last status line of an earlier stage.
         before = [at for at, s in statuses if s["stage"] != "cut-over"]
@@ -409,6 +411,10 @@ def main():
                     codes[c] = codes.get(c, 0) + n
             notes.append("probe errors (code: count over all runs): " +
                          ", ".join("%s: %d" % kv for kv in sorted(codes.items())))
+        short = [d["run"] for d in m["runs"] if (d.get("sysbench") or {}).get("tps_from") == "overlapping"]
+        if short:
+            notes.append("tx/s of run(s) %s: from the sysbench seconds overlapping the run (none lies inside it)"
+                         % ", ".join(map(str, short)))
         for d in m["runs"]:
             if d.get("output_errors") and d["exit_code"] != 0:
                 notes.append("run %d output: %s" % (d["run"], " | ".join(d["output_errors"][:3])))
