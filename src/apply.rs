@@ -254,6 +254,11 @@ impl Applier {
         self.names.q(&self.names.original)
     }
 
+    /// The tables this applier works on.
+    pub fn names(&self) -> &ShadowNames {
+        &self.names
+    }
+
     /// `INSERT INTO ghost (...) SELECT ... FROM original`, to which a WHERE
     /// clause and the share lock are added.
     pub fn insert_prefix(&self) -> &str {

@@ -28,17 +28,17 @@ use mysql_async::{Conn, Value};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::apply::{self, Applier, SharedBuffer};
+use crate::apply::{self, Applier};
 use crate::copy::chunker::{Chunk, Chunker};
 use crate::error::{server_code, Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
+use crate::feed::LockedFlushFailure;
 use crate::inspect::Plan;
 use crate::schema::{Column, SharedKey, Side, TableSchema};
 use crate::server::{ConnectConfig, Dialect};
-use crate::shadow::{self, hint, ShadowNames};
+use crate::shadow::ShadowNames;
 use crate::sql;
 use crate::table_lock::WriteFence;
-use crate::tail::Tail;
 
 /// What the checksum found, for progress and the JSON summary.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -497,8 +497,15 @@ pub trait ApplyControl {
     fn resume(&mut self, conn: Conn);
     /// A fresh sync marker number.
     fn next_marker(&mut self) -> u64;
-    /// The binlog tail.
-    fn tail(&self) -> &Tail;
+    /// With writers held off, applies every change committed so far on
+    /// `drain` (see [`crate::feed::ChangeFeed::flush_under_lock`]).
+    fn flush_under_lock(
+        &self,
+        drain: &mut Conn,
+        marker: u64,
+        wait: Duration,
+        failpoints: &Failpoints,
+    ) -> impl std::future::Future<Output = std::result::Result<(), LockedFlushFailure>> + Send;
 }
 
 /// What the checksum needs of the running migration: a way to open
@@ -508,9 +515,7 @@ pub struct Verification<'a> {
     pub connect: &'a ConnectConfig,
     /// The checksum to run.
     pub checksum: &'a Checksum,
-    /// The buffer.
-    pub buffer: &'a SharedBuffer,
-    /// Applies keys.
+    /// Applies keys (the repair copies chunks as the applier does).
     pub applier: &'a Applier,
     /// Longest time writers may be blocked while snapshots open.
     pub lock_timeout: Duration,
@@ -627,7 +632,7 @@ impl Verification<'_> {
             let marker = control.next_marker();
             let opened = tokio::time::timeout(
                 self.lock_timeout * 2 + Duration::from_secs(1),
-                self.catch_up_and_open(control.tail(), drain, marker, &mut snapshots),
+                self.catch_up_and_open(&*control, drain, marker, &mut snapshots),
             )
             .await;
             // The fence is idle whatever happened: its lock goes now.
@@ -641,10 +646,8 @@ impl Verification<'_> {
             }
             match opened {
                 Ok(Ok(())) => return Ok(snapshots),
-                Ok(Err(e)) => {
-                    control.tail().check()?;
-                    last = e.to_string();
-                }
+                Ok(Err(e @ Error::Tail { .. })) => return Err(e),
+                Ok(Err(e)) => last = e.to_string(),
                 Err(_) => {
                     last = "catching up under the lock took too long".into();
                     // The drain may have been cut off mid-statement.
@@ -664,24 +667,24 @@ impl Verification<'_> {
 
     async fn catch_up_and_open(
         &self,
-        tail: &Tail,
+        control: &impl ApplyControl,
         drain: &mut Conn,
         marker: u64,
         snapshots: &mut [Conn],
     ) -> Result<()> {
-        let names = &self.checksum.names;
-        shadow::write_changelog(drain, names, hint::SYNC_MARKER, &marker.to_string()).await?;
-        tail.wait_for_marker(marker, self.lock_timeout.max(Duration::from_secs(1)))
-            .await?;
-        apply::drain_all(self.applier, self.buffer, drain, self.failpoints, None)
+        let wait = self.lock_timeout.max(Duration::from_secs(1));
+        control
+            .flush_under_lock(drain, marker, wait, self.failpoints)
             .await
-            .map_err(|e| Error::Checksum {
-                table: self.checksum.table(),
-                message: match e {
-                    apply::DrainFailure::Collision(m) => {
-                        format!("rows collide on a unique key of the new table ({m})")
-                    }
-                    apply::DrainFailure::Failed(m) => m,
+            .map_err(|e| match e {
+                LockedFlushFailure::TailStopped(stopped) => stopped,
+                LockedFlushFailure::Collision(m) => Error::Checksum {
+                    table: self.checksum.table(),
+                    message: format!("rows collide on a unique key of the new table ({m})"),
+                },
+                LockedFlushFailure::Failed(m) => Error::Checksum {
+                    table: self.checksum.table(),
+                    message: m,
                 },
             })?;
         for conn in snapshots.iter_mut() {

@@ -36,16 +36,15 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use tokio::sync::oneshot;
 
-use crate::apply::{self, Applier, SharedBuffer};
 use crate::control::Stop;
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::{self, Failpoints};
+use crate::feed::{ChangeFeed, LockedFlushFailure};
 use crate::server::ConnectConfig;
-use crate::shadow::{self, hint, marker, Role, ShadowNames};
+use crate::shadow::{self, marker, Role, ShadowNames};
 use crate::sql;
 use crate::table_lock::WriteFence;
 use crate::tail::statements::{self, NameRule};
-use crate::tail::Tail;
 
 /// The statements of an attempt, by connection, for the dry-run plan.
 pub fn describe(names: &ShadowNames) -> Vec<String> {
@@ -82,20 +81,22 @@ pub struct CutOver<'a> {
     /// The counter the ALTER asked for, if any: the new table's next value
     /// is the larger of it and the original's.
     pub requested_auto_increment: Option<u64>,
-    /// The tail.
-    pub tail: &'a Tail,
-    /// The buffer the tail fills.
-    pub buffer: &'a SharedBuffer,
-    /// Applies keys.
-    pub applier: &'a Applier,
     /// Stop requests.
     pub stop: &'a Stop,
     /// Test-only delays.
     pub failpoints: &'a Failpoints,
     /// How the server compares table names.
     pub name_rule: NameRule,
-    /// This attempt's number, from 1.
-    pub attempt: u32,
+    /// Attempts before giving up.
+    pub attempts: u32,
+}
+
+/// One attempt: the change feed (paused: its connection drains), the
+/// attempt's number from 1, and a fresh sync marker.
+struct Turn<'f> {
+    feed: &'f ChangeFeed,
+    number: u32,
+    marker: u64,
 }
 
 /// How an attempt ended.
@@ -135,15 +136,66 @@ impl CutOver<'_> {
         self.lock_timeout.as_secs().max(1)
     }
 
-    /// Runs one attempt. `control` is a connection outside the lock, used to
-    /// kill the swap connections when the attempt is abandoned; `drain` is
-    /// the applier's connection, which applies the last changes while the fence
-    /// holds the lock; `sync_marker` a fresh sync marker number.
-    pub async fn attempt(
+    /// Swaps the tables: attempts until one succeeds, pausing between them
+    /// (exponential backoff with jitter) and catching up again, or gives
+    /// up after [`CutOver::attempts`]. `control` is a connection outside the
+    /// lock, used to kill the swap connections when an attempt is
+    /// abandoned; `note` shows the last failure in the status. Returns how
+    /// long clients were blocked, and the attempts made.
+    pub async fn run(
+        &self,
+        feed: &mut ChangeFeed,
+        control: &mut Conn,
+        note: impl Fn(Option<String>),
+    ) -> Result<(Duration, u32)> {
+        let mut number = 0;
+        loop {
+            number += 1;
+            let mut drain = feed.pause().await?;
+            let marker = feed.next_marker();
+            let turn = Turn {
+                feed,
+                number,
+                marker,
+            };
+            match self.attempt(control, &mut drain, &turn).await? {
+                Attempt::Swapped { lock_time } => {
+                    note(None);
+                    let _ = drain.disconnect().await;
+                    return Ok((lock_time, number));
+                }
+                Attempt::Retry(reason) => {
+                    tracing::warn!(attempt = number, %reason, "cut-over attempt abandoned; the original is intact");
+                    feed.resume(drain);
+                    if number >= self.attempts {
+                        return Err(Error::CutOver {
+                            table: self.table(),
+                            message: format!("{number} attempts failed, the last because {reason}"),
+                        });
+                    }
+                    let pause = crate::table_lock::retry_delay(number);
+                    note(Some(format!(
+                        "cut-over attempt {number} of {} abandoned ({reason}); next in {:.1} s",
+                        self.attempts,
+                        pause.as_secs_f64()
+                    )));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        reason = self.stop.raised() => return Err(Error::Interrupted { table: self.table(), reason }),
+                    }
+                    feed.flush().await?;
+                }
+            }
+        }
+    }
+
+    /// Runs one attempt; `drain` is the paused apply loop's connection,
+    /// which applies the last changes while the fence holds the lock.
+    async fn attempt(
         &self,
         control: &mut Conn,
         drain: &mut Conn,
-        sync_marker: u64,
+        turn: &Turn<'_>,
     ) -> Result<Attempt> {
         let names = self.names;
         let sentinel = names.q(&names.old);
@@ -213,7 +265,7 @@ impl CutOver<'_> {
         let critical = async {
             tokio::time::timeout(
                 self.lock_timeout * 2 + Duration::from_secs(2),
-                self.locked_steps(&mut s_conn, &mut fence, drain, &mut go, b_id, sync_marker),
+                self.locked_steps(&mut s_conn, &mut fence, drain, &mut go, b_id, turn),
             )
             .await
         };
@@ -326,7 +378,7 @@ impl CutOver<'_> {
         drain: &mut Conn,
         go: &mut Option<oneshot::Sender<()>>,
         b_id: u32,
-        sync_marker: u64,
+        turn: &Turn<'_>,
     ) -> std::result::Result<(), Abort> {
         let names = self.names;
         s_conn
@@ -346,33 +398,23 @@ impl CutOver<'_> {
         if let Some(delay) = self.failpoints.lock_delay.filter(|_| Failpoints::ENABLED) {
             held.sleep_for_test(delay).await.map_err(Abort::Retry)?;
         }
-        // Every write to `t` committed before the lock precedes this marker.
-        shadow::write_changelog(drain, names, hint::SYNC_MARKER, &sync_marker.to_string()).await?;
-        self.tail
-            .wait_for_marker(sync_marker, self.lock_timeout.max(Duration::from_secs(1)))
+        turn.feed
+            .flush_under_lock(
+                drain,
+                turn.marker,
+                self.lock_timeout.max(Duration::from_secs(1)),
+                self.failpoints,
+                Some(turn.number),
+            )
             .await
-            .map_err(|e| {
-                if self.tail.check().is_err() {
-                    Abort::Fatal(e)
-                } else {
-                    Abort::Retry(e.to_string())
-                }
+            .map_err(|e| match e {
+                LockedFlushFailure::Collision(message) => Abort::Fatal(Error::CutOver {
+                    table: self.table(),
+                    message: format!("rows collide on a unique key of the new table ({message})"),
+                }),
+                LockedFlushFailure::TailStopped(e) => Abort::Fatal(e),
+                LockedFlushFailure::Failed(reason) => Abort::Retry(reason),
             })?;
-        apply::drain_all(
-            self.applier,
-            self.buffer,
-            drain,
-            self.failpoints,
-            Some(self.attempt),
-        )
-        .await
-        .map_err(|e| match e {
-            apply::DrainFailure::Collision(message) => Abort::Fatal(Error::CutOver {
-                table: self.table(),
-                message: format!("rows collide on a unique key of the new table ({message})"),
-            }),
-            apply::DrainFailure::Failed(reason) => Abort::Retry(reason),
-        })?;
         // No wait of the drain connection may outlast the lock (a reader of
         // the ghost blocks finishing it).
         drain
@@ -383,7 +425,7 @@ impl CutOver<'_> {
             .await
             .map_err(|e| Abort::Retry(format!("bounding the drain's lock waits: {e}")))?;
         self.finish_new_table(drain).await?;
-        failpoint::stall_in_attempt(self.failpoints.stall_swap_attempts, self.attempt).await;
+        failpoint::stall_in_attempt(self.failpoints.stall_swap_attempts, turn.number).await;
         if let Some(go) = go.take() {
             let _ = go.send(());
         }

@@ -16,6 +16,7 @@ pub mod copy;
 pub mod cutover;
 pub mod error;
 pub mod failpoint;
+pub mod feed;
 pub mod inspect;
 pub mod instant;
 pub mod migration;

@@ -11,14 +11,15 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 use serde::Serialize;
 
-use crate::apply::{Applier, ApplyLoop, ApplyStats};
-use crate::checksum::{ApplyControl, Checksum, ChecksumReport, Verification};
+use crate::apply::Applier;
+use crate::checksum::{Checksum, ChecksumReport, Verification};
 use crate::control::{self, Stop};
 use crate::copy::sizer::ChunkSizer;
-use crate::copy::{CatchUp, Copier, Pace};
-use crate::cutover::{Attempt, CutOver};
+use crate::copy::{Copier, Pace};
+use crate::cutover::CutOver;
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
+use crate::feed::ChangeFeed;
 use crate::inspect::{self, privileges, Plan, Preflight};
 use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
 use crate::progress::{Output, Reporter, Sources};
@@ -629,44 +630,40 @@ impl Run<'_> {
         let reporter = Reporter::start(Arc::clone(&sources), config.output, config.status_interval);
         let mut heartbeat =
             Some(Heartbeat::start(&connect, names.clone(), config.heartbeat_interval).await?);
-        let buffer = Arc::clone(&tail.shared().buffer);
         let apply_conn = server::connect_session(&connect).await?;
-        let mut pipeline = Pipeline {
-            apply: Some(ApplyLoop::start(
-                apply_conn,
-                applier.clone(),
-                Arc::clone(tail.shared()),
-                Arc::clone(&sources.apply),
-            )),
+        let mut feed = ChangeFeed::start(
             tail,
-            applier: applier.clone(),
-            apply_stats: Arc::clone(&sources.apply),
-            conn: server::connect_session(&connect).await?,
-            names: names.clone(),
-            next_marker: 0,
-        };
+            applier.clone(),
+            apply_conn,
+            server::connect_session(&connect).await?,
+            Arc::clone(&sources.apply),
+        );
 
         let outcome = async {
             sources.set_stage("copy");
             let mut copy_conn = server::connect_session(&connect).await?;
             copier
-                .run(&mut copy_conn, &connect, &sources.copy, stop, &mut pipeline)
+                .run(&mut copy_conn, &connect, &sources.copy, stop, &mut feed)
                 .await?;
             let _ = copy_conn.disconnect().await;
 
             sources.set_stage("analyze");
-            conn.query_drop(format!("ANALYZE TABLE {} {}", names.q(&names.ghost), self.tag()))
-                .await
-                .context(|| format!("analyzing {}", names.q(&names.ghost)))?;
+            conn.query_drop(format!(
+                "ANALYZE TABLE {} {}",
+                names.q(&names.ghost),
+                self.tag()
+            ))
+            .await
+            .context(|| format!("analyzing {}", names.q(&names.ghost)))?;
 
             sources.set_stage("postponed");
             let flag = config.postpone_cut_over_flag_file.as_deref();
-            if !control::wait_while_postponed(flag, stop, || pipeline.healthy()).await? {
+            if !control::wait_while_postponed(flag, stop, || feed.healthy()).await? {
                 return Err(self.interrupted());
             }
             sources.set_stage("catch-up");
             if !crate::failpoint::on(config.failpoints.skip_converge) {
-                self.converge(&mut pipeline).await?;
+                self.converge(&mut feed).await?;
             }
             let checksum = if config.skip_checksum {
                 tracing::warn!("the checksum before the swap is skipped (--skip-checksum)");
@@ -685,13 +682,12 @@ impl Run<'_> {
                 let verification = Verification {
                     connect: &connect,
                     checksum: &checksum,
-                    buffer: &buffer,
                     applier: &applier,
                     lock_timeout: config.cut_over_lock_timeout,
                     statement_tag: &self.tag(),
                     failpoints: &config.failpoints,
                 };
-                let report = verification.run(&mut pipeline).await?;
+                let report = verification.run(&mut feed).await?;
                 tracing::info!(
                     chunks = report.chunks_checked,
                     mismatches = report.mismatches,
@@ -701,7 +697,7 @@ impl Run<'_> {
                 );
                 if !crate::failpoint::on(config.failpoints.skip_converge) {
                     sources.set_stage("catch-up");
-                    self.converge(&mut pipeline).await?;
+                    self.converge(&mut feed).await?;
                 }
                 Some(report)
             };
@@ -710,60 +706,31 @@ impl Run<'_> {
             }
 
             sources.set_stage("cut-over");
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let mut apply_conn = pipeline.pause_apply().await?;
-                let marker = pipeline.take_marker();
-                let cut = CutOver {
-                    connect: &connect,
-                    names,
-                    run_id: self.run_id,
-                    statement_tag: &self.tag(),
-                    lock_timeout: config.cut_over_lock_timeout,
-                    final_comment: &ghost.final_comment,
-                    has_auto_increment: self.preflight.original.auto_increment.is_some(),
-                    requested_auto_increment: ghost.requested_auto_increment,
-                    tail: &pipeline.tail,
-                    buffer: &buffer,
-                    applier: &applier,
-                    stop,
-                    failpoints: &config.failpoints,
-                    name_rule,
-                    attempt: attempts,
-                };
-                match cut.attempt(run_lock.conn(), &mut apply_conn, marker).await? {
-                    Attempt::Swapped { lock_time } => return Ok((lock_time, attempts, checksum)),
-                    Attempt::Retry(reason) => {
-                        tracing::warn!(attempt = attempts, %reason, "cut-over attempt abandoned; the original is intact");
-                        pipeline.resume_apply(apply_conn);
-                        if attempts >= config.cut_over_attempts {
-                            return Err(Error::CutOver {
-                                table: names.q(&names.original),
-                                message: format!("{attempts} attempts failed, the last because {reason}"),
-                            });
-                        }
-                        let pause = crate::table_lock::retry_delay(attempts);
-                        sources.set_note(Some(format!(
-                            "cut-over attempt {attempts} of {} abandoned ({reason}); next in {:.1} s",
-                            config.cut_over_attempts,
-                            pause.as_secs_f64()
-                        )));
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = stop.raised() => return Err(self.interrupted()),
-                        }
-                        pipeline.catch_up().await?;
-                    }
-                }
-            }
+            let cut = CutOver {
+                connect: &connect,
+                names,
+                run_id: self.run_id,
+                statement_tag: &self.tag(),
+                lock_timeout: config.cut_over_lock_timeout,
+                final_comment: &ghost.final_comment,
+                has_auto_increment: self.preflight.original.auto_increment.is_some(),
+                requested_auto_increment: ghost.requested_auto_increment,
+                stop,
+                failpoints: &config.failpoints,
+                name_rule,
+                attempts: config.cut_over_attempts,
+            };
+            let (lock_time, attempts) = cut
+                .run(&mut feed, run_lock.conn(), |note| sources.set_note(note))
+                .await?;
+            Ok((lock_time, attempts, checksum))
         }
         .await;
         reporter.stop();
         if let Some(heartbeat) = heartbeat.take() {
             let _ = heartbeat.stop().await;
         }
-        let apply_failure = pipeline.shutdown().await;
+        let apply_failure = feed.shutdown().await;
         // When the apply loop died, its error is the cause; what the other
         // stages saw ("the apply loop stopped") is only the symptom.
         let (lock_time, attempts, checksum) = match (outcome, apply_failure) {
@@ -811,13 +778,13 @@ impl Run<'_> {
 
     /// Applies changes until a full catch-up is quick, so the locked drain
     /// at cut-over is short.
-    async fn converge(&self, pipeline: &mut Pipeline) -> Result<()> {
+    async fn converge(&self, feed: &mut ChangeFeed) -> Result<()> {
         for _ in 0..100 {
             if self.config.stop.reason().is_some() {
                 return Err(self.interrupted());
             }
             let t0 = Instant::now();
-            pipeline.catch_up().await?;
+            feed.flush().await?;
             if t0.elapsed() < self.config.cut_over_lock_timeout / 3 {
                 return Ok(());
             }
@@ -834,115 +801,3 @@ impl Run<'_> {
 /// The checksum compares at least this many rows per chunk: it reads
 /// without writing, so chunks can be larger than the copy's.
 const CHECKSUM_MIN_CHUNK: u64 = 1000;
-
-/// The tail and the apply loop, and a connection to write sync markers.
-struct Pipeline {
-    tail: Tail,
-    apply: Option<ApplyLoop>,
-    applier: Applier,
-    apply_stats: Arc<ApplyStats>,
-    conn: Conn,
-    names: ShadowNames,
-    next_marker: u64,
-}
-
-impl Pipeline {
-    fn take_marker(&mut self) -> u64 {
-        self.next_marker += 1;
-        self.next_marker
-    }
-
-    /// Stops the apply loop (the cut-over drains the rest itself) and
-    /// returns its connection.
-    async fn pause_apply(&mut self) -> Result<Conn> {
-        let apply = self.apply.take().ok_or_else(|| Error::Apply {
-            table: self.names.q(&self.names.original),
-            message: "the apply loop is not running".into(),
-        })?;
-        apply.stop().await
-    }
-
-    fn resume_apply(&mut self, conn: Conn) {
-        self.apply = Some(ApplyLoop::start(
-            conn,
-            self.applier.clone(),
-            Arc::clone(self.tail.shared()),
-            Arc::clone(&self.apply_stats),
-        ));
-    }
-
-    /// Stops everything; returns the apply loop's error if it had failed.
-    async fn shutdown(self) -> Option<Error> {
-        let failure = match self.apply {
-            Some(apply) => match apply.stop().await {
-                Ok(conn) => {
-                    let _ = conn.disconnect().await;
-                    None
-                }
-                Err(e) => Some(e),
-            },
-            None => None,
-        };
-        self.tail.stop().await;
-        let _ = self.conn.disconnect().await;
-        failure
-    }
-}
-
-impl ApplyControl for Pipeline {
-    async fn pause(&mut self) -> Result<Conn> {
-        self.pause_apply().await
-    }
-
-    fn resume(&mut self, conn: Conn) {
-        self.resume_apply(conn);
-    }
-
-    fn next_marker(&mut self) -> u64 {
-        self.take_marker()
-    }
-
-    fn tail(&self) -> &Tail {
-        &self.tail
-    }
-}
-
-impl CatchUp for Pipeline {
-    fn backlog(&self) -> usize {
-        crate::apply::lock(&self.tail.shared().buffer).len()
-    }
-
-    fn healthy(&self) -> Result<()> {
-        self.tail.check()?;
-        if self.apply.as_ref().is_some_and(ApplyLoop::is_finished) {
-            return Err(Error::Apply {
-                table: self.names.q(&self.names.original),
-                message: "the apply loop stopped".into(),
-            });
-        }
-        Ok(())
-    }
-
-    async fn catch_up(&mut self) -> Result<()> {
-        let marker = self.take_marker();
-        shadow::write_changelog(
-            &mut self.conn,
-            &self.names,
-            hint::SYNC_MARKER,
-            &marker.to_string(),
-        )
-        .await?;
-        self.tail
-            .wait_for_marker(marker, Duration::from_secs(60))
-            .await?;
-        let Some(apply) = self.apply.as_mut() else {
-            return Ok(());
-        };
-        tokio::time::timeout(Duration::from_secs(300), apply.wait_applied(marker))
-            .await
-            .map_err(|_| Error::Apply {
-                table: self.names.q(&self.names.original),
-                message: "the applier did not catch up within 300 s".into(),
-            })?
-    }
-}

@@ -1,0 +1,252 @@
+//! The change feed: the binlog tail, its keyed buffer of changed keys, and
+//! the apply loop that flushes the buffer into the new table. The copy, the
+//! checksum and the cut-over all bring the new table up to date through it:
+//!
+//! - [`ChangeFeed::flush`]: every change committed so far is applied (the
+//!   copy before retrying a colliding chunk, the catch-up before the lock);
+//! - [`ChangeFeed::pause`] / [`ChangeFeed::resume`]: the apply loop stops and
+//!   hands over its connection, for a drain that must be the only writer;
+//! - [`ChangeFeed::flush_under_lock`]: with writers held off the original,
+//!   every change up to now is applied, on the caller's connection.
+//!
+//! A flush is proven by a sync marker: a row written into the changelog,
+//! which the tail reads after every change committed before it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::Conn;
+
+use crate::apply::{self, Applier, ApplyLoop, ApplyStats, DrainFailure};
+use crate::checksum::ApplyControl;
+use crate::copy::CatchUp;
+use crate::error::{Error, Result};
+use crate::failpoint::Failpoints;
+use crate::shadow::{self, hint};
+use crate::tail::Tail;
+
+/// How long a flush waits for the tail to read its marker, and for the
+/// apply loop to apply up to it.
+const TAIL_WAIT: Duration = Duration::from_secs(60);
+const APPLY_WAIT: Duration = Duration::from_secs(300);
+
+/// Why [`ChangeFeed::flush_under_lock`] did not apply everything.
+#[derive(Debug)]
+pub enum LockedFlushFailure {
+    /// Rows collide on a unique key of the new table with every change
+    /// applied: the data violates it.
+    Collision(String),
+    /// The tail stopped: nothing more can be applied.
+    TailStopped(Error),
+    /// Anything else; worth another attempt.
+    Failed(String),
+}
+
+/// The tail, the apply loop, and a connection to write sync markers.
+pub struct ChangeFeed {
+    tail: Tail,
+    apply: Option<ApplyLoop>,
+    applier: Applier,
+    apply_stats: Arc<ApplyStats>,
+    marker_conn: Conn,
+    next_marker: u64,
+}
+
+impl ChangeFeed {
+    /// Starts the apply loop on `apply_conn` over what `tail` reads;
+    /// `marker_conn` writes the sync markers of [`ChangeFeed::flush`].
+    pub fn start(
+        tail: Tail,
+        applier: Applier,
+        apply_conn: Conn,
+        marker_conn: Conn,
+        apply_stats: Arc<ApplyStats>,
+    ) -> ChangeFeed {
+        let apply = ApplyLoop::start(
+            apply_conn,
+            applier.clone(),
+            Arc::clone(tail.shared()),
+            Arc::clone(&apply_stats),
+        );
+        ChangeFeed {
+            tail,
+            apply: Some(apply),
+            applier,
+            apply_stats,
+            marker_conn,
+            next_marker: 0,
+        }
+    }
+
+    fn table(&self) -> String {
+        let names = self.applier.names();
+        names.q(&names.original)
+    }
+
+    /// The binlog tail.
+    pub fn tail(&self) -> &Tail {
+        &self.tail
+    }
+
+    /// A fresh sync marker number.
+    pub fn next_marker(&mut self) -> u64 {
+        self.next_marker += 1;
+        self.next_marker
+    }
+
+    /// Changed keys waiting to be applied.
+    pub fn backlog(&self) -> usize {
+        apply::lock(&self.tail.shared().buffer).len()
+    }
+
+    /// The error of the tail or the apply loop, if one stopped.
+    pub fn healthy(&self) -> Result<()> {
+        self.tail.check()?;
+        if self.apply.as_ref().is_some_and(ApplyLoop::is_finished) {
+            return Err(Error::Apply {
+                table: self.table(),
+                message: "the apply loop stopped".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Returns once every change committed before the call is applied.
+    pub async fn flush(&mut self) -> Result<()> {
+        let marker = self.next_marker();
+        shadow::write_changelog(
+            &mut self.marker_conn,
+            self.applier.names(),
+            hint::SYNC_MARKER,
+            &marker.to_string(),
+        )
+        .await?;
+        self.tail.wait_for_marker(marker, TAIL_WAIT).await?;
+        let Some(apply) = self.apply.as_mut() else {
+            return Ok(());
+        };
+        tokio::time::timeout(APPLY_WAIT, apply.wait_applied(marker))
+            .await
+            .map_err(|_| Error::Apply {
+                table: self.table(),
+                message: format!("the applier did not catch up within {APPLY_WAIT:?}"),
+            })?
+    }
+
+    /// Stops the apply loop and returns its connection, for a drain that
+    /// must be the only writer of the new table.
+    pub async fn pause(&mut self) -> Result<Conn> {
+        let apply = self.apply.take().ok_or_else(|| Error::Apply {
+            table: self.table(),
+            message: "the apply loop is not running".into(),
+        })?;
+        apply.stop().await
+    }
+
+    /// Restarts the apply loop on `conn`.
+    pub fn resume(&mut self, conn: Conn) {
+        self.apply = Some(ApplyLoop::start(
+            conn,
+            self.applier.clone(),
+            Arc::clone(self.tail.shared()),
+            Arc::clone(&self.apply_stats),
+        ));
+    }
+
+    /// With writers held off the original by the caller, applies every
+    /// change committed so far on `drain` (the paused apply loop's
+    /// connection): a sync marker written now follows every such change in
+    /// the binlog; once the tail has read it, the buffer holds them all and
+    /// is drained. `wait` bounds the wait for the tail; `attempt` is the
+    /// cut-over attempt, for the test-only stall.
+    pub async fn flush_under_lock(
+        &self,
+        drain: &mut Conn,
+        marker: u64,
+        wait: Duration,
+        failpoints: &Failpoints,
+        attempt: Option<u32>,
+    ) -> std::result::Result<(), LockedFlushFailure> {
+        shadow::write_changelog(
+            drain,
+            self.applier.names(),
+            hint::SYNC_MARKER,
+            &marker.to_string(),
+        )
+        .await
+        .map_err(|e| LockedFlushFailure::Failed(e.to_string()))?;
+        if let Err(e) = self.tail.wait_for_marker(marker, wait).await {
+            return Err(match self.tail.check() {
+                Err(stopped) => LockedFlushFailure::TailStopped(stopped),
+                Ok(()) => LockedFlushFailure::Failed(e.to_string()),
+            });
+        }
+        apply::drain_all(
+            &self.applier,
+            &self.tail.shared().buffer,
+            drain,
+            failpoints,
+            attempt,
+        )
+        .await
+        .map_err(|e| match e {
+            DrainFailure::Collision(m) => LockedFlushFailure::Collision(m),
+            DrainFailure::Failed(m) => LockedFlushFailure::Failed(m),
+        })
+    }
+
+    /// Stops everything; returns the apply loop's error if it had failed.
+    pub async fn shutdown(self) -> Option<Error> {
+        let failure = match self.apply {
+            Some(apply) => match apply.stop().await {
+                Ok(conn) => {
+                    let _ = conn.disconnect().await;
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            None => None,
+        };
+        self.tail.stop().await;
+        let _ = self.marker_conn.disconnect().await;
+        failure
+    }
+}
+
+impl ApplyControl for ChangeFeed {
+    async fn pause(&mut self) -> Result<Conn> {
+        ChangeFeed::pause(self).await
+    }
+
+    fn resume(&mut self, conn: Conn) {
+        ChangeFeed::resume(self, conn);
+    }
+
+    fn next_marker(&mut self) -> u64 {
+        ChangeFeed::next_marker(self)
+    }
+
+    async fn flush_under_lock(
+        &self,
+        drain: &mut Conn,
+        marker: u64,
+        wait: Duration,
+        failpoints: &Failpoints,
+    ) -> std::result::Result<(), LockedFlushFailure> {
+        ChangeFeed::flush_under_lock(self, drain, marker, wait, failpoints, None).await
+    }
+}
+
+impl CatchUp for ChangeFeed {
+    fn backlog(&self) -> usize {
+        ChangeFeed::backlog(self)
+    }
+
+    fn healthy(&self) -> Result<()> {
+        ChangeFeed::healthy(self)
+    }
+
+    async fn catch_up(&mut self) -> Result<()> {
+        self.flush().await
+    }
+}
