@@ -311,7 +311,8 @@ def main():
         "tools": {k: info.get(k) for k in ("shadowcut_version", "shadowcut_git", "ptosc_version", "sysbench_version")},
         "options": {k: (int(info[k]) if (info.get(k) or "").isdigit() else info.get(k))
                     for k in ("rows", "runs", "sysbench_rows", "threads", "baseline_seconds",
-                              "warmup_seconds", "probe_interval_ms", "rss_rows", "timeout_s")},
+                              "warmup_seconds", "probe_interval_ms", "rss_rows", "timeout_s",
+                              "shadowcut_args")},
         "idle": {"table": "orders", "rows": int(info["rows"]), "alter": info.get("alter_idle"), "methods": []},
         "load": {"table": "sbtest1 (sysbench oltp_write_only)", "rows": int(info["sysbench_rows"]),
                  "threads": threads, "alter": info.get("alter_load"), "methods": [],
@@ -470,8 +471,10 @@ def main():
     # ---------------- print ----------------
     print("shadowcut bench, %s: MariaDB %s (binlog ROW, buffer pool 256M); %s CPUs (%s)" % (
         info.get("date"), info.get("server_version"), info.get("cpus"), info.get("cpu_model")))
-    print("shadowcut %s (%s), pt-online-schema-change %s, sysbench %s" % (
-        info.get("shadowcut_version"), info.get("shadowcut_git"), info.get("ptosc_version"),
+    print("shadowcut %s (%s)%s, pt-online-schema-change %s, sysbench %s" % (
+        info.get("shadowcut_version"), info.get("shadowcut_git"),
+        (" with " + info["shadowcut_args"]) if info.get("shadowcut_args") else "",
+        info.get("ptosc_version"),
         info.get("sysbench_version")))
     print("medians of %s run(s) [min–max]; compare ratios within this run only (docs/performance.md)" % info.get("runs"))
     print()

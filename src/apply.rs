@@ -426,34 +426,33 @@ impl Applier {
 
     /// One batch inside a transaction. First the rows of the batch that no
     /// one else holds are share-locked (SKIP LOCKED, where the server has
-    /// it); a key whose row exists but is held by the application is left
-    /// for later (its writer's commit brings it back through the binlog
-    /// anyway) and returned. The rest is applied: the new table's rows of
-    /// those keys are deleted and the original's re-read into it, without
-    /// waiting, since they are locked by us (or absent). Keys deleted by
-    /// their last change whose row is absent or held are only deleted: that
-    /// is the committed state. A key the binlog says exists but that no read
-    /// finds is re-read like the others, so that its absence shows as a
-    /// shortfall.
+    /// it); a key the binlog says exists whose row is visible but held by
+    /// the application is left for later (its writer's commit brings it
+    /// back through the binlog anyway) and returned. Every other key is
+    /// applied: the new table's rows of those keys are deleted and the
+    /// original's re-read into it, without waiting (`NOWAIT`: the rows are
+    /// ours, or absent). Keys are matched to rows in Rust only to find the
+    /// held ones; a key that matches no row by bytes (a case-insensitive
+    /// key, say) is re-read like any other, by the server's comparison, so
+    /// a mismatch costs a re-read, never a row. A key the binlog says
+    /// exists that the re-read does not find shows as a shortfall.
     async fn statements(
         &self,
         conn: &mut Conn,
         changes: &[Change],
     ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
         let keys: Vec<&KeyValue> = changes.iter().map(|c| &c.key).collect();
-        let (mut reread, mut delete_only, mut held) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut reread, mut held) = (Vec::new(), Vec::new());
         match self.dialect.skip_locked_share_clause() {
             None => reread.extend(changes.iter().cloned()),
             Some(skip_locked) => {
                 let locked = self.read_keys(conn, &keys, skip_locked).await?;
                 let mut unlocked_existing = Vec::new();
                 for c in changes {
-                    if locked.contains(&c.key) {
+                    if locked.contains(&c.key) || !c.exists {
                         reread.push(c.clone());
-                    } else if c.exists {
-                        unlocked_existing.push(c.clone());
                     } else {
-                        delete_only.push(c.clone());
+                        unlocked_existing.push(c.clone());
                     }
                 }
                 if !unlocked_existing.is_empty() {
@@ -469,25 +468,19 @@ impl Applier {
                 }
             }
         }
-        let to_delete: Vec<KeyValue> = reread
-            .iter()
-            .chain(&delete_only)
-            .map(|c| c.key.clone())
-            .collect();
-        if !to_delete.is_empty() {
-            let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &to_delete);
-            conn.exec_drop(
-                format!(
-                    "DELETE FROM {} WHERE {ghost_where}",
-                    self.names.q(&self.names.ghost)
-                ),
-                ghost_params,
-            )
-            .await?;
-        }
         if reread.is_empty() {
             return Ok((Verdict::Good, held));
         }
+        let to_delete: Vec<KeyValue> = reread.iter().map(|c| c.key.clone()).collect();
+        let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &to_delete);
+        conn.exec_drop(
+            format!(
+                "DELETE FROM {} WHERE {ghost_where}",
+                self.names.q(&self.names.ghost)
+            ),
+            ghost_params,
+        )
+        .await?;
         let reread_keys: Vec<&KeyValue> = reread.iter().map(|c| &c.key).collect();
         let (orig_where, orig_params) = self.original_match(&reread_keys);
         conn.exec_drop(
