@@ -424,14 +424,14 @@ impl Applier {
             .collect())
     }
 
-    /// One batch inside a transaction. The new table's rows of the batch's
-    /// keys are deleted; then the original's rows that no one else holds
-    /// are share-locked (SKIP LOCKED, where the server has it); a key the
-    /// binlog says exists whose row is visible but held by the application
-    /// is left for later (its writer's commit brings it back through the
-    /// binlog anyway) and returned. Every other key's row is re-read into
-    /// the new table, without waiting (`NOWAIT`: the rows are ours, or
-    /// absent). Keys are matched to rows in Rust only to find the
+    /// One batch inside a transaction. First the rows of the batch that no
+    /// one else holds are share-locked (SKIP LOCKED, where the server has
+    /// it); a key the binlog says exists whose row is visible but held by
+    /// the application is left for later (its writer's commit brings it
+    /// back through the binlog anyway) and returned. Every other key is
+    /// applied: the new table's rows of those keys are deleted and the
+    /// original's re-read into it, without waiting (`NOWAIT`: the rows are
+    /// ours, or absent). Keys are matched to rows in Rust only to find the
     /// held ones; a key that matches no row by bytes (a case-insensitive
     /// key, say) is re-read like any other, by the server's comparison, so
     /// a mismatch costs a re-read, never a row. A key the binlog says
@@ -441,21 +441,6 @@ impl Applier {
         conn: &mut Conn,
         changes: &[Change],
     ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
-        // The new table's rows go first: this may wait for the copy's rows
-        // of the new table, and no row of the original is ours yet, so the
-        // application never waits behind that wait. A held key's row is
-        // deleted too and comes back with its deferred re-read (before any
-        // checksum or swap, the locked drain applies every buffered key).
-        let all: Vec<KeyValue> = changes.iter().map(|c| c.key.clone()).collect();
-        let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &all);
-        conn.exec_drop(
-            format!(
-                "DELETE FROM {} WHERE {ghost_where}",
-                self.names.q(&self.names.ghost)
-            ),
-            ghost_params,
-        )
-        .await?;
         let keys: Vec<&KeyValue> = changes.iter().map(|c| &c.key).collect();
         let (mut reread, mut held) = (Vec::new(), Vec::new());
         match self.dialect.skip_locked_share_clause() {
@@ -486,6 +471,16 @@ impl Applier {
         if reread.is_empty() {
             return Ok((Verdict::Good, held));
         }
+        let to_delete: Vec<KeyValue> = reread.iter().map(|c| c.key.clone()).collect();
+        let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &to_delete);
+        conn.exec_drop(
+            format!(
+                "DELETE FROM {} WHERE {ghost_where}",
+                self.names.q(&self.names.ghost)
+            ),
+            ghost_params,
+        )
+        .await?;
         let reread_keys: Vec<&KeyValue> = reread.iter().map(|c| &c.key).collect();
         let (orig_where, orig_params) = self.original_match(&reread_keys);
         conn.exec_drop(
