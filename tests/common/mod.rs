@@ -98,6 +98,8 @@ pub fn config(db: &str, table: &str, alter: &str) -> shadowcut::Config {
     // Fixed tiny chunks make the copy race the tail often.
     c.chunk_size = 50;
     c.chunk_time = None;
+    // Several checksum chunks even on small tables.
+    c.checksum_chunk_size = 200;
     c.status_interval = Duration::from_secs(60);
     c
 }
