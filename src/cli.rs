@@ -25,12 +25,13 @@ use crate::server::ConnectConfig;
 #[derive(Debug, Parser)]
 #[command(name = "shadowcut", version, max_term_width = 100)]
 pub struct Args {
-    /// Server host name or address.
-    #[arg(long, default_value = "127.0.0.1", help_heading = "Connection")]
-    pub host: String,
-    /// Server TCP port.
-    #[arg(long, short = 'P', default_value_t = 3306, help_heading = "Connection")]
-    pub port: u16,
+    /// Server host name or address [default: the defaults file's, else
+    /// 127.0.0.1].
+    #[arg(long, help_heading = "Connection")]
+    pub host: Option<String>,
+    /// Server TCP port [default: the defaults file's, else 3306].
+    #[arg(long, short = 'P', help_heading = "Connection")]
+    pub port: Option<u16>,
     /// Unix socket path (used instead of --host/--port).
     #[arg(long, short = 'S', help_heading = "Connection")]
     pub socket: Option<String>,
@@ -198,9 +199,11 @@ pub fn parse_defaults_file(text: &str) -> ClientOptions {
 }
 
 impl Args {
-    /// Resolves credentials and builds the migration config. Command-line
-    /// values win over the defaults file; the password comes from
-    /// --password, then MYSQL_PWD, then --ask-pass, then the file.
+    /// Resolves credentials and builds the migration config. A value given
+    /// on the command line wins over the defaults file, even when it equals
+    /// the default; the password comes from --password, then the prompt of
+    /// --ask-pass (asked for, so it wins over the environment), then
+    /// MYSQL_PWD, then the file.
     pub fn into_config(self) -> Result<Config> {
         let file = match &self.defaults_file {
             Some(path) => {
@@ -211,29 +214,24 @@ impl Args {
             }
             None => ClientOptions::default(),
         };
-        let password = match (self.password.clone(), std::env::var("MYSQL_PWD").ok()) {
-            (Some(p), _) => Some(p),
-            (None, Some(p)) => Some(p),
-            (None, None) if self.ask_pass => Some(
-                rpassword::prompt_password("Password: ").map_err(|source| Error::Io {
-                    context: "reading the password from the terminal".into(),
-                    source,
-                })?,
-            ),
-            (None, None) => file.password.clone(),
-        };
-        let host_given = self.host != "127.0.0.1";
+        let password =
+            match (self.password.clone(), self.ask_pass) {
+                (Some(p), _) => Some(p),
+                (None, true) => Some(rpassword::prompt_password("Password: ").map_err(
+                    |source| Error::Io {
+                        context: "reading the password from the terminal".into(),
+                        source,
+                    },
+                )?),
+                (None, false) => std::env::var("MYSQL_PWD").ok().or(file.password.clone()),
+            };
         let connect = ConnectConfig {
-            host: if host_given {
-                self.host.clone()
-            } else {
-                file.host.clone().unwrap_or(self.host.clone())
-            },
-            port: if self.port != 3306 {
-                self.port
-            } else {
-                file.port.unwrap_or(self.port)
-            },
+            host: self
+                .host
+                .clone()
+                .or(file.host.clone())
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            port: self.port.or(file.port).unwrap_or(3306),
             socket: self.socket.clone().or(file.socket.clone()),
             user: self
                 .user
@@ -368,6 +366,39 @@ mod tests {
         assert!(!format!("{config:?}").contains("filepw"));
         assert!(!config.execute);
         assert!(!config.prefer_instant, "--prefer-instant is off by default");
+    }
+
+    #[test]
+    fn an_explicit_host_and_port_beat_the_file_even_when_they_are_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("shadowcut-cnf2-{}", std::process::id()));
+        std::fs::write(&dir, "[client]\nhost=db.example\nport=3310\n").unwrap();
+        let base = ["shadowcut", "-d", "db", "-t", "t", "--alter", "ADD c INT"];
+        let file = ["--defaults-file", dir.to_str().unwrap()];
+        let from_file = Args::parse_from(base.iter().chain(&file))
+            .into_config()
+            .unwrap();
+        let explicit = Args::parse_from(base.iter().chain(&file).chain(&[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "3306",
+        ]))
+        .into_config()
+        .unwrap();
+        let bare = Args::parse_from(base).into_config().unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(
+            (from_file.connect.host.as_str(), from_file.connect.port),
+            ("db.example", 3310)
+        );
+        assert_eq!(
+            (explicit.connect.host.as_str(), explicit.connect.port),
+            ("127.0.0.1", 3306)
+        );
+        assert_eq!(
+            (bare.connect.host.as_str(), bare.connect.port),
+            ("127.0.0.1", 3306)
+        );
     }
 
     #[test]
