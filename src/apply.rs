@@ -397,13 +397,8 @@ impl Applier {
         lock: &str,
     ) -> std::result::Result<HashSet<KeyValue>, mysql_async::Error> {
         let (predicate, params) = self.original_match(keys);
-        let columns = self
-            .key
-            .columns
-            .iter()
-            .map(|k| crate::sql::ident(&k.name))
-            .collect::<Vec<_>>()
-            .join(", ");
+        // In the form the binlog gives keys (ENUM numbers, raw bytes, ...).
+        let columns = self.key.select_list();
         let rows: Vec<mysql_async::Row> = conn
             .exec(
                 format!(

@@ -187,12 +187,15 @@ pub fn server_code(err: &mysql_async::Error) -> Option<u16> {
     }
 }
 
-/// True when a statement failed because a row it needed was locked:
-/// NOWAIT (MySQL 8 reports 3572, MariaDB 1205), a lock wait timeout, or a
-/// deadlock. The statement (and its transaction) rolled back; retrying,
-/// smaller or later, is safe.
+/// Errors of a statement that could not get a lock it needed: a lock wait
+/// timeout or NOWAIT (MariaDB 1205, MySQL 8's NOWAIT 3572), or a lost
+/// deadlock (1213). The statement (and its transaction) rolled back;
+/// retrying, smaller or later, is safe.
+pub const LOCK_BUSY_CODES: [u16; 3] = [1205, 1213, 3572];
+
+/// True when a statement failed for a lock (see [`LOCK_BUSY_CODES`]).
 pub fn is_lock_busy(err: &mysql_async::Error) -> bool {
-    matches!(server_code(err), Some(1205 | 1213 | 3572))
+    server_code(err).is_some_and(|c| LOCK_BUSY_CODES.contains(&c))
 }
 
 /// Attaches "what the tool was doing" to driver errors.

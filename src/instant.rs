@@ -31,15 +31,10 @@ use mysql_async::Conn;
 use serde::Serialize;
 
 use crate::control::Stop;
-use crate::error::{Error, Result, SqlContext};
+use crate::error::{Error, Result, SqlContext, LOCK_BUSY_CODES};
 use crate::server::{self, ConnectConfig, Dialect, Flavor, NativeAlgorithm};
 use crate::shadow::{marker, Role, ShadowNames};
 use crate::sql::{self, split_top_level_commas, tokenize, Token};
-
-/// Server errors after which a native ALTER is tried again: it waited
-/// longer than `lock_wait_timeout` for the table's metadata lock (1205), or
-/// lost a metadata-lock deadlock (1213). The table is unchanged.
-const LOCK_WAIT_ERRORS: [u16; 2] = [1205, 1213];
 
 /// `ALTER TABLE <table> <alter>, ALGORITHM=<algorithm>`, or why it cannot be
 /// built. `table` is already quoted.
@@ -435,7 +430,7 @@ impl Native<'_> {
                         attempts: attempt,
                     })
                 }
-                Err(mysql_async::Error::Server(e)) if LOCK_WAIT_ERRORS.contains(&e.code) => {
+                Err(mysql_async::Error::Server(e)) if LOCK_BUSY_CODES.contains(&e.code) => {
                     if attempt >= self.attempts {
                         return Err(Error::CutOver {
                             table,

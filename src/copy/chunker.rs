@@ -86,23 +86,19 @@ impl Chunker {
         lower: Option<&KeyValue>,
         size: u64,
     ) -> Result<Option<Chunk>> {
-        Ok(self
-            .next_chunk_below(conn, lower, None, size)
-            .await?
-            .map(|(chunk, _)| chunk))
+        self.next_chunk_below(conn, lower, None, size).await
     }
 
     /// The next chunk after `lower` and at most `ceiling` (open when
-    /// `None`), holding at most `size` rows, and whether it reaches the
-    /// ceiling; `None` when no row is left in the range. Keys are compared
-    /// by the server only.
+    /// `None`), holding at most `size` rows; `None` when no row is left in
+    /// the range. Keys are compared by the server only.
     pub async fn next_chunk_below(
         &self,
         conn: &mut Conn,
         lower: Option<&KeyValue>,
         ceiling: Option<&KeyValue>,
         size: u64,
-    ) -> Result<Option<(Chunk, bool)>> {
+    ) -> Result<Option<Chunk>> {
         let range = Chunk {
             lower: lower.cloned(),
             upper: ceiling.cloned(),
@@ -127,13 +123,10 @@ impl Chunker {
             )
             .await?;
         if upper.is_some() {
-            return Ok(Some((
-                Chunk {
-                    lower: lower.cloned(),
-                    upper,
-                },
-                false,
-            )));
+            return Ok(Some(Chunk {
+                lower: lower.cloned(),
+                upper,
+            }));
         }
         // Fewer than `size` rows are left: one chunk up to the ceiling takes
         // them (open-ended at the end of the table: the tail covers rows
@@ -141,7 +134,7 @@ impl Chunker {
         let any = self
             .read_key(conn, format!("{base} LIMIT 1"), params)
             .await?;
-        Ok(any.map(|_| (range, true)))
+        Ok(any.map(|_| range))
     }
 
     async fn read_key(

@@ -378,17 +378,7 @@ impl Copier {
             if let Some(reason) = stop.reason() {
                 return Err(Error::Interrupted { table, reason });
             }
-            let verdict = match self.copy_chunk(conn, &part, stats).await? {
-                ChunkVerdict::UniqueConflict(message) => {
-                    match self.rows_missing(conn, &part).await? {
-                        Some(0) => ChunkVerdict::Clean,
-                        None => ChunkVerdict::Busy,
-                        Some(_) => return Ok(RangeOutcome::Conflict(message)),
-                    }
-                }
-                other => other,
-            };
-            let reaches_end = match verdict {
+            let reaches_end = match self.copy_chunk(conn, &part, stats).await? {
                 ChunkVerdict::Lossy(w) => {
                     return Err(Error::Copy {
                         table,
@@ -437,7 +427,7 @@ impl Copier {
                 .next_chunk_below(conn, lower.as_ref(), chunk.upper.as_ref(), rows)
                 .await?
             {
-                Some((next, _)) => part = next,
+                Some(next) => part = next,
                 None => break,
             }
         }
@@ -523,7 +513,17 @@ impl Copier {
             context: format!("reading warnings of a chunk of {table}"),
             source,
         })?;
-        Ok(judge_warnings(&warnings, &self.key))
+        Ok(match judge_warnings(&warnings, &self.key) {
+            // A duplicate on another unique key may be the very row (the
+            // server reports only the first index it checks): only rows
+            // really missing are a conflict.
+            ChunkVerdict::UniqueConflict(message) => match self.rows_missing(conn, chunk).await? {
+                Some(0) => ChunkVerdict::Clean,
+                None => ChunkVerdict::Busy,
+                Some(_) => ChunkVerdict::UniqueConflict(message),
+            },
+            other => other,
+        })
     }
 }
 
