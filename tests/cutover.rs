@@ -750,7 +750,9 @@ async fn a_reader_holding_the_ghost_cannot_make_a_waiting_rename_look_queued() {
     // A monitoring query's transaction then holds a shared lock on the
     // ghost, so the RENAME, which locks `_t_del` and `_t_gho` before `t`,
     // waits on the ghost while writers queue on `t`.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The checksum runs first, under the writers; a loaded CI machine
+    // needs time for it.
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let comment: Option<String> = conn
             .exec_first(
@@ -761,6 +763,10 @@ async fn a_reader_holding_the_ghost_cannot_make_a_waiting_rename_look_queued() {
             .unwrap();
         if comment.is_some_and(|c| !c.starts_with("shadowcut:ghost:")) {
             break;
+        }
+        if finished.is_finished() {
+            let outcome = finished.await.unwrap();
+            panic!("the migration ended before a reader could take the ghost: {outcome:?}");
         }
         assert!(
             Instant::now() < deadline,
