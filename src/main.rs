@@ -62,11 +62,12 @@ fn print_summary(summary: &Summary, output: Output) {
         None => {}
     }
     println!(
-        "Migrated {} in {:.1} s: {} rows copied, {} binlog row changes read, {} keys applied; cut-over lock held {:.3} s ({} attempt(s)).",
+        "Migrated {} in {:.1} s: {} rows copied, {} binlog row changes read ({} ahead of the copy, left to it), {} keys applied; cut-over lock held {:.3} s ({} attempt(s)).",
         plan.table,
         summary.duration_s,
         summary.rows_copied,
         summary.binlog_rows,
+        summary.binlog_rows_left_to_copy,
         summary.keys_applied,
         summary.cut_over_lock_s.unwrap_or(0.0),
         summary.cut_over_attempts

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::apply::Applier;
 use crate::checksum::{Checksum, ChecksumReport, Verification};
 use crate::control::{self, Stop};
+use crate::copy::frontier::CopyFrontier;
 use crate::copy::sizer::ChunkSizer;
 use crate::copy::{Copier, Pace};
 use crate::cutover::CutOver;
@@ -168,6 +169,8 @@ pub struct Summary {
     pub copy_chunks: u64,
     /// Row changes read from the binlog for the table.
     pub binlog_rows: u64,
+    /// Of those, changes to rows the copy had not reached yet, left to it.
+    pub binlog_rows_left_to_copy: u64,
     /// Changed keys applied to the new table.
     pub keys_applied: u64,
     /// Seconds clients were blocked by the successful cut-over.
@@ -557,6 +560,7 @@ impl Run<'_> {
             rows_copied: status.rows_copied,
             copy_chunks: sources.copy.chunks.load(Ordering::Relaxed),
             binlog_rows: status.binlog_rows,
+            binlog_rows_left_to_copy: status.binlog_rows_left_to_copy,
             keys_applied: status.keys_applied,
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
             cut_over_attempts: attempts,
@@ -615,6 +619,7 @@ impl Run<'_> {
                 .get("lower_case_table_names")
                 .is_some_and(|v| v != "0"),
         };
+        let frontier = Arc::new(CopyFrontier::new(&plan.key));
         let tail = Tail::start(TailConfig {
             connect: connect.clone(),
             server_id: self.server_id(),
@@ -628,6 +633,7 @@ impl Run<'_> {
                 .get("binlog_checksum")
                 .is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
             name_rule,
+            frontier: Arc::clone(&frontier),
             failpoints: config.failpoints.clone(),
         })
         .await?;
@@ -648,7 +654,14 @@ impl Run<'_> {
             sources.set_stage("copy");
             let mut copy_conn = server::connect_session(&connect).await?;
             copier
-                .run(&mut copy_conn, &connect, &sources.copy, stop, &mut feed)
+                .run(
+                    &mut copy_conn,
+                    &connect,
+                    &sources.copy,
+                    &frontier,
+                    stop,
+                    &mut feed,
+                )
                 .await?;
             let _ = copy_conn.disconnect().await;
 

@@ -59,6 +59,9 @@ pub struct Status {
     pub eta_s: Option<f64>,
     /// Row changes read from the binlog.
     pub binlog_rows: u64,
+    /// Row changes left to the copy: their rows were not copied yet, and
+    /// the chunk that copies them reads them as changed.
+    pub binlog_rows_left_to_copy: u64,
     /// Changed keys applied to the new table.
     pub keys_applied: u64,
     /// Changed keys waiting to be applied.
@@ -93,16 +96,17 @@ impl Sources {
         let eta_s = (rows_per_s > 0.0 && rows_estimate > rows_copied)
             .then(|| (rows_estimate - rows_copied) as f64 / rows_per_s);
         let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (binlog_rows, backlog, heartbeat_age_s) = match &tail {
+        let (binlog_rows, binlog_rows_left_to_copy, backlog, heartbeat_age_s) = match &tail {
             Some(t) => (
                 t.rows.load(Ordering::Relaxed),
+                t.skipped.load(Ordering::Relaxed),
                 apply::lock(&t.buffer).len() as u64,
                 t.last_heartbeat
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .map(|at| at.elapsed().as_secs_f64()),
             ),
-            None => (0, 0, None),
+            None => (0, 0, 0, None),
         };
         Status {
             stage: self
@@ -116,6 +120,7 @@ impl Sources {
             rows_per_s,
             eta_s,
             binlog_rows,
+            binlog_rows_left_to_copy,
             keys_applied: self.apply.keys_applied.load(Ordering::Relaxed),
             backlog,
             heartbeat_age_s,

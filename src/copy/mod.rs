@@ -11,6 +11,7 @@
 //! otherwise truncate values or drop rows silently.
 
 pub mod chunker;
+pub mod frontier;
 pub mod sizer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +32,7 @@ use crate::schema::{KeyValue, SharedKey};
 use crate::server::{ConnectConfig, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use chunker::{Chunk, Chunker};
+use frontier::CopyFrontier;
 use sizer::ChunkSizer;
 
 /// Counters of the copy, read by progress reporting.
@@ -243,6 +245,24 @@ impl Copier {
         conn: &mut Conn,
         connect: &ConnectConfig,
         stats: &Arc<CopyStats>,
+        frontier: &CopyFrontier,
+        stop: &Stop,
+        sync: &mut impl CatchUp,
+    ) -> Result<()> {
+        let outcome = self
+            .copy_chunks(conn, connect, stats, frontier, stop, sync)
+            .await;
+        // Whatever happened, no chunk will come for keys left ahead.
+        frontier.cover_everything();
+        outcome
+    }
+
+    async fn copy_chunks(
+        &self,
+        conn: &mut Conn,
+        connect: &ConnectConfig,
+        stats: &Arc<CopyStats>,
+        frontier: &CopyFrontier,
         stop: &Stop,
         sync: &mut impl CatchUp,
     ) -> Result<()> {
@@ -253,7 +273,7 @@ impl Copier {
         }
         let mut sizer = self.pace.sizer.clone();
         let mut in_flight = FuturesUnordered::new();
-        let mut frontier: Option<KeyValue> = None;
+        let mut dispatched_upper: Option<KeyValue> = None;
         let mut exhausted = false;
         let mut dispatched = 0u64;
         let mut low = LowWatermark::default();
@@ -268,16 +288,21 @@ impl Copier {
                 failpoint::pause(self.failpoints.chunk_delay).await;
                 self.yield_to_applier(sync).await;
                 let size = sizer.rows();
-                let Some(chunk) = self
+                // The last chunk is always open-ended, even when the boundary
+                // query saw no row left: a row whose writer is still
+                // committing is invisible to it, and its change may have been
+                // left to the copy. The chunk's locking read waits for it.
+                let chunk = self
                     .chunker
-                    .next_chunk(conn, frontier.as_ref(), size)
+                    .next_chunk(conn, dispatched_upper.as_ref(), size)
                     .await?
-                else {
-                    exhausted = true;
-                    break;
-                };
+                    .unwrap_or(Chunk {
+                        lower: dispatched_upper.clone(),
+                        upper: None,
+                    });
                 exhausted = chunk.upper.is_none();
-                frontier = chunk.upper.clone();
+                dispatched_upper = chunk.upper.clone();
+                frontier.dispatch(chunk.upper.as_ref());
                 if let Some(worker) = idle.pop() {
                     in_flight.push(self.copy_range(worker, dispatched, chunk, size, stats, stop));
                     dispatched += 1;

@@ -20,6 +20,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use tokio::sync::watch;
 
 use crate::apply::{self, SharedBuffer};
+use crate::copy::frontier::CopyFrontier;
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::{self, Failpoints};
 use crate::schema::{KeyValue, SharedKey, TableSchema};
@@ -53,6 +54,8 @@ pub struct TailConfig {
     pub checksums: bool,
     /// How the server compares table names (`lower_case_table_names`).
     pub name_rule: statements::NameRule,
+    /// How far the copy has gone: changes above it are left to the copy.
+    pub frontier: Arc<CopyFrontier>,
     /// Test-only faults.
     pub failpoints: Failpoints,
 }
@@ -66,6 +69,9 @@ pub struct TailShared {
     pub row_events: AtomicU64,
     /// Rows (images) of the migrated table read so far.
     pub rows: AtomicU64,
+    /// Row images left to the copy: their key is above every chunk
+    /// dispatched so far.
+    pub skipped: AtomicU64,
     /// Position of the last event read.
     pub position: Mutex<BinlogPosition>,
     /// When the last heartbeat row was read.
@@ -94,6 +100,7 @@ impl TailShared {
             buffer: Arc::new(Mutex::new(apply::ChangeBuffer::default())),
             row_events: AtomicU64::new(0),
             rows: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             position: Mutex::new(start),
             last_heartbeat: Mutex::new(None),
             failure: Mutex::new(None),
@@ -542,6 +549,11 @@ impl Reader {
         self.shared
             .rows
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        let read = changes.len();
+        changes.retain(|(key, _)| self.config.frontier.covers(key));
+        self.shared
+            .skipped
+            .fetch_add((read - changes.len()) as u64, Ordering::Relaxed);
         let mut buffer = apply::lock(&self.shared.buffer);
         for (key, exists) in changes {
             buffer.insert(key, exists);
@@ -758,6 +770,7 @@ mod mysql8_events {
             name_rule: statements::NameRule {
                 case_insensitive: false,
             },
+            frontier: Arc::new(CopyFrontier::everything()),
             failpoints: Failpoints::default(),
         };
         Reader::new(config, Arc::new(TailShared::new(start)))
