@@ -23,6 +23,7 @@ IDLE_LABELS = [
     ("instant", "native ALTER, ALGORITHM=INSTANT"),
     ("ptosc", "pt-online-schema-change"),
     ("shadowcut", "shadowcut"),
+    ("shadowcut-indexes-during", "shadowcut --indexes-during-copy"),
     ("shadowcut-instant", "shadowcut --prefer-instant"),
 ]
 LOAD_LABELS = [
@@ -230,7 +231,7 @@ def idle_run(r):
         d["error"] = error
         if summary:
             d["summary"] = {k: summary.get(k) for k in (
-                "duration_s", "rows_copied", "binlog_rows", "keys_applied",
+                "duration_s", "rows_copied", "binlog_rows", "binlog_rows_left_to_copy", "keys_applied",
                 "cut_over_attempts", "cut_over_lock_s", "checksum", "native")}
     return d
 
@@ -260,7 +261,7 @@ def load_run(r, threads):
         d["stages_seen_s"] = stages
         if summary:
             d["summary"] = {k: summary.get(k) for k in (
-                "duration_s", "rows_copied", "binlog_rows", "keys_applied",
+                "duration_s", "rows_copied", "binlog_rows", "binlog_rows_left_to_copy", "keys_applied",
                 "cut_over_attempts", "cut_over_lock_s", "checksum")}
     elif r["key"] == "ptosc":
         swap = [at for at, line in stamped_lines(r["prefix"] + ".out") if "Swapping tables" in line]

@@ -1,8 +1,9 @@
 //! shadowcut: triggerless online schema change for MySQL and MariaDB.
 //!
 //! The data flow, one module per stage:
-//! [`inspect`] → [`shadow`] → [`tail`] → [`copy`] → [`cutover`], with
-//! [`apply`] turning tailed changes into statements, [`checksum`] proving
+//! [`inspect`] → [`shadow`] → [`tail`] → [`copy`] → [`index_build`] →
+//! [`cutover`], with [`apply`] turning tailed changes into statements,
+//! [`feed`] carrying them from the tail to the applier, [`checksum`] proving
 //! the new table before the swap, [`instant`] asking the server whether
 //! the ALTER can run natively instead (and running it so on request),
 //! [`control`] and [`progress`] beside them, and [`migration`] running the
@@ -17,6 +18,7 @@ pub mod cutover;
 pub mod error;
 pub mod failpoint;
 pub mod feed;
+pub mod index_build;
 pub mod inspect;
 pub mod instant;
 pub mod migration;

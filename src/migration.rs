@@ -21,6 +21,7 @@ use crate::cutover::CutOver;
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
 use crate::feed::ChangeFeed;
+use crate::index_build::DeferredIndexes;
 use crate::inspect::{self, privileges, Plan, Preflight};
 use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
 use crate::progress::{Output, Reporter, Sources};
@@ -57,6 +58,9 @@ pub struct Config {
     pub nice_ratio: f64,
     /// Chunks copied at once, each on its own connection.
     pub copy_threads: usize,
+    /// Keep the new table's plain secondary indexes while copying, instead
+    /// of building them after the copy.
+    pub indexes_during_copy: bool,
     /// Swap without comparing the new table with the original first.
     pub skip_checksum: bool,
     /// Rows per checksum chunk: the checksum reads in consistent snapshots
@@ -107,6 +111,7 @@ impl Config {
             chunk_time: Some(Duration::from_millis(500)),
             nice_ratio: 0.0,
             copy_threads: 2,
+            indexes_during_copy: false,
             checksum_chunk_size: 10_000,
             skip_checksum: false,
             checksum_threads: 2,
@@ -167,6 +172,8 @@ pub struct Summary {
     pub rows_copied: u64,
     /// Chunks the copy took.
     pub copy_chunks: u64,
+    /// Plain secondary indexes built after the copy instead of during it.
+    pub indexes_built_after_copy: usize,
     /// Row changes read from the binlog for the table.
     pub binlog_rows: u64,
     /// Of those, changes to rows the copy had not reached yet, left to it.
@@ -393,8 +400,18 @@ impl Run<'_> {
         } else {
             None
         };
+        let deferred = if self.config.indexes_during_copy {
+            None
+        } else {
+            let lead = plan
+                .key
+                .columns
+                .first()
+                .map_or("", |k| k.ghost_name.as_str());
+            DeferredIndexes::defer(conn, names, lead, &self.tag()).await?
+        };
         let report = self
-            .plan_report(&plan, &applier, &copier, probe, conn)
+            .plan_report(&plan, &applier, &copier, deferred.as_ref(), probe, conn)
             .await?;
         if !self.config.execute {
             return Ok(self.summary(true, report, &Sources::default(), None, 0, None, None));
@@ -456,7 +473,16 @@ impl Run<'_> {
         });
         shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await?;
         let mut summary = self
-            .execute(conn, run_lock, ghost, &plan, applier, copier, report)
+            .execute(
+                conn,
+                run_lock,
+                ghost,
+                &plan,
+                applier,
+                copier,
+                deferred.as_ref(),
+                report,
+            )
             .await?;
         summary.native = native;
         Ok(summary)
@@ -467,6 +493,7 @@ impl Run<'_> {
         plan: &Plan,
         applier: &Applier,
         copier: &Copier,
+        deferred: Option<&DeferredIndexes>,
         native: Option<Probe>,
         conn: &mut Conn,
     ) -> Result<PlanReport> {
@@ -492,6 +519,9 @@ impl Run<'_> {
                 .into_iter()
                 .map(|s| ("copy".to_string(), s)),
         );
+        if let Some(deferred) = deferred {
+            statements.push(("indexes".to_string(), deferred.describe(names)));
+        }
         statements.extend(
             applier
                 .describe()
@@ -559,6 +589,7 @@ impl Run<'_> {
             duration_s: self.started.elapsed().as_secs_f64(),
             rows_copied: status.rows_copied,
             copy_chunks: sources.copy.chunks.load(Ordering::Relaxed),
+            indexes_built_after_copy: 0,
             binlog_rows: status.binlog_rows,
             binlog_rows_left_to_copy: status.binlog_rows_left_to_copy,
             keys_applied: status.keys_applied,
@@ -580,6 +611,7 @@ impl Run<'_> {
         plan: &Plan,
         applier: Applier,
         copier: Copier,
+        deferred: Option<&DeferredIndexes>,
         report: PlanReport,
     ) -> Result<Summary> {
         let names = self.names;
@@ -664,6 +696,17 @@ impl Run<'_> {
                 )
                 .await?;
             let _ = copy_conn.disconnect().await;
+
+            if let Some(deferred) = deferred {
+                sources.set_stage("indexes");
+                let started = Instant::now();
+                deferred.build(conn, names, &self.tag()).await?;
+                tracing::info!(
+                    indexes = deferred.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "secondary indexes built after the copy"
+                );
+            }
 
             sources.set_stage("analyze");
             conn.query_drop(format!(
@@ -772,7 +815,7 @@ impl Run<'_> {
             Some(old)
         };
         shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id).await?;
-        Ok(self.summary(
+        let mut summary = self.summary(
             false,
             report,
             &sources,
@@ -780,7 +823,9 @@ impl Run<'_> {
             attempts,
             checksum,
             kept,
-        ))
+        );
+        summary.indexes_built_after_copy = deferred.map_or(0, DeferredIndexes::len);
+        Ok(summary)
     }
 
     fn interrupted(&self) -> Error {

@@ -65,6 +65,24 @@ pub async fn seed(conn: &mut mysql_async::Conn, db: &str, shape: &Shape) {
 /// Runs the migration of `shape` under the mirrored load and checks the
 /// result; returns the summary.
 pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summary {
+    migrate_under_load_with(shape, writers, |_| {}).await
+}
+
+/// [`migrate_under_load`] with `tune` applied to the migration's
+/// configuration.
+pub async fn migrate_under_load_with(
+    shape: Shape,
+    writers: u64,
+    tune: impl Fn(&mut shadowcut::Config),
+) -> shadowcut::Summary {
+    let migration_config = {
+        let tune = &tune;
+        move |db: &str| {
+            let mut c = config(db, "t", shape.alter);
+            tune(&mut c);
+            c
+        }
+    };
     let primary_config = primary();
     let mut conn = client(&primary_config).await;
     let db = fresh_database(&mut conn, shape.name).await;
@@ -108,7 +126,7 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
 
     let summary = if shape.migrated_columns.is_none() {
         // The load runs straight through the cut-over.
-        let summary = shadowcut::run(&config(&db, "t", shape.alter)).await;
+        let summary = shadowcut::run(&migration_config(&db)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         stop.store(true, Ordering::Relaxed);
         for w in writers {
@@ -119,7 +137,7 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
         // The ALTER renames or drops columns the load writes: the load runs
         // through the copy and while the cut-over is postponed, and stops
         // before the swap.
-        let migration = Postponed::start(&mut conn, &db, config(&db, "t", shape.alter)).await;
+        let migration = Postponed::start(&mut conn, &db, migration_config(&db)).await;
         tokio::time::sleep(Duration::from_millis(1000)).await;
         stop.store(true, Ordering::Relaxed);
         for w in writers {
@@ -151,6 +169,13 @@ pub async fn migrate_under_load(shape: Shape, writers: u64) -> shadowcut::Summar
             .query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
             .await
             .unwrap();
+        // The migrated table is the table the ALTER defines, to the letter.
+        assert_eq!(
+            definition(&mut conn, &db, "t").await,
+            definition(&mut conn, &db, "control").await,
+            "{}: SHOW CREATE TABLE of the migrated table vs the natively altered control",
+            shape.name
+        );
     }
     let migrated_columns = shape.migrated_columns.unwrap_or(shape.columns);
     let migrated = rows(&mut conn, &db, "t", migrated_columns, shape.order).await;
@@ -225,4 +250,26 @@ macro_rules! keyed {
             stmts
         }
     };
+}
+
+/// `SHOW CREATE TABLE` without the table's name, its `AUTO_INCREMENT=N`
+/// (the copy and the load move it) and its comment (shadowcut's marker
+/// lingers on a kept table; the ALTER sets none here).
+pub async fn definition(conn: &mut mysql_async::Conn, db: &str, table: &str) -> String {
+    let create: Option<(String, String)> = conn
+        .query_first(format!("SHOW CREATE TABLE `{db}`.`{table}`"))
+        .await
+        .unwrap();
+    let create = create.map(|c| c.1).unwrap_or_default();
+    create
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split(' ')
+                .filter(|w| !w.starts_with("AUTO_INCREMENT="))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
