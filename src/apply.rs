@@ -509,6 +509,7 @@ impl Applier {
             })?
             .position;
         let deadline = Instant::now() + TAIL_WAIT;
+        let _catching_up = tail.catching_up();
         while !tail.has_read(&now) {
             if let Some(failure) = tail.failure() {
                 return Err(Error::Tail {

@@ -175,6 +175,10 @@ impl ChangeFeed {
         )
         .await
         .map_err(|e| LockedFlushFailure::Failed(e.to_string()))?;
+        // The apply loop is paused: the tail must read past the buffer's
+        // bound to reach the marker (writers are held off, so what is left
+        // is what was committed before the lock).
+        let _catching_up = self.tail.shared().catching_up();
         if let Err(e) = self.tail.wait_for_marker(marker, wait).await {
             return Err(match self.tail.check() {
                 Err(stopped) => LockedFlushFailure::TailStopped(stopped),

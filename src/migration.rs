@@ -61,6 +61,10 @@ pub struct Config {
     /// Keep the new table's plain secondary indexes while copying, instead
     /// of building them after the copy.
     pub indexes_during_copy: bool,
+    /// Changed keys buffered at most; beyond, the tail stops reading the
+    /// binlog until the applier makes room (memory stays bounded while the
+    /// applier is paused or slow).
+    pub buffered_keys: usize,
     /// Swap without comparing the new table with the original first.
     pub skip_checksum: bool,
     /// Rows per checksum chunk: the checksum reads in consistent snapshots
@@ -112,6 +116,7 @@ impl Config {
             nice_ratio: 0.0,
             copy_threads: 2,
             indexes_during_copy: false,
+            buffered_keys: 100_000,
             checksum_chunk_size: 10_000,
             skip_checksum: false,
             checksum_threads: 2,
@@ -178,6 +183,8 @@ pub struct Summary {
     pub binlog_rows: u64,
     /// Of those, changes to rows the copy had not reached yet, left to it.
     pub binlog_rows_left_to_copy: u64,
+    /// Most changed keys buffered at once.
+    pub backlog_peak: u64,
     /// Changed keys applied to the new table.
     pub keys_applied: u64,
     /// Seconds clients were blocked by the successful cut-over.
@@ -592,6 +599,7 @@ impl Run<'_> {
             indexes_built_after_copy: 0,
             binlog_rows: status.binlog_rows,
             binlog_rows_left_to_copy: status.binlog_rows_left_to_copy,
+            backlog_peak: status.backlog_peak,
             keys_applied: status.keys_applied,
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
             cut_over_attempts: attempts,
@@ -666,6 +674,7 @@ impl Run<'_> {
                 .is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
             name_rule,
             frontier: Arc::clone(&frontier),
+            buffer_keys: config.buffered_keys.max(1),
             failpoints: config.failpoints.clone(),
         })
         .await?;

@@ -66,6 +66,12 @@ pub struct Status {
     pub keys_applied: u64,
     /// Changed keys waiting to be applied.
     pub backlog: u64,
+    /// Most keys waiting at once so far.
+    pub backlog_peak: u64,
+    /// True while the buffer is full and the tail has stopped reading the
+    /// binlog: the backlog is then also in the binlog, and the heartbeat's
+    /// age says how far behind the tail is.
+    pub buffer_full: bool,
     /// Seconds since the tail last read the heartbeat.
     pub heartbeat_age_s: Option<f64>,
     /// What the operator should know now, if anything.
@@ -96,17 +102,26 @@ impl Sources {
         let eta_s = (rows_per_s > 0.0 && rows_estimate > rows_copied)
             .then(|| (rows_estimate - rows_copied) as f64 / rows_per_s);
         let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (binlog_rows, binlog_rows_left_to_copy, backlog, heartbeat_age_s) = match &tail {
+        let (
+            binlog_rows,
+            binlog_rows_left_to_copy,
+            backlog,
+            backlog_peak,
+            buffer_full,
+            heartbeat_age_s,
+        ) = match &tail {
             Some(t) => (
                 t.rows.load(Ordering::Relaxed),
                 t.skipped.load(Ordering::Relaxed),
                 apply::lock(&t.buffer).len() as u64,
+                t.peak_backlog.load(Ordering::Relaxed),
+                t.waiting_for_room.load(Ordering::Relaxed),
                 t.last_heartbeat
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .map(|at| at.elapsed().as_secs_f64()),
             ),
-            None => (0, 0, 0, None),
+            None => (0, 0, 0, 0, false, None),
         };
         Status {
             stage: self
@@ -123,6 +138,8 @@ impl Sources {
             binlog_rows_left_to_copy,
             keys_applied: self.apply.keys_applied.load(Ordering::Relaxed),
             backlog,
+            backlog_peak,
+            buffer_full,
             heartbeat_age_s,
             note: self.note.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
@@ -165,8 +182,11 @@ impl Reporter {
                             .map(|n| format!(" · {n}"))
                             .unwrap_or_default();
                         bar.set_message(format!(
-                            "{} · binlog rows {} · backlog {}{note}",
-                            s.stage, s.binlog_rows, s.backlog
+                            "{} · binlog rows {} · backlog {}{}{note}",
+                            s.stage,
+                            s.binlog_rows,
+                            s.backlog,
+                            backlog_behind(&s)
                         ));
                     }
                     (None, Output::Json) => {
@@ -195,9 +215,21 @@ pub fn text_line(s: &Status) -> String {
         .map(|n| format!("; {n}"))
         .unwrap_or_default();
     format!(
-        "[{:>7.1}s] {:<9} copied {}/{} rows ({:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}{note}",
-        s.elapsed_s, s.stage, s.rows_copied, s.rows_estimate, s.rows_per_s, s.binlog_rows, s.keys_applied, s.backlog
+        "[{:>7.1}s] {:<9} copied {}/{} rows ({:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}{}{note}",
+        s.elapsed_s, s.stage, s.rows_copied, s.rows_estimate, s.rows_per_s, s.binlog_rows, s.keys_applied, s.backlog,
+        backlog_behind(s)
     )
+}
+
+/// What the backlog leaves in the binlog while the buffer is full.
+fn backlog_behind(s: &Status) -> String {
+    if !s.buffer_full {
+        return String::new();
+    }
+    match s.heartbeat_age_s {
+        Some(age) => format!(" (buffer full: binlog reading paused, {age:.0} s behind)"),
+        None => " (buffer full: binlog reading paused)".to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -901,3 +901,47 @@ async fn a_transient_collision_across_drain_batches_is_retried_not_fatal() {
     let control = rows(&mut conn, &db, "control", "id, u", "id").await;
     assert_same_rows(&migrated, &control, "migrated table vs control");
 }
+
+/// While the applier is held back, the tail stops reading the binlog once
+/// the buffer holds its bound of keys (the binlog is the queue), and the
+/// migration still ends equal to the control: the keys left in the binlog
+/// are read once the applier makes room, and the flushes before the swap
+/// (which wait for the tail) lift the bound instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_backlog_stays_bounded_while_the_applier_is_held_back() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "bounded", 4000).await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.buffered_keys = 300;
+    // The applier takes one batch (500 keys) every 400 ms: far slower
+    // than the writes below.
+    config.failpoints.apply_loop_delay = Some(Duration::from_millis(400));
+    let migration = Postponed::start(&mut conn, &db, config).await;
+    // 4,000 distinct keys changed, 50 rows per statement.
+    for round in 0..2 {
+        for start in (0..4000).step_by(50) {
+            on_both(
+                &mut conn,
+                &db,
+                &format!(
+                    "UPDATE {{T}} SET a = a + {} WHERE id >= {start} AND id < {}",
+                    round + 1,
+                    start + 50
+                ),
+            )
+            .await;
+        }
+    }
+    let summary = migration
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert!(summary.binlog_rows >= 8000, "{summary:?}");
+    // The bound, plus at most one rows event read before the tail looked.
+    assert!(
+        (300..=350).contains(&summary.backlog_peak),
+        "peak backlog {} with a bound of 300: {summary:?}",
+        summary.backlog_peak
+    );
+    assert_matches_control(&mut conn, &db).await;
+}

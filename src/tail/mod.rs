@@ -9,7 +9,7 @@ pub mod events;
 pub mod statements;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,9 @@ use crate::server::{BinlogPosition, ConnectConfig};
 use crate::shadow::{hint, ShadowNames};
 use crate::sql;
 use events::EventKind;
+
+/// How often a tail waiting for room in the buffer looks again.
+const ROOM_POLL: Duration = Duration::from_millis(20);
 
 /// Everything the tail needs to know about the migration.
 #[derive(Debug, Clone)]
@@ -56,6 +59,10 @@ pub struct TailConfig {
     pub name_rule: statements::NameRule,
     /// How far the copy has gone: changes above it are left to the copy.
     pub frontier: Arc<CopyFrontier>,
+    /// Changed keys the buffer holds at most: when it is full the tail
+    /// stops reading (the binlog is the queue) until the applier makes
+    /// room, or until someone waits for the tail to catch up.
+    pub buffer_keys: usize,
     /// Test-only faults.
     pub failpoints: Failpoints,
 }
@@ -74,13 +81,44 @@ pub struct TailShared {
     pub skipped: AtomicU64,
     /// Position of the last event read.
     pub position: Mutex<BinlogPosition>,
+    /// Most keys the buffer held at once.
+    pub peak_backlog: AtomicU64,
+    /// True while the tail waits for room in the buffer.
+    pub waiting_for_room: AtomicBool,
+    /// Callers waiting for the tail to read up to a point; the buffer's
+    /// bound is lifted while there are any, or they could wait forever on
+    /// a paused applier.
+    catch_up_waiters: AtomicUsize,
     /// When the last heartbeat row was read.
     pub last_heartbeat: Mutex<Option<Instant>>,
     failure: Mutex<Option<String>>,
     marker_seen: watch::Sender<u64>,
 }
 
+/// Lifts the buffer's bound while it lives: see [`TailShared::catching_up`].
+pub struct CatchUpGuard<'a>(&'a TailShared);
+
+impl Drop for CatchUpGuard<'_> {
+    fn drop(&mut self) {
+        self.0.catch_up_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl TailShared {
+    /// Lets the tail read past the buffer's bound while the guard lives:
+    /// for a caller waiting for the tail to reach a point in the binlog.
+    pub fn catching_up(&self) -> CatchUpGuard<'_> {
+        self.catch_up_waiters.fetch_add(1, Ordering::SeqCst);
+        CatchUpGuard(self)
+    }
+
+    /// True when the tail must not read on: the buffer holds `limit` keys
+    /// and no one waits for the tail.
+    fn must_wait_for_room(&self, limit: usize) -> bool {
+        self.catch_up_waiters.load(Ordering::SeqCst) == 0
+            && apply::lock(&self.buffer).len() >= limit
+    }
+
     /// True when the tail has read every event before `position`.
     pub fn has_read(&self, position: &BinlogPosition) -> bool {
         *self.position.lock().unwrap_or_else(|e| e.into_inner()) >= *position
@@ -101,6 +139,9 @@ impl TailShared {
             row_events: AtomicU64::new(0),
             rows: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            peak_backlog: AtomicU64::new(0),
+            waiting_for_room: AtomicBool::new(false),
+            catch_up_waiters: AtomicUsize::new(0),
             position: Mutex::new(start),
             last_heartbeat: Mutex::new(None),
             failure: Mutex::new(None),
@@ -235,6 +276,12 @@ async fn open_stream(config: &TailConfig) -> Result<BinlogStream> {
     conn.query_drop(format!("SET @master_heartbeat_period = {period_ns}"))
         .await
         .context(|| format!("setting the binlog heartbeat for {table}"))?;
+    // While the buffer is full the tail stops reading and the server's
+    // writes to this connection block: for longer than net_write_timeout
+    // (60 s by default), and the server would drop the stream.
+    conn.query_drop("SET SESSION net_write_timeout = 86400")
+        .await
+        .context(|| format!("setting net_write_timeout on the binlog connection for {table}"))?;
     let request = BinlogStreamRequest::new(config.server_id)
         .with_filename(config.start.file.as_bytes())
         .with_pos(config.start.pos);
@@ -304,6 +351,19 @@ impl Reader {
     ) -> std::result::Result<(), String> {
         let silence = self.config.heartbeat_period * 3 + Duration::from_secs(1);
         loop {
+            if self.shared.must_wait_for_room(self.config.buffer_keys) {
+                self.shared.waiting_for_room.store(true, Ordering::Relaxed);
+                while self.shared.must_wait_for_room(self.config.buffer_keys) {
+                    tokio::select! {
+                        _ = stopped.changed() => {
+                            let _ = stream.close().await;
+                            return Ok(());
+                        }
+                        _ = tokio::time::sleep(ROOM_POLL) => {}
+                    }
+                }
+                self.shared.waiting_for_room.store(false, Ordering::Relaxed);
+            }
             let next = tokio::select! {
                 _ = stopped.changed() => break,
                 next = tokio::time::timeout(silence, stream.next()) => next,
@@ -558,6 +618,9 @@ impl Reader {
         for (key, exists) in changes {
             buffer.insert(key, exists);
         }
+        self.shared
+            .peak_backlog
+            .fetch_max(buffer.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -771,6 +834,7 @@ mod mysql8_events {
                 case_insensitive: false,
             },
             frontier: Arc::new(CopyFrontier::everything()),
+            buffer_keys: 1_000,
             failpoints: Failpoints::default(),
         };
         Reader::new(config, Arc::new(TailShared::new(start)))
