@@ -231,7 +231,7 @@ def idle_run(r):
         d["error"] = error
         if summary:
             d["summary"] = {k: summary.get(k) for k in (
-                "duration_s", "rows_copied", "binlog_rows", "binlog_rows_left_to_copy", "keys_applied",
+                "duration_s", "rows_copied", "binlog_rows", "binlog_rows_left_to_copy", "keys_applied", "backlog_peak", "backlog_at_swap",
                 "cut_over_attempts", "cut_over_lock_s", "checksum", "native")}
     return d
 
@@ -247,8 +247,11 @@ def load_run(r, threads):
         statuses, summary, error = shadowcut_output(r["prefix"])
         d["error"] = error
         backlogs = [s["backlog"] for _, s in statuses]
-        d["backlog_peak"] = max(backlogs) if backlogs else None
-        d["backlog_final"] = backlogs[-1] if backlogs else None
+        # The summary's figures: the true peak (status lines only sample
+        # it once a second) and what was left unapplied at the swap.
+        d["backlog_peak"] = (summary or {}).get("backlog_peak", max(backlogs) if backlogs else None)
+        d["backlog_final"] = (summary or {}).get("backlog_at_swap")
+        d["backlog_last_status"] = backlogs[-1] if backlogs else None
         before_cut = [s["backlog"] for _, s in statuses if s["stage"] != "cut-over"]
         d["backlog_before_cut_over"] = before_cut[-1] if before_cut else None
         d["status_lines"] = len(statuses)
@@ -261,7 +264,7 @@ def load_run(r, threads):
         d["stages_seen_s"] = stages
         if summary:
             d["summary"] = {k: summary.get(k) for k in (
-                "duration_s", "rows_copied", "binlog_rows", "binlog_rows_left_to_copy", "keys_applied",
+                "duration_s", "rows_copied", "binlog_rows", "binlog_rows_left_to_copy", "keys_applied", "backlog_peak", "backlog_at_swap",
                 "cut_over_attempts", "cut_over_lock_s", "checksum")}
     elif r["key"] == "ptosc":
         swap = [at for at, line in stamped_lines(r["prefix"] + ".out") if "Swapping tables" in line]

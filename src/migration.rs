@@ -185,6 +185,9 @@ pub struct Summary {
     pub binlog_rows_left_to_copy: u64,
     /// Most changed keys buffered at once.
     pub backlog_peak: u64,
+    /// Changed keys left unapplied when the tables were swapped (the
+    /// locked drain applies them all: 0).
+    pub backlog_at_swap: u64,
     /// Changed keys applied to the new table.
     pub keys_applied: u64,
     /// Seconds clients were blocked by the successful cut-over.
@@ -600,6 +603,7 @@ impl Run<'_> {
             binlog_rows: status.binlog_rows,
             binlog_rows_left_to_copy: status.binlog_rows_left_to_copy,
             backlog_peak: status.backlog_peak,
+            backlog_at_swap: 0,
             keys_applied: status.keys_applied,
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
             cut_over_attempts: attempts,
@@ -691,6 +695,7 @@ impl Run<'_> {
             Arc::clone(&sources.apply),
         );
 
+        let mut backlog_at_swap = 0;
         let outcome = async {
             sources.set_stage("copy");
             let mut copy_conn = server::connect_session(&connect).await?;
@@ -793,6 +798,8 @@ impl Run<'_> {
             let (lock_time, attempts) = cut
                 .run(&mut feed, run_lock.conn(), |note| sources.set_note(note))
                 .await?;
+            // Measured, not assumed: what the locked drain left behind.
+            backlog_at_swap = feed.backlog() as u64;
             Ok((lock_time, attempts, checksum))
         }
         .await;
@@ -834,6 +841,7 @@ impl Run<'_> {
             kept,
         );
         summary.indexes_built_after_copy = deferred.map_or(0, DeferredIndexes::len);
+        summary.backlog_at_swap = backlog_at_swap;
         Ok(summary)
     }
 

@@ -662,7 +662,17 @@ impl SharedKey {
     }
 
     /// `key IN (values...)`, with its parameters.
+    ///
+    /// The list is padded to the next power of two by repeating its last
+    /// key (harmless in a WHERE clause), so that a statement takes one of
+    /// a few shapes, which the connection's prepared-statement cache keeps,
+    /// instead of one per batch size.
     pub fn matches_any(&self, side: Side, keys: &[KeyValue]) -> (String, Vec<Value>) {
+        let padding = keys.len().next_power_of_two() - keys.len();
+        let keys: Vec<&KeyValue> = keys
+            .iter()
+            .chain(std::iter::repeat_n(keys.last(), padding).flatten())
+            .collect();
         let mut params = Vec::new();
         if self.columns.len() == 1 {
             let k = &self.columns[0];
@@ -682,7 +692,7 @@ impl SharedKey {
             }
         }
         let one = format!("({})", one.join(" AND "));
-        for key in keys {
+        for key in &keys {
             params.extend(positions.iter().map(|&i| self.columns[i].param(&key[i])));
         }
         (format!("({})", vec![one; keys.len()].join(" OR ")), params)
@@ -797,6 +807,20 @@ pub(crate) mod tests {
         let (sql, params) = k.matches_any(Side::Ghost, &keys);
         assert_eq!(sql, "((`a` = ? AND `b` = ?) OR (`a` = ? AND `b` = ?))");
         assert_eq!(params.len(), 4);
+    }
+
+    #[test]
+    fn key_lists_take_power_of_two_shapes() {
+        let k = key(&[col("id", "int", None)]);
+        let keys: Vec<KeyValue> = (1..=3).map(|i| vec![KeyPart::Int(i)]).collect();
+        let (sql, params) = k.matches_any(Side::Original, &keys);
+        assert_eq!(sql, "`id` IN (?, ?, ?, ?)");
+        assert_eq!(
+            params,
+            vec![Value::Int(1), Value::Int(2), Value::Int(3), Value::Int(3)]
+        );
+        let (sql, _) = k.matches_any(Side::Original, &keys[..2]);
+        assert_eq!(sql, "`id` IN (?, ?)");
     }
 
     #[test]
