@@ -585,6 +585,45 @@ impl Applier {
         }
         Ok(Ok(deferred))
     }
+
+    /// Applies `changes` split over `conn` and `helpers`, each part on its
+    /// own connection at once. The keys are distinct, and the caller made
+    /// sure distinct keys are distinct rows, so no two parts touch one row
+    /// of the new table. Returns what [`Applier::apply_explained`] returns
+    /// for the whole: the deferred keys of every part, or a collision with
+    /// every key that may not be applied.
+    pub async fn apply_generation(
+        &self,
+        conn: &mut Conn,
+        helpers: &mut [Conn],
+        tail: &TailShared,
+        changes: Vec<Change>,
+    ) -> Result<std::result::Result<Vec<Change>, (String, Vec<Change>)>> {
+        let workers = helpers.len() + 1;
+        let per_part = changes.len().div_ceil(workers).max(1);
+        let mut parts = changes.chunks(per_part).map(<[Change]>::to_vec);
+        let mut work = Vec::with_capacity(workers);
+        for c in std::iter::once(conn).chain(helpers.iter_mut()) {
+            if let Some(part) = parts.next() {
+                work.push(self.apply_explained(c, tail, part));
+            }
+        }
+        let mut deferred = Vec::new();
+        let mut collision: Option<String> = None;
+        for outcome in futures_util::future::join_all(work).await {
+            match outcome? {
+                Ok(part_deferred) => deferred.extend(part_deferred),
+                Err((message, unapplied)) => {
+                    collision.get_or_insert(message);
+                    deferred.extend(unapplied);
+                }
+            }
+        }
+        Ok(match collision {
+            Some(message) => Err((message, deferred)),
+            None => Ok(deferred),
+        })
+    }
 }
 
 /// How long one row may stay locked by the application before the copy or
@@ -775,13 +814,15 @@ pub async fn data_warnings(
 pub struct ApplyStats {
     /// Keys applied to the new table.
     pub keys_applied: AtomicU64,
+    /// Generations applied over several connections at once.
+    pub parallel_generations: AtomicU64,
 }
 
 /// The background task that keeps applying the buffer to the new table
 /// until stopped. The cut-over stops it and drains the rest itself.
 pub struct ApplyLoop {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<Conn>>,
+    task: tokio::task::JoinHandle<Result<(Conn, Vec<Conn>)>>,
     applied_marker: watch::Receiver<u64>,
 }
 
@@ -790,9 +831,14 @@ pub struct ApplyLoop {
 const CONFLICT_PATIENCE: Duration = Duration::from_secs(30);
 
 impl ApplyLoop {
-    /// Starts applying the tail's buffer on `conn`.
+    /// Starts applying the tail's buffer on `conn`, and on `helpers` too
+    /// when the key allows batches in parallel
+    /// ([`SharedKey::rows_are_distinct_by_bytes`]): a generation of up to
+    /// one batch per connection, over disjoint keys, applied at once; a
+    /// key changed meanwhile waits in the buffer for the next generation.
     pub fn start(
         mut conn: Conn,
+        mut helpers: Vec<Conn>,
         applier: Applier,
         tail: Arc<TailShared>,
         stats: Arc<ApplyStats>,
@@ -816,7 +862,13 @@ impl ApplyLoop {
                         break;
                     }
                 }
-                let batch = lock(&tail.buffer).take(BATCH_KEYS);
+                let parallel = !helpers.is_empty() && applier.key.rows_are_distinct_by_bytes();
+                let generation = if parallel {
+                    BATCH_KEYS * (helpers.len() + 1)
+                } else {
+                    BATCH_KEYS
+                };
+                let batch = lock(&tail.buffer).take(generation);
                 if batch.changes.is_empty() {
                     if let Some(m) = batch.marker {
                         marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
@@ -830,10 +882,17 @@ impl ApplyLoop {
                     }
                 } else {
                     let count = batch.changes.len() as u64;
-                    match applier
-                        .apply_explained(&mut conn, &tail, batch.changes)
-                        .await?
-                    {
+                    let outcome = if parallel && batch.changes.len() > BATCH_KEYS {
+                        stats.parallel_generations.fetch_add(1, Ordering::Relaxed);
+                        applier
+                            .apply_generation(&mut conn, &mut helpers, &tail, batch.changes)
+                            .await?
+                    } else {
+                        applier
+                            .apply_explained(&mut conn, &tail, batch.changes)
+                            .await?
+                    };
+                    match outcome {
                         Ok(deferred) => {
                             conflict_since = None;
                             stats
@@ -879,7 +938,7 @@ impl ApplyLoop {
                 }
             }
             record_position(&mut conn, &applier.names, unrecorded.take()).await?;
-            Ok(conn)
+            Ok((conn, helpers))
         });
         ApplyLoop {
             stop,
@@ -909,8 +968,9 @@ impl ApplyLoop {
         self.task.is_finished()
     }
 
-    /// Stops the loop after its current batch and returns its connection.
-    pub async fn stop(self) -> Result<Conn> {
+    /// Stops the loop after its current batch and returns its connection
+    /// and its helpers'.
+    pub async fn stop(self) -> Result<(Conn, Vec<Conn>)> {
         let _ = self.stop.send(true);
         self.task.await.map_err(|e| Error::Apply {
             table: String::from("the migrated table"),

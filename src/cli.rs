@@ -84,7 +84,7 @@ pub struct Args {
     /// Target time per copy chunk, e.g. 500ms or 2s: the chunk size adapts
     /// to it (growing at most 1.5x a chunk, cut back at once when a chunk
     /// takes too long). Ignored with --chunk-size.
-    #[arg(long, default_value = "500ms", value_parser = parse_chunk_time, help_heading = "Migration")]
+    #[arg(long, default_value = "100ms", value_parser = parse_chunk_time, help_heading = "Migration")]
     pub chunk_time: Duration,
     /// After each chunk, sleep this many times the time the chunk took
     /// (e.g. 0.5): gives the server back to the application at the cost of
@@ -95,6 +95,10 @@ pub struct Args {
     /// range (the applier keeps priority).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16), help_heading = "Migration")]
     pub copy_threads: u64,
+    /// Connections applying changed rows at once, each over its own keys
+    /// (integer and VARBINARY keys only; other keys use one).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8), help_heading = "Migration")]
+    pub apply_threads: u64,
     /// Server id of the binlog connection; must differ from every replica's
     /// (default: derived per run, from 1073741824 up).
     #[arg(long, help_heading = "Migration")]
@@ -261,6 +265,7 @@ impl Args {
         }
         config.nice_ratio = self.nice_ratio;
         config.copy_threads = self.copy_threads as usize;
+        config.apply_threads = self.apply_threads as usize;
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;

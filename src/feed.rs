@@ -46,6 +46,8 @@ pub enum LockedFlushFailure {
 pub struct ChangeFeed {
     tail: Tail,
     apply: Option<ApplyLoop>,
+    /// The apply loop's helper connections while it is paused.
+    idle_helpers: Vec<Conn>,
     applier: Applier,
     apply_stats: Arc<ApplyStats>,
     marker_conn: Conn,
@@ -53,17 +55,20 @@ pub struct ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// Starts the apply loop on `apply_conn` over what `tail` reads;
-    /// `marker_conn` writes the sync markers of [`ChangeFeed::flush`].
+    /// Starts the apply loop on `apply_conn` (and `helpers`, for batches
+    /// in parallel) over what `tail` reads; `marker_conn` writes the sync
+    /// markers of [`ChangeFeed::flush`].
     pub fn start(
         tail: Tail,
         applier: Applier,
         apply_conn: Conn,
+        helpers: Vec<Conn>,
         marker_conn: Conn,
         apply_stats: Arc<ApplyStats>,
     ) -> ChangeFeed {
         let apply = ApplyLoop::start(
             apply_conn,
+            helpers,
             applier.clone(),
             Arc::clone(tail.shared()),
             Arc::clone(&apply_stats),
@@ -71,6 +76,7 @@ impl ChangeFeed {
         ChangeFeed {
             tail,
             apply: Some(apply),
+            idle_helpers: Vec::new(),
             applier,
             apply_stats,
             marker_conn,
@@ -140,13 +146,16 @@ impl ChangeFeed {
             table: self.table(),
             message: "the apply loop is not running".into(),
         })?;
-        apply.stop().await
+        let (conn, helpers) = apply.stop().await?;
+        self.idle_helpers = helpers;
+        Ok(conn)
     }
 
     /// Restarts the apply loop on `conn`.
     pub fn resume(&mut self, conn: Conn) {
         self.apply = Some(ApplyLoop::start(
             conn,
+            std::mem::take(&mut self.idle_helpers),
             self.applier.clone(),
             Arc::clone(self.tail.shared()),
             Arc::clone(&self.apply_stats),
@@ -203,8 +212,10 @@ impl ChangeFeed {
     pub async fn shutdown(self) -> Option<Error> {
         let failure = match self.apply {
             Some(apply) => match apply.stop().await {
-                Ok(conn) => {
-                    let _ = conn.disconnect().await;
+                Ok((conn, helpers)) => {
+                    for c in std::iter::once(conn).chain(helpers) {
+                        let _ = c.disconnect().await;
+                    }
                     None
                 }
                 Err(e) => Some(e),

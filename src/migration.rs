@@ -58,6 +58,10 @@ pub struct Config {
     pub nice_ratio: f64,
     /// Chunks copied at once, each on its own connection.
     pub copy_threads: usize,
+    /// Connections applying changed keys at once, over disjoint keys (only
+    /// for keys whose rows are distinct by their bytes: integers,
+    /// VARBINARY).
+    pub apply_threads: usize,
     /// Keep the new table's plain secondary indexes while copying, instead
     /// of building them after the copy.
     pub indexes_during_copy: bool,
@@ -112,9 +116,10 @@ impl Config {
             execute: false,
             prefer_instant: false,
             chunk_size: 1000,
-            chunk_time: Some(Duration::from_millis(500)),
+            chunk_time: Some(Duration::from_millis(100)),
             nice_ratio: 0.0,
             copy_threads: 2,
+            apply_threads: 2,
             indexes_during_copy: false,
             buffered_keys: 100_000,
             checksum_chunk_size: 10_000,
@@ -185,6 +190,8 @@ pub struct Summary {
     pub binlog_rows_left_to_copy: u64,
     /// Most changed keys buffered at once.
     pub backlog_peak: u64,
+    /// Generations of changed keys applied over several connections at once.
+    pub parallel_apply_generations: u64,
     /// Changed keys left unapplied when the tables were swapped (the
     /// locked drain applies them all: 0).
     pub backlog_at_swap: u64,
@@ -480,6 +487,7 @@ impl Run<'_> {
             "chunk_size": self.config.chunk_size,
             "chunk_time_ms": self.config.chunk_time.map(|t| t.as_millis() as u64),
             "copy_threads": self.config.copy_threads,
+            "apply_threads": self.config.apply_threads,
         });
         shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await?;
         let mut summary = self
@@ -604,6 +612,7 @@ impl Run<'_> {
             binlog_rows_left_to_copy: status.binlog_rows_left_to_copy,
             backlog_peak: status.backlog_peak,
             backlog_at_swap: 0,
+            parallel_apply_generations: sources.apply.parallel_generations.load(Ordering::Relaxed),
             keys_applied: status.keys_applied,
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
             cut_over_attempts: attempts,
@@ -687,10 +696,17 @@ impl Run<'_> {
         let mut heartbeat =
             Some(Heartbeat::start(&connect, names.clone(), config.heartbeat_interval).await?);
         let apply_conn = server::connect_session(&connect).await?;
+        let mut apply_helpers = Vec::new();
+        if plan.key.rows_are_distinct_by_bytes() {
+            for _ in 1..config.apply_threads.max(1) {
+                apply_helpers.push(server::connect_session(&connect).await?);
+            }
+        }
         let mut feed = ChangeFeed::start(
             tail,
             applier.clone(),
             apply_conn,
+            apply_helpers,
             server::connect_session(&connect).await?,
             Arc::clone(&sources.apply),
         );

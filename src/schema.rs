@@ -555,6 +555,21 @@ pub enum Side {
 }
 
 impl SharedKey {
+    /// True when two keys with different bytes are always two different
+    /// rows, in the original and in the new table: integer and VARBINARY
+    /// columns, whose comparison is their value's bytes. (Not
+    /// collated text, where `'a'` and `'A'` may be one row, nor floats,
+    /// where `-0` and `0` are.) Only then may batches of keys be applied
+    /// in parallel without two of them touching one row.
+    pub fn rows_are_distinct_by_bytes(&self) -> bool {
+        self.identity_preserved
+            && self.columns.iter().all(|k| {
+                [&k.column, &k.ghost_column]
+                    .iter()
+                    .all(|c| c.int_width().is_some() || c.data_type == "varbinary")
+            })
+    }
+
     fn col_and_expr(&self, side: Side, k: &KeyColumn) -> (String, String) {
         match side {
             Side::Original => (sql::ident(&k.name), k.bind_expr(&k.column)),
