@@ -9,7 +9,7 @@
 //! events of one row are harmless, and the tail always wins over the copy.
 //! Non-key values are never decoded from the binlog.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,14 +38,34 @@ pub struct Change {
     pub key: KeyValue,
     /// The row exists after the key's last change.
     pub exists: bool,
+    /// The buffer's epoch when the oldest change of the key not yet applied
+    /// was read: sync markers read after it wait for it.
+    pub since: u64,
+}
+
+/// A key's state in the buffer.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    exists: bool,
+    since: u64,
 }
 
 /// Keys of changed rows waiting to be applied, filled by the tail.
+///
+/// A sync marker is applied once every key changed before the tail read it
+/// is applied. Each marker closes an epoch; a key remembers the epoch of
+/// its oldest unapplied change (a newer change does not make an old one
+/// younger), so a marker is applied when no key of its epoch or an earlier
+/// one is waiting or in flight, however busy the table stays.
 #[derive(Debug, Default)]
 pub struct ChangeBuffer {
-    keys: HashMap<KeyValue, bool>,
+    keys: HashMap<KeyValue, Pending>,
+    /// Keys waiting, per epoch of their oldest unapplied change.
+    per_epoch: BTreeMap<u64, usize>,
+    epoch: u64,
+    /// Markers read, with the epoch they closed, oldest first.
+    markers: VecDeque<(u64, u64)>,
     position: Option<BinlogPosition>,
-    marker: u64,
 }
 
 /// A batch taken from the buffer.
@@ -56,14 +76,34 @@ pub struct Drained {
     /// When the buffer is now empty: the binlog position every change up to
     /// which is in this batch or applied before.
     pub position: Option<BinlogPosition>,
-    /// When the buffer is now empty: the last sync marker the tail had read.
-    pub marker: Option<u64>,
 }
 
 impl ChangeBuffer {
     /// Records a change of `key`; the latest change of a key wins.
     pub fn insert(&mut self, key: KeyValue, exists: bool) {
-        self.keys.insert(key, exists);
+        match self.keys.get_mut(&key) {
+            Some(pending) => pending.exists = exists,
+            None => {
+                let since = self.epoch;
+                self.add(key, Pending { exists, since });
+            }
+        }
+    }
+
+    fn add(&mut self, key: KeyValue, pending: Pending) {
+        *self.per_epoch.entry(pending.since).or_insert(0) += 1;
+        self.keys.insert(key, pending);
+    }
+
+    fn remove(&mut self, key: &KeyValue) -> Option<Pending> {
+        let pending = self.keys.remove(key)?;
+        if let Some(count) = self.per_epoch.get_mut(&pending.since) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_epoch.remove(&pending.since);
+            }
+        }
+        Some(pending)
     }
 
     /// Records a transaction boundary the tail has read past.
@@ -71,9 +111,27 @@ impl ChangeBuffer {
         self.position = Some(position);
     }
 
-    /// Records a sync marker the tail has read.
+    /// Records a sync marker the tail has read: every key changed so far
+    /// must be applied before it counts as applied.
     pub fn mark_sync(&mut self, marker: u64) {
-        self.marker = self.marker.max(marker);
+        self.markers.push_back((self.epoch, marker));
+        self.epoch += 1;
+    }
+
+    /// The newest sync marker all of whose changes are applied, taken out;
+    /// `None` when no new marker is. Only meaningful between batches: a key
+    /// taken and not yet applied or put back holds no epoch.
+    pub fn applied_marker(&mut self) -> Option<u64> {
+        let oldest_waiting = self.per_epoch.keys().next().copied().unwrap_or(u64::MAX);
+        let mut applied = None;
+        while let Some(&(epoch, marker)) = self.markers.front() {
+            if epoch >= oldest_waiting {
+                break;
+            }
+            applied = Some(marker);
+            self.markers.pop_front();
+        }
+        applied
     }
 
     /// Number of keys waiting.
@@ -88,31 +146,45 @@ impl ChangeBuffer {
 
     /// Takes up to `max` keys.
     pub fn take(&mut self, max: usize) -> Drained {
-        let keys: Vec<KeyValue> = if self.keys.len() <= max {
-            self.keys.keys().cloned().collect()
-        } else {
-            self.keys.keys().take(max).cloned().collect()
-        };
+        let keys: Vec<KeyValue> = self.keys.keys().take(max).cloned().collect();
         let changes = keys
             .into_iter()
             .filter_map(|key| {
-                let exists = self.keys.remove(&key)?;
-                Some(Change { key, exists })
+                let Pending { exists, since } = self.remove(&key)?;
+                Some(Change { key, exists, since })
             })
             .collect();
         let empty = self.keys.is_empty();
         Drained {
             changes,
             position: if empty { self.position.clone() } else { None },
-            marker: empty.then_some(self.marker),
         }
     }
 
     /// Puts keys back after a failed attempt; a newer change of a key that
-    /// arrived meanwhile wins.
+    /// arrived meanwhile wins, and the key keeps the older epoch.
     pub fn requeue(&mut self, changes: Vec<Change>) {
         for c in changes {
-            self.keys.entry(c.key).or_insert(c.exists);
+            match self.keys.get(&c.key).copied() {
+                Some(pending) if pending.since > c.since => {
+                    self.remove(&c.key);
+                    self.add(
+                        c.key,
+                        Pending {
+                            exists: pending.exists,
+                            since: c.since,
+                        },
+                    );
+                }
+                Some(_) => {}
+                None => self.add(
+                    c.key,
+                    Pending {
+                        exists: c.exists,
+                        since: c.since,
+                    },
+                ),
+            }
         }
     }
 
@@ -121,9 +193,10 @@ impl ChangeBuffer {
     pub fn refresh(&mut self, changes: &mut [Change]) -> bool {
         let mut changed = false;
         for c in changes {
-            if let Some(exists) = self.keys.remove(&c.key) {
-                changed |= exists != c.exists;
-                c.exists = exists;
+            if let Some(pending) = self.remove(&c.key) {
+                changed |= pending.exists != c.exists;
+                c.exists = pending.exists;
+                c.since = c.since.min(pending.since);
             }
         }
         changed
@@ -870,7 +943,8 @@ impl ApplyLoop {
                 };
                 let batch = lock(&tail.buffer).take(generation);
                 if batch.changes.is_empty() {
-                    if let Some(m) = batch.marker {
+                    let applied = lock(&tail.buffer).applied_marker();
+                    if let Some(m) = applied {
                         marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
                     }
                     if batch.position.is_some() {
@@ -898,22 +972,24 @@ impl ApplyLoop {
                             stats
                                 .keys_applied
                                 .fetch_add(count - deferred.len() as u64, Ordering::Relaxed);
+                            let nothing_applied = deferred.len() as u64 == count;
                             if deferred.is_empty() {
-                                if let Some(m) = batch.marker {
-                                    marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
-                                }
                                 if batch.position.is_some() {
                                     unrecorded = batch.position;
                                 }
                             } else {
-                                // Not applied up to the batch's position or
-                                // marker: a later batch that empties the
-                                // buffer reports them.
-                                let nothing_applied = deferred.len() as u64 == count;
+                                // Not applied up to the batch's position: a
+                                // later batch that empties the buffer
+                                // records it. Deferred keys keep their
+                                // epoch, so markers after them wait too.
                                 lock(&tail.buffer).requeue(deferred);
-                                if nothing_applied {
-                                    tokio::time::sleep(Duration::from_millis(2)).await;
-                                }
+                            }
+                            let applied = lock(&tail.buffer).applied_marker();
+                            if let Some(m) = applied {
+                                marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
+                            }
+                            if nothing_applied {
+                                tokio::time::sleep(Duration::from_millis(2)).await;
                             }
                         }
                         Err((message, unapplied)) => {
@@ -1003,19 +1079,56 @@ mod tests {
         assert_eq!(b.len(), 3);
         let first = b.take(2);
         assert_eq!(first.changes.len(), 2);
-        assert!(first.position.is_none() && first.marker.is_none());
+        assert!(first.position.is_none());
+        // Keys read before marker 4 are still in flight.
+        assert_eq!(b.applied_marker(), None);
         let rest = b.take(2);
         assert_eq!(rest.changes.len(), 1);
         assert_eq!(rest.position.unwrap().pos, 10);
-        assert_eq!(rest.marker, Some(4));
+        assert_eq!(b.applied_marker(), Some(4));
         let mut all = first.changes;
         all.extend(rest.changes);
         assert!(all.contains(&Change {
             key: k(1),
-            exists: false
+            exists: false,
+            since: 0,
         }));
         b.requeue(all);
         assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn a_marker_waits_for_every_key_read_before_it_not_for_an_empty_buffer() {
+        let mut b = ChangeBuffer::default();
+        b.insert(k(1), true);
+        b.insert(k(2), true);
+        b.mark_sync(7);
+        // The table stays busy: keys keep arriving after the marker.
+        b.insert(k(3), true);
+        b.insert(k(1), false);
+        let mut taken = b.take(10).changes;
+        taken.sort_by_key(|c| format!("{:?}", c.key));
+        // k(1) changed again after the marker, yet its older change is
+        // still unapplied: it keeps the older epoch.
+        assert_eq!(
+            taken.iter().map(|c| c.since).collect::<Vec<_>>(),
+            vec![0, 0, 1]
+        );
+        // k(2) and k(3) applied, k(1) deferred (put back); more arrive.
+        b.requeue(vec![taken[0].clone()]);
+        b.insert(k(4), true);
+        assert_eq!(
+            b.applied_marker(),
+            None,
+            "k(1) from before the marker waits"
+        );
+        let again = b.take(10).changes;
+        assert_eq!(again.len(), 2);
+        // Both applied: the marker is, though the table stays busy.
+        b.insert(k(5), true);
+        assert_eq!(b.applied_marker(), Some(7));
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.applied_marker(), None, "reported once");
     }
 
     #[test]
@@ -1029,7 +1142,8 @@ mod tests {
             b.take(10).changes,
             vec![Change {
                 key: k(1),
-                exists: false
+                exists: false,
+                since: 0,
             }]
         );
     }
@@ -1041,10 +1155,12 @@ mod tests {
             Change {
                 key: k(1),
                 exists: true,
+                since: 0,
             },
             Change {
                 key: k(2),
                 exists: true,
+                since: 0,
             },
         ];
         b.insert(k(3), true);
