@@ -24,6 +24,7 @@ IDLE_LABELS = [
     ("ptosc", "pt-online-schema-change"),
     ("shadowcut", "shadowcut"),
     ("shadowcut-indexes-during", "shadowcut --indexes-during-copy"),
+    ("shadowcut-no-checksum", "shadowcut --skip-checksum"),
     ("shadowcut-instant", "shadowcut --prefer-instant"),
 ]
 LOAD_LABELS = [
