@@ -71,12 +71,13 @@ pub struct Args {
     /// times; if the table itself refuses the clause, the rows are copied.
     #[arg(long, help_heading = "Migration")]
     pub prefer_instant: bool,
-    /// Keep the new table's plain secondary indexes while the rows are
-    /// copied. By default they are taken off the empty new table and built
-    /// in one online ALTER after the copy (faster; unique indexes always
-    /// stay).
+    /// Take the new table's plain secondary indexes off while the rows are
+    /// copied and build them in one online ALTER after the copy (unique
+    /// indexes always stay). Faster for a single copy thread or many wide
+    /// indexes; by default they are kept, which was faster with two copy
+    /// threads and one small index (docs/performance.md).
     #[arg(long, help_heading = "Migration")]
-    pub indexes_during_copy: bool,
+    pub build_indexes_after_copy: bool,
     /// Rows copied per chunk, fixed. Without it the chunk size adapts to
     /// --chunk-time (starting at 1000 rows, between 100 and 200000).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Migration")]
@@ -255,7 +256,7 @@ impl Args {
         let mut config = Config::new(connect, &self.database, &self.table, &self.alter);
         config.execute = self.execute;
         config.prefer_instant = self.prefer_instant;
-        config.indexes_during_copy = self.indexes_during_copy;
+        config.build_indexes_after_copy = self.build_indexes_after_copy;
         match self.chunk_size {
             Some(rows) => {
                 config.chunk_size = rows;

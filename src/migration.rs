@@ -62,9 +62,9 @@ pub struct Config {
     /// for keys whose rows are distinct by their bytes: integers,
     /// VARBINARY).
     pub apply_threads: usize,
-    /// Keep the new table's plain secondary indexes while copying, instead
-    /// of building them after the copy.
-    pub indexes_during_copy: bool,
+    /// Take the new table's plain secondary indexes off during the copy
+    /// and build them after it, instead of keeping them.
+    pub build_indexes_after_copy: bool,
     /// Changed keys buffered at most; beyond, the tail stops reading the
     /// binlog until the applier makes room (memory stays bounded while the
     /// applier is paused or slow).
@@ -120,7 +120,7 @@ impl Config {
             nice_ratio: 0.0,
             copy_threads: 2,
             apply_threads: 2,
-            indexes_during_copy: false,
+            build_indexes_after_copy: false,
             buffered_keys: 100_000,
             checksum_chunk_size: 10_000,
             skip_checksum: false,
@@ -417,7 +417,7 @@ impl Run<'_> {
         } else {
             None
         };
-        let deferred = if self.config.indexes_during_copy {
+        let deferred = if !self.config.build_indexes_after_copy {
             None
         } else {
             let lead = plan
