@@ -25,6 +25,7 @@ use crate::schema::{KeyPart, KeyValue, SharedKey, Side};
 use crate::server::{BinlogPosition, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use crate::tail::TailShared;
+use crate::throttle::Throttle;
 
 /// Most keys applied in one statement.
 pub const BATCH_KEYS: usize = 500;
@@ -909,12 +910,14 @@ impl ApplyLoop {
     /// ([`SharedKey::rows_are_distinct_by_bytes`]): a generation of up to
     /// one batch per connection, over disjoint keys, applied at once; a
     /// key changed meanwhile waits in the buffer for the next generation.
+    /// While `throttle` holds, nothing is written.
     pub fn start(
         mut conn: Conn,
         mut helpers: Vec<Conn>,
         applier: Applier,
         tail: Arc<TailShared>,
         stats: Arc<ApplyStats>,
+        throttle: Arc<Throttle>,
     ) -> ApplyLoop {
         let (stop, mut stopped) = watch::channel(false);
         let (marker_tx, applied_marker) = watch::channel(0u64);
@@ -934,6 +937,13 @@ impl ApplyLoop {
                     if *stopped.borrow() {
                         break;
                     }
+                }
+                if throttle.reason().is_some() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        _ = stopped.changed() => {}
+                    }
+                    continue;
                 }
                 let parallel = !helpers.is_empty() && applier.key.rows_are_distinct_by_bytes();
                 let generation = if parallel {

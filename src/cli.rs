@@ -11,6 +11,7 @@ use crate::failpoint::Failpoints;
 use crate::migration::Config;
 use crate::progress::Output;
 use crate::server::ConnectConfig;
+use crate::throttle::parse_load_limits;
 
 /// Online schema change for MySQL and MariaDB, without triggers.
 ///
@@ -115,6 +116,27 @@ pub struct Args {
     /// of the server it is given and writes there.
     #[arg(long, help_heading = "Migration")]
     pub allow_on_master: bool,
+
+    /// Hold the copy and the applier back while a global status variable is
+    /// at or above its value, e.g. "Threads_running=25,Threads_connected=500"
+    /// (checked every second; the binlog keeps what waits).
+    #[arg(long, help_heading = "Throttling")]
+    pub max_load: Option<String>,
+    /// Stop the migration (exit code 6, original untouched) when a global
+    /// status variable reaches its value, e.g. "Threads_running=200".
+    #[arg(long, help_heading = "Throttling")]
+    pub critical_load: Option<String>,
+    /// With --critical-load: look again this long after a crossing, and stop
+    /// only if it is still crossed (0: stop at once).
+    #[arg(long, default_value_t = 0, help_heading = "Throttling")]
+    pub critical_load_interval_millis: u64,
+    /// Hold the copy and the applier back while this file exists.
+    #[arg(long, help_heading = "Throttling")]
+    pub throttle_flag_file: Option<PathBuf>,
+    /// Hold the copy and the applier back while this query's first column
+    /// is above 0, e.g. "SELECT HOUR(NOW()) BETWEEN 8 AND 17".
+    #[arg(long, help_heading = "Throttling")]
+    pub throttle_query: Option<String>,
 
     /// While this file exists, the migration keeps the new table in sync but
     /// does not swap.
@@ -270,6 +292,16 @@ impl Args {
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
+        let limits = |flag: &str, spec: Option<&str>| {
+            parse_load_limits(spec.unwrap_or_default())
+                .map_err(|problem| Error::Usage(format!("--{flag}: {problem}")))
+        };
+        config.throttle.max_load = limits("max-load", self.max_load.as_deref())?;
+        config.throttle.critical_load = limits("critical-load", self.critical_load.as_deref())?;
+        config.throttle.critical_load_interval =
+            Duration::from_millis(self.critical_load_interval_millis);
+        config.throttle.flag_file = self.throttle_flag_file;
+        config.throttle.throttle_query = self.throttle_query;
         config.cut_over_lock_timeout = Duration::from_secs(self.cut_over_lock_timeout_seconds);
         config.cut_over_attempts = self.cut_over_attempts.max(1);
         config.ok_to_drop_table = self.ok_to_drop_table;

@@ -26,6 +26,8 @@ pub enum ExitCode {
     Connection = 4,
     /// The cut-over could not complete within its retries; original intact.
     CutOver = 5,
+    /// `--critical-load` was crossed; original intact.
+    CriticalLoad = 6,
     /// Stopped by a signal or the panic flag file; original intact.
     Interrupted = 130,
 }
@@ -133,6 +135,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A `--critical-load` limit was crossed (twice, when an interval is
+    /// set): the run stopped.
+    #[error("migration of {table} stopped: {reason}; the original table is intact. Retry when the server is less loaded, or raise --critical-load")]
+    CriticalLoad {
+        /// table being migrated
+        table: String,
+        /// the limit crossed, with its value
+        reason: String,
+    },
+
     /// Bad configuration that clap could not catch.
     #[error("{0}")]
     Usage(String),
@@ -156,6 +168,7 @@ impl Error {
             Error::Connect { .. } => ExitCode::Connection,
             Error::CutOver { .. } => ExitCode::CutOver,
             Error::Interrupted { .. } => ExitCode::Interrupted,
+            Error::CriticalLoad { .. } => ExitCode::CriticalLoad,
             Error::Usage(_) => ExitCode::Usage,
             _ => ExitCode::Failed,
         }

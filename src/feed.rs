@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
 use crate::shadow::{self, hint};
 use crate::tail::Tail;
+use crate::throttle::Throttle;
 
 /// How long a flush waits for the tail to read its marker, and for the
 /// apply loop to apply up to it.
@@ -50,6 +51,7 @@ pub struct ChangeFeed {
     idle_helpers: Vec<Conn>,
     applier: Applier,
     apply_stats: Arc<ApplyStats>,
+    throttle: Arc<Throttle>,
     marker_conn: Conn,
     next_marker: u64,
 }
@@ -57,7 +59,8 @@ pub struct ChangeFeed {
 impl ChangeFeed {
     /// Starts the apply loop on `apply_conn` (and `helpers`, for batches
     /// in parallel) over what `tail` reads; `marker_conn` writes the sync
-    /// markers of [`ChangeFeed::flush`].
+    /// markers of [`ChangeFeed::flush`]. Nothing is applied while
+    /// `throttle` holds.
     pub fn start(
         tail: Tail,
         applier: Applier,
@@ -65,6 +68,7 @@ impl ChangeFeed {
         helpers: Vec<Conn>,
         marker_conn: Conn,
         apply_stats: Arc<ApplyStats>,
+        throttle: Arc<Throttle>,
     ) -> ChangeFeed {
         let apply = ApplyLoop::start(
             apply_conn,
@@ -72,6 +76,7 @@ impl ChangeFeed {
             applier.clone(),
             Arc::clone(tail.shared()),
             Arc::clone(&apply_stats),
+            Arc::clone(&throttle),
         );
         ChangeFeed {
             tail,
@@ -79,6 +84,7 @@ impl ChangeFeed {
             idle_helpers: Vec::new(),
             applier,
             apply_stats,
+            throttle,
             marker_conn,
             next_marker: 0,
         }
@@ -131,12 +137,20 @@ impl ChangeFeed {
         let Some(apply) = self.apply.as_mut() else {
             return Ok(());
         };
-        tokio::time::timeout(APPLY_WAIT, apply.wait_applied(marker))
-            .await
-            .map_err(|_| Error::Apply {
-                table: self.table(),
-                message: format!("the applier did not catch up within {APPLY_WAIT:?}"),
-            })?
+        loop {
+            match tokio::time::timeout(APPLY_WAIT, apply.wait_applied(marker)).await {
+                Ok(applied) => return applied,
+                // A throttled applier is not stuck: it waits as long as
+                // the throttle holds.
+                Err(_) if self.throttle.reason().is_some() => {}
+                Err(_) => {
+                    return Err(Error::Apply {
+                        table: self.table(),
+                        message: format!("the applier did not catch up within {APPLY_WAIT:?}"),
+                    })
+                }
+            }
+        }
     }
 
     /// Stops the apply loop and returns its connection, for a drain that
@@ -159,6 +173,7 @@ impl ChangeFeed {
             self.applier.clone(),
             Arc::clone(self.tail.shared()),
             Arc::clone(&self.apply_stats),
+            Arc::clone(&self.throttle),
         ));
     }
 

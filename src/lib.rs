@@ -6,7 +6,7 @@
 //! [`feed`] carrying them from the tail to the applier, [`checksum`] proving
 //! the new table before the swap, [`instant`] asking the server whether
 //! the ALTER can run natively instead (and running it so on request),
-//! [`control`] and [`progress`] beside them, and [`migration`] running the
+//! [`control`], [`throttle`] and [`progress`] beside them, and [`migration`] running the
 //! stages in order.
 
 pub mod apply;
@@ -29,6 +29,7 @@ pub mod shadow;
 pub mod sql;
 pub mod table_lock;
 pub mod tail;
+pub mod throttle;
 
 pub use error::{Error, ExitCode, Result};
 pub use migration::{run, Config, Summary};

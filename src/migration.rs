@@ -29,6 +29,7 @@ use crate::schema;
 use crate::server::{self, ConnectConfig, Dialect};
 use crate::shadow::{self, hint, marker, Heartbeat, Role, RunLock, ShadowNames};
 use crate::tail::{Tail, TailConfig};
+use crate::throttle::{ThrottleConfig, Throttler};
 
 /// Everything a migration is told.
 #[derive(Debug, Clone)]
@@ -58,6 +59,8 @@ pub struct Config {
     pub nice_ratio: f64,
     /// Chunks copied at once, each on its own connection.
     pub copy_threads: usize,
+    /// What holds the copy and the applier back, and what stops the run.
+    pub throttle: ThrottleConfig,
     /// Connections applying changed keys at once, over disjoint keys (only
     /// for keys whose rows are distinct by their bytes: integers,
     /// VARBINARY).
@@ -119,6 +122,10 @@ impl Config {
             chunk_time: Some(Duration::from_millis(100)),
             nice_ratio: 0.0,
             copy_threads: 2,
+            throttle: ThrottleConfig {
+                interval: Duration::from_secs(1),
+                ..ThrottleConfig::default()
+            },
             apply_threads: 2,
             build_indexes_after_copy: false,
             buffered_keys: 100_000,
@@ -709,7 +716,15 @@ impl Run<'_> {
             apply_helpers,
             server::connect_session(&connect).await?,
             Arc::clone(&sources.apply),
+            Arc::clone(&sources.throttle),
         );
+        let throttler = Throttler::start(
+            config.throttle.clone(),
+            &connect,
+            Arc::clone(&sources.throttle),
+            stop.clone(),
+        )
+        .await?;
 
         let mut backlog_at_swap = 0;
         let outcome = async {
@@ -721,6 +736,7 @@ impl Run<'_> {
                     &connect,
                     &sources.copy,
                     &frontier,
+                    &sources.throttle,
                     stop,
                     &mut feed,
                 )
@@ -820,6 +836,15 @@ impl Run<'_> {
         }
         .await;
         reporter.stop();
+        throttler.stop();
+        let outcome = match outcome {
+            Err(Error::Interrupted { table, reason })
+                if sources.throttle.critical_load_crossed() =>
+            {
+                Err(Error::CriticalLoad { table, reason })
+            }
+            other => other,
+        };
         if let Some(heartbeat) = heartbeat.take() {
             let _ = heartbeat.stop().await;
         }

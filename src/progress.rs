@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::apply::{self, ApplyStats};
 use crate::copy::CopyStats;
 use crate::tail::TailShared;
+use crate::throttle::Throttle;
 
 /// How the tool reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -40,6 +41,8 @@ pub struct Sources {
     /// What the operator should know now (why the last cut-over attempt
     /// failed, say); cleared when it no longer holds.
     pub note: Mutex<Option<String>>,
+    /// Whether, and why, writes are held back.
+    pub throttle: Arc<Throttle>,
 }
 
 /// One status report.
@@ -76,6 +79,8 @@ pub struct Status {
     pub heartbeat_age_s: Option<f64>,
     /// What the operator should know now, if anything.
     pub note: Option<String>,
+    /// Why the copy and the applier are held back, when they are.
+    pub throttled: Option<String>,
 }
 
 impl Sources {
@@ -142,6 +147,7 @@ impl Sources {
             buffer_full,
             heartbeat_age_s,
             note: self.note.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            throttled: self.throttle.reason(),
         }
     }
 }
@@ -176,11 +182,7 @@ impl Reporter {
                     (Some(bar), _) => {
                         bar.set_length(s.rows_estimate.max(s.rows_copied).max(1));
                         bar.set_position(s.rows_copied);
-                        let note = s
-                            .note
-                            .as_deref()
-                            .map(|n| format!(" · {n}"))
-                            .unwrap_or_default();
+                        let note = notes(&s, " · ");
                         bar.set_message(format!(
                             "{} · binlog rows {} · backlog {}{}{note}",
                             s.stage,
@@ -209,16 +211,24 @@ impl Reporter {
 /// One human-readable status line.
 pub fn text_line(s: &Status) -> String {
     let eta = s.eta_s.map_or("-".to_string(), |e| format!("{e:.0}s"));
-    let note = s
-        .note
-        .as_deref()
-        .map(|n| format!("; {n}"))
-        .unwrap_or_default();
+    let note = notes(s, "; ");
     format!(
         "[{:>7.1}s] {:<9} copied {}/{} rows ({:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}{}{note}",
         s.elapsed_s, s.stage, s.rows_copied, s.rows_estimate, s.rows_per_s, s.binlog_rows, s.keys_applied, s.backlog,
         backlog_behind(s)
     )
+}
+
+/// The throttle's reason and the note, each after `separator`.
+fn notes(s: &Status, separator: &str) -> String {
+    [
+        s.throttled.as_ref().map(|t| format!("throttled: {t}")),
+        s.note.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|n| format!("{separator}{n}"))
+    .collect()
 }
 
 /// What the backlog leaves in the binlog while the buffer is full.

@@ -31,6 +31,7 @@ use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyValue, SharedKey};
 use crate::server::{ConnectConfig, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
+use crate::throttle::Throttle;
 use chunker::{Chunk, Chunker};
 use frontier::CopyFrontier;
 use sizer::ChunkSizer;
@@ -240,29 +241,33 @@ impl Copier {
     /// new unique key is copied again, `sync` catches up: every change
     /// committed so far is applied to the new table, refreshing rows that
     /// may be stale.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
         conn: &mut Conn,
         connect: &ConnectConfig,
         stats: &Arc<CopyStats>,
         frontier: &CopyFrontier,
+        throttle: &Throttle,
         stop: &Stop,
         sync: &mut impl CatchUp,
     ) -> Result<()> {
         let outcome = self
-            .copy_chunks(conn, connect, stats, frontier, stop, sync)
+            .copy_chunks(conn, connect, stats, frontier, throttle, stop, sync)
             .await;
         // Whatever happened, no chunk will come for keys left ahead.
         frontier.cover_everything();
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn copy_chunks(
         &self,
         conn: &mut Conn,
         connect: &ConnectConfig,
         stats: &Arc<CopyStats>,
         frontier: &CopyFrontier,
+        throttle: &Throttle,
         stop: &Stop,
         sync: &mut impl CatchUp,
     ) -> Result<()> {
@@ -286,6 +291,9 @@ impl Copier {
                 }
                 sync.healthy()?;
                 failpoint::pause(self.failpoints.chunk_delay).await;
+                if !throttle.wait_until_released(stop).await {
+                    continue;
+                }
                 self.yield_to_applier(sync).await;
                 let size = sizer.rows();
                 // The last chunk is always open-ended, even when the boundary

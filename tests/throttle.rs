@@ -1,0 +1,224 @@
+//! Throttling on the sandbox: the flag file and `--max-load` hold the copy
+//! back and release it, `--critical-load` stops the run with the original
+//! untouched. Load comes from sessions running `SELECT SLEEP(n)`, which
+//! count in `Threads_running` while they sleep.
+//!
+//! The load tests share the server's `Threads_running`, so they hold
+//! [`LOAD`] for writing; the flag-file test reads it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+const ROWS: i64 = 2000;
+
+async fn setup(conn: &mut Conn, prefix: &str) -> String {
+    let db = fresh_database(conn, prefix).await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.`t` (id INT NOT NULL PRIMARY KEY, a INT NOT NULL) ENGINE=InnoDB"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.`t` SELECT seq, seq % 7 FROM `{db}`.seq_1_to_{ROWS}"
+    ))
+    .await
+    .unwrap();
+    db
+}
+
+fn throttled_config(db: &str) -> shadowcut::Config {
+    let mut config = config(db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.throttle.interval = Duration::from_millis(100);
+    config
+}
+
+/// Rows in the new table, or `None` before it exists.
+async fn ghost_rows(conn: &mut Conn, db: &str) -> Option<i64> {
+    conn.query_first(format!("SELECT COUNT(*) FROM `{db}`.`_t_gho`"))
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn threads_running(conn: &mut Conn) -> u64 {
+    let row: Option<(String, u64)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Threads_running'")
+        .await
+        .unwrap();
+    row.unwrap().1
+}
+
+/// `n` sessions sleeping `seconds` each, started now.
+fn sleepers(n: usize, seconds: u64) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut c = client(&primary()).await;
+                c.query_drop(format!("DO SLEEP({seconds})")).await.unwrap();
+            })
+        })
+        .collect()
+}
+
+/// Twelve sleeping sessions for 3 s, running once this returns, and a
+/// `Threads_running` value they make the server reach.
+async fn busy_server(conn: &mut Conn) -> (u64, Vec<tokio::task::JoinHandle<()>>) {
+    let baseline = threads_running(conn).await;
+    let busy = sleepers(12, 3);
+    while threads_running(conn).await < baseline + 10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (baseline + 8, busy)
+}
+
+/// Waits until the new table exists, then checks that it stays empty for
+/// `hold`: nothing is copied while throttled.
+async fn assert_nothing_copied_for(conn: &mut Conn, db: &str, hold: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ghost_rows(conn, db).await.is_none() {
+        assert!(Instant::now() < deadline, "the new table never appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let until = Instant::now() + hold;
+    while Instant::now() < until {
+        assert_eq!(
+            ghost_rows(conn, db).await,
+            Some(0),
+            "rows were copied while throttled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn assert_migrated(conn: &mut Conn, db: &str) {
+    let count: Option<i64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.`t` WHERE extra = 1"))
+        .await
+        .unwrap();
+    assert_eq!(count, Some(ROWS));
+}
+
+/// Waits for a migration released from its throttle, and checks it.
+async fn finish_released(
+    conn: &mut Conn,
+    db: &str,
+    migration: tokio::task::JoinHandle<shadowcut::Result<shadowcut::Summary>>,
+) {
+    let summary = tokio::time::timeout(Duration::from_secs(60), migration)
+        .await
+        .expect("the migration did not end once released")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert_eq!(summary.rows_copied, ROWS as u64);
+    assert_migrated(conn, db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_flag_file_holds_the_copy_until_removed() {
+    let _shared = LOAD.read().await;
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttleflag").await;
+    let flag = std::env::temp_dir().join(format!("{db}.throttle"));
+    std::fs::write(&flag, b"").unwrap();
+    let mut config = throttled_config(&db);
+    config.throttle.flag_file = Some(flag.clone());
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1500)).await;
+    std::fs::remove_file(&flag).unwrap();
+    finish_released(&mut conn, &db, migration).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_load_holds_the_copy_while_the_server_is_busy() {
+    let _exclusive = LOAD.write().await;
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttleload").await;
+    let (limit, busy) = busy_server(&mut conn).await;
+    let mut config = throttled_config(&db);
+    config.throttle.max_load =
+        shadowcut::throttle::parse_load_limits(&format!("Threads_running={limit}")).unwrap();
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000)).await;
+    for s in busy {
+        s.await.unwrap();
+    }
+    finish_released(&mut conn, &db, migration).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn critical_load_stops_the_run_and_leaves_the_original() {
+    let _exclusive = LOAD.write().await;
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttlecrit").await;
+    let (limit, busy) = busy_server(&mut conn).await;
+    let mut config = throttled_config(&db);
+    config.throttle.critical_load =
+        shadowcut::throttle::parse_load_limits(&format!("Threads_running={limit}")).unwrap();
+    config.throttle.critical_load_interval = Duration::from_millis(200);
+    let err = tokio::time::timeout(Duration::from_secs(60), shadowcut::run(&config))
+        .await
+        .expect("the migration did not stop")
+        .expect_err("a crossed critical load must stop the run");
+    assert!(
+        matches!(err, shadowcut::Error::CriticalLoad { .. }),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), shadowcut::ExitCode::CriticalLoad);
+    assert!(err.to_string().contains("Threads_running="), "{err}");
+    for s in busy {
+        s.await.unwrap();
+    }
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+    let columns: Option<i64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 't'",
+            (&db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(columns, Some(2), "the original is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_misspelt_status_variable_is_refused() {
+    let _shared = LOAD.read().await;
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttletypo").await;
+    let mut config = throttled_config(&db);
+    config.throttle.max_load = shadowcut::throttle::parse_load_limits("Threads_runing=10").unwrap();
+    let err = shadowcut::run(&config)
+        .await
+        .expect_err("an unknown variable never throttles: refuse it");
+    assert!(err.to_string().contains("Threads_runing"), "{err}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_throttle_query_holds_the_copy_while_it_returns_more_than_zero() {
+    let _shared = LOAD.read().await;
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttlequery").await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.`hold` (id INT PRIMARY KEY) ENGINE=InnoDB"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!("INSERT INTO `{db}`.`hold` VALUES (1)"))
+        .await
+        .unwrap();
+    let mut config = throttled_config(&db);
+    config.throttle.throttle_query = Some(format!("SELECT COUNT(*) FROM `{db}`.`hold`"));
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000)).await;
+    conn.query_drop(format!("DELETE FROM `{db}`.`hold`"))
+        .await
+        .unwrap();
+    finish_released(&mut conn, &db, migration).await;
+}
