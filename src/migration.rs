@@ -679,6 +679,16 @@ impl Run<'_> {
                 .get("lower_case_table_names")
                 .is_some_and(|v| v != "0"),
         };
+        // Started before anything else runs, so that a misspelt variable or
+        // a crossed critical load leaves nothing to stop; dropped on every
+        // way out of this function.
+        let throttler = Throttler::start(
+            config.throttle.clone(),
+            &connect,
+            Arc::clone(&sources.throttle),
+            stop.clone(),
+        )
+        .await?;
         let frontier = Arc::new(CopyFrontier::new(&plan.key));
         let tail = Tail::start(TailConfig {
             connect: connect.clone(),
@@ -718,13 +728,6 @@ impl Run<'_> {
             Arc::clone(&sources.apply),
             Arc::clone(&sources.throttle),
         );
-        let throttler = Throttler::start(
-            config.throttle.clone(),
-            &connect,
-            Arc::clone(&sources.throttle),
-            stop.clone(),
-        )
-        .await?;
 
         let mut backlog_at_swap = 0;
         let outcome = async {
@@ -836,7 +839,7 @@ impl Run<'_> {
         }
         .await;
         reporter.stop();
-        throttler.stop();
+        drop(throttler);
         let outcome = match outcome {
             Err(Error::Interrupted { table, reason })
                 if sources.throttle.critical_load_crossed() =>

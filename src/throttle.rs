@@ -147,9 +147,17 @@ impl Throttle {
     }
 }
 
-/// The background task that checks the reasons.
+/// The background task that checks the reasons; it stops when dropped.
 pub struct Throttler {
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Throttler {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Throttler {
@@ -201,13 +209,6 @@ impl Throttler {
             }
         });
         Ok(Throttler { task: Some(task) })
-    }
-
-    /// Stops checking.
-    pub fn stop(self) {
-        if let Some(task) = self.task {
-            task.abort();
-        }
     }
 }
 
