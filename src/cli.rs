@@ -133,6 +133,14 @@ pub struct Args {
     /// Hold the copy and the applier back while this file exists.
     #[arg(long, help_heading = "Throttling")]
     pub throttle_flag_file: Option<PathBuf>,
+    /// Replicas whose lag holds the copy and the applier back, as
+    /// "host:port,host:port" (same user and password as the primary); lag
+    /// is the age of the migration's heartbeat row there.
+    #[arg(long, help_heading = "Throttling")]
+    pub throttle_control_replicas: Option<String>,
+    /// Most replica lag before throttling, in milliseconds.
+    #[arg(long, default_value_t = 1500, help_heading = "Throttling")]
+    pub max_lag_millis: u64,
     /// Hold the copy and the applier back while this query's first column
     /// is above 0, e.g. "SELECT HOUR(NOW()) BETWEEN 8 AND 17".
     #[arg(long, help_heading = "Throttling")]
@@ -301,6 +309,13 @@ impl Args {
         config.throttle.critical_load_interval =
             Duration::from_millis(self.critical_load_interval_millis);
         config.throttle.flag_file = self.throttle_flag_file;
+        config.throttle.max_lag = Duration::from_millis(self.max_lag_millis);
+        config.throttle.replicas = match self.throttle_control_replicas.as_deref() {
+            None => Vec::new(),
+            Some(list) => parse_replicas(list, &config.connect).map_err(|problem| {
+                Error::Usage(format!("--throttle-control-replicas: {problem}"))
+            })?,
+        };
         config.throttle.throttle_query = self.throttle_query;
         config.cut_over_lock_timeout = Duration::from_secs(self.cut_over_lock_timeout_seconds);
         config.cut_over_attempts = self.cut_over_attempts.max(1);
@@ -327,6 +342,32 @@ fn parse_nice_ratio(text: &str) -> std::result::Result<f64, String> {
 }
 
 /// `500ms`, `2s`, `1.5s` (10 ms to 60 s).
+/// `host:port,host:port` as connections like `primary`'s (user, password).
+fn parse_replicas(
+    list: &str,
+    primary: &ConnectConfig,
+) -> std::result::Result<Vec<ConnectConfig>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (host, port) = item.rsplit_once(':').unwrap_or((item, "3306"));
+            let port = port
+                .parse()
+                .map_err(|_| format!("'{port}' is not a port (in '{item}')"))?;
+            if host.is_empty() {
+                return Err(format!("'{item}' has no host"));
+            }
+            Ok(ConnectConfig {
+                host: host.to_string(),
+                port,
+                socket: None,
+                ..primary.clone()
+            })
+        })
+        .collect()
+}
+
 fn parse_chunk_time(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
@@ -350,6 +391,29 @@ fn parse_chunk_time(text: &str) -> std::result::Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_read_as_hosts_and_ports_with_the_primarys_credentials() {
+        let primary = ConnectConfig {
+            host: "p".into(),
+            port: 3306,
+            socket: Some("/s".into()),
+            user: "u".into(),
+            password: Some("pw".into()),
+            zero_date_checks: false,
+        };
+        let replicas = parse_replicas("r1:3307, r2", &primary).unwrap();
+        assert_eq!(
+            replicas
+                .iter()
+                .map(|r| (r.host.as_str(), r.port, r.socket.is_none(), r.user.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("r1", 3307, true, "u"), ("r2", 3306, true, "u")]
+        );
+        assert_eq!(replicas[0].password.as_deref(), Some("pw"));
+        assert!(parse_replicas("r1:x", &primary).is_err());
+        assert!(parse_replicas(":3306", &primary).is_err());
+    }
     use clap::CommandFactory;
 
     #[test]

@@ -124,6 +124,7 @@ impl Config {
             copy_threads: 2,
             throttle: ThrottleConfig {
                 interval: Duration::from_secs(1),
+                max_lag: Duration::from_millis(1500),
                 ..ThrottleConfig::default()
             },
             apply_threads: 2,
@@ -683,7 +684,10 @@ impl Run<'_> {
         // a crossed critical load leaves nothing to stop; dropped on every
         // way out of this function.
         let throttler = Throttler::start(
-            config.throttle.clone(),
+            ThrottleConfig {
+                changelog: Some(names.q(&names.changelog)),
+                ..config.throttle.clone()
+            },
             &connect,
             Arc::clone(&sources.throttle),
             stop.clone(),

@@ -326,7 +326,8 @@ pub async fn create_changelog(conn: &mut Conn, names: &ShadowNames, run_id: &str
 /// Hints of the changelog rows. Column 1 of the changelog is the hint and
 /// column 2 the value; the tail reads both from the binlog.
 pub mod hint {
-    /// Heartbeat time, written every heartbeat interval.
+    /// Heartbeat time (milliseconds since the epoch), written every
+    /// heartbeat interval.
     pub const HEARTBEAT: &str = "heartbeat";
     /// A sync marker: a counter the tail reports back once it has read it.
     pub const SYNC_MARKER: &str = "sync-marker";
@@ -376,8 +377,12 @@ impl Heartbeat {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
-                let now = utc_timestamp(SystemTime::now());
-                write_changelog(&mut conn, &names, hint::HEARTBEAT, &now).await?;
+                // Milliseconds since the epoch, by this process's clock: a
+                // replica's copy of the row says how far behind it is.
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                write_changelog(&mut conn, &names, hint::HEARTBEAT, &now.to_string()).await?;
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = stopped.changed() => break,

@@ -2,8 +2,10 @@
 //! applier writes nothing (the tail keeps reading, within the buffer's
 //! bound, and the binlog keeps the rest). Reasons, checked by a background
 //! task on its own connection: the `--throttle-flag-file` exists, a
-//! `--max-load` status variable is at or above its threshold, or the
-//! `--throttle-query` returns more than 0. `--critical-load` stops the
+//! `--max-load` status variable is at or above its threshold, the
+//! `--throttle-query` returns more than 0, or a replica of
+//! `--throttle-control-replicas` lags more than `--max-lag-millis` (the
+//! age of its copy of the heartbeat row). `--critical-load` stops the
 //! migration instead, after a second look `--critical-load-interval-millis`
 //! later, with the original table untouched.
 
@@ -71,6 +73,12 @@ pub struct ThrottleConfig {
     pub critical_load_interval: Duration,
     /// Throttle while this query's first column is above 0.
     pub throttle_query: Option<String>,
+    /// Replicas whose lag is watched (`--throttle-control-replicas`).
+    pub replicas: Vec<ConnectConfig>,
+    /// Throttle while a replica's copy of the heartbeat is older than this.
+    pub max_lag: Duration,
+    /// The changelog table holding the heartbeat, once the run has one.
+    pub changelog: Option<String>,
     /// How often the reasons are checked.
     pub interval: Duration,
 }
@@ -81,7 +89,11 @@ impl ThrottleConfig {
     }
 
     fn watches_anything(&self) -> bool {
-        self.watches_the_server() || self.flag_file.is_some()
+        self.watches_the_server() || self.flag_file.is_some() || self.watches_replicas()
+    }
+
+    fn watches_replicas(&self) -> bool {
+        !self.replicas.is_empty() && self.changelog.is_some()
     }
 }
 
@@ -194,7 +206,16 @@ impl Throttler {
         }
         // The first look happens before the copy starts: a server already
         // past a limit holds back (or stops) the first chunk.
-        if !tick(&config, conn.as_mut(), &throttle, &stop).await {
+        let mut replicas = Vec::new();
+        if config.watches_replicas() {
+            for replica in &config.replicas {
+                replicas.push((
+                    replica.target(),
+                    crate::server::connect_session(replica).await?,
+                ));
+            }
+        }
+        if !tick(&config, conn.as_mut(), &mut replicas, &throttle, &stop).await {
             return Ok(Throttler { task: None });
         }
         let task = tokio::spawn(async move {
@@ -203,7 +224,7 @@ impl Throttler {
                     _ = tokio::time::sleep(config.interval) => {}
                     _ = stop.raised() => return,
                 }
-                if !tick(&config, conn.as_mut(), &throttle, &stop).await {
+                if !tick(&config, conn.as_mut(), &mut replicas, &throttle, &stop).await {
                     return;
                 }
             }
@@ -217,13 +238,14 @@ impl Throttler {
 async fn tick(
     config: &ThrottleConfig,
     mut conn: Option<&mut Conn>,
+    replicas: &mut [(String, Conn)],
     throttle: &Throttle,
     stop: &Stop,
 ) -> bool {
-    let reason = match check(config, conn.as_deref_mut()).await {
+    let reason = match check(config, conn.as_deref_mut(), replicas).await {
         Ok(Check::Critical(first)) => {
             tokio::time::sleep(config.critical_load_interval).await;
-            match check(config, conn).await {
+            match check(config, conn, replicas).await {
                 Ok(Check::Critical(again)) => {
                     tracing::error!(first = %first, again = %again, "critical load: stopping the migration");
                     throttle.critical.store(true, Ordering::Relaxed);
@@ -247,7 +269,11 @@ enum Check {
     Throttle(Option<String>),
 }
 
-async fn check(config: &ThrottleConfig, conn: Option<&mut Conn>) -> Result<Check> {
+async fn check(
+    config: &ThrottleConfig,
+    conn: Option<&mut Conn>,
+    replicas: &mut [(String, Conn)],
+) -> Result<Check> {
     if let Some(conn) = conn {
         if !config.max_load.is_empty() || !config.critical_load.is_empty() {
             let status = global_status(conn).await?;
@@ -270,6 +296,13 @@ async fn check(config: &ThrottleConfig, conn: Option<&mut Conn>) -> Result<Check
             }
         }
     }
+    if let Some(changelog) = &config.changelog {
+        for (target, replica) in replicas.iter_mut() {
+            if let Some(reason) = replica_lag(replica, target, changelog, config.max_lag).await {
+                return Ok(Check::Throttle(Some(reason)));
+            }
+        }
+    }
     if let Some(flag) = config.flag_file.as_ref().filter(|f| f.exists()) {
         return Ok(Check::Throttle(Some(format!(
             "throttle-flag-file {} exists",
@@ -277,6 +310,42 @@ async fn check(config: &ThrottleConfig, conn: Option<&mut Conn>) -> Result<Check
         ))));
     }
     Ok(Check::Throttle(None))
+}
+
+/// Why `replica` counts as lagging: its copy of the heartbeat is older than
+/// `max_lag`, missing (the changelog has not reached it), or unreadable.
+async fn replica_lag(
+    replica: &mut Conn,
+    target: &str,
+    changelog: &str,
+    max_lag: Duration,
+) -> Option<String> {
+    let read: std::result::Result<Option<String>, _> = replica
+        .exec_first(
+            format!("SELECT value FROM {changelog} WHERE hint = ?"),
+            (crate::shadow::hint::HEARTBEAT,),
+        )
+        .await;
+    let written_ms: u128 = match read {
+        Ok(Some(value)) => value.parse().ok()?,
+        Ok(None) => return Some(format!("replica {target} has no heartbeat yet")),
+        Err(e) => {
+            return Some(format!(
+                "replica {target}: the heartbeat cannot be read ({e})"
+            ))
+        }
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let lag = Duration::from_millis(now_ms.saturating_sub(written_ms) as u64);
+    (lag > max_lag).then(|| {
+        format!(
+            "replica {target} lags {:.1} s (max-lag-millis {})",
+            lag.as_secs_f64(),
+            max_lag.as_millis()
+        )
+    })
 }
 
 /// `SHOW GLOBAL STATUS` as name and value pairs.

@@ -3,8 +3,8 @@
 //! untouched. Load comes from sessions running `SELECT SLEEP(n)`, which
 //! count in `Threads_running` while they sleep.
 //!
-//! The load tests share the server's `Threads_running`, so they hold
-//! [`LOAD`] for writing; the flag-file test reads it.
+//! The tests share the server's `Threads_running` and its replica, so each
+//! holds [`LOAD`] for writing: they run one at a time.
 
 mod common;
 
@@ -39,12 +39,16 @@ fn throttled_config(db: &str) -> shadowcut::Config {
     config
 }
 
-/// Rows in the new table, or `None` before it exists.
+/// Rows in the new table, or `None` while it does not exist.
 async fn ghost_rows(conn: &mut Conn, db: &str) -> Option<i64> {
-    conn.query_first(format!("SELECT COUNT(*) FROM `{db}`.`_t_gho`"))
+    match conn
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.`_t_gho`"))
         .await
-        .ok()
-        .flatten()
+    {
+        Ok(count) => count,
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 => None,
+        Err(e) => panic!("counting the new table's rows failed: {e}"),
+    }
 }
 
 async fn threads_running(conn: &mut Conn) -> u64 {
@@ -79,15 +83,29 @@ async fn busy_server(conn: &mut Conn) -> (u64, Vec<tokio::task::JoinHandle<()>>)
 }
 
 /// Waits until the new table exists, then checks that it stays empty for
-/// `hold`: nothing is copied while throttled.
-async fn assert_nothing_copied_for(conn: &mut Conn, db: &str, hold: Duration) {
+/// `hold`: nothing is copied while throttled. A migration that ends
+/// meanwhile fails the test with its outcome.
+async fn assert_nothing_copied_for(
+    conn: &mut Conn,
+    db: &str,
+    hold: Duration,
+    migration: &mut tokio::task::JoinHandle<shadowcut::Result<shadowcut::Summary>>,
+) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ghost_rows(conn, db).await.is_none() {
+    let until = loop {
+        if migration.is_finished() {
+            panic!("the migration ended while throttled: {:?}", migration.await);
+        }
+        if ghost_rows(conn, db).await.is_some() {
+            break Instant::now() + hold;
+        }
         assert!(Instant::now() < deadline, "the new table never appeared");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let until = Instant::now() + hold;
+    };
     while Instant::now() < until {
+        if migration.is_finished() {
+            panic!("the migration ended while throttled: {:?}", migration.await);
+        }
         assert_eq!(
             ghost_rows(conn, db).await,
             Some(0),
@@ -122,15 +140,15 @@ async fn finish_released(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_flag_file_holds_the_copy_until_removed() {
-    let _shared = LOAD.read().await;
+    let _exclusive = LOAD.write().await;
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, "throttleflag").await;
     let flag = std::env::temp_dir().join(format!("{db}.throttle"));
     std::fs::write(&flag, b"").unwrap();
     let mut config = throttled_config(&db);
     config.throttle.flag_file = Some(flag.clone());
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1500)).await;
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1500), &mut migration).await;
     std::fs::remove_file(&flag).unwrap();
     finish_released(&mut conn, &db, migration).await;
 }
@@ -144,8 +162,8 @@ async fn max_load_holds_the_copy_while_the_server_is_busy() {
     let mut config = throttled_config(&db);
     config.throttle.max_load =
         shadowcut::throttle::parse_load_limits(&format!("Threads_running={limit}")).unwrap();
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000)).await;
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000), &mut migration).await;
     for s in busy {
         s.await.unwrap();
     }
@@ -188,7 +206,7 @@ async fn critical_load_stops_the_run_and_leaves_the_original() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_misspelt_status_variable_is_refused() {
-    let _shared = LOAD.read().await;
+    let _exclusive = LOAD.write().await;
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, "throttletypo").await;
     let mut config = throttled_config(&db);
@@ -202,7 +220,7 @@ async fn a_misspelt_status_variable_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_throttle_query_holds_the_copy_while_it_returns_more_than_zero() {
-    let _shared = LOAD.read().await;
+    let _exclusive = LOAD.write().await;
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, "throttlequery").await;
     conn.query_drop(format!(
@@ -215,9 +233,42 @@ async fn the_throttle_query_holds_the_copy_while_it_returns_more_than_zero() {
         .unwrap();
     let mut config = throttled_config(&db);
     config.throttle.throttle_query = Some(format!("SELECT COUNT(*) FROM `{db}`.`hold`"));
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000)).await;
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000), &mut migration).await;
     conn.query_drop(format!("DELETE FROM `{db}`.`hold`"))
+        .await
+        .unwrap();
+    finish_released(&mut conn, &db, migration).await;
+}
+
+/// Replica lag made real by stopping the replica's SQL thread: the run is
+/// held back (the changelog, then its heartbeat, does not reach the
+/// replica) and released once the thread runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replica_lag_holds_the_copy_until_the_replica_catches_up() {
+    let _exclusive = LOAD.write().await;
+    let Some(replica_config) = replica() else {
+        panic!("needs the sandbox replica (SHADOWCUT_TEST_REPLICA_DSN)");
+    };
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttlelag").await;
+    let mut replica_conn = client(&replica_config).await;
+    replica_conn
+        .query_drop("STOP SLAVE SQL_THREAD")
+        .await
+        .unwrap();
+    // Whatever happens below, the replica replicates again afterwards.
+    let _restart = common::cli::SqlOnDrop {
+        config: replica_config.clone(),
+        statements: vec!["START SLAVE SQL_THREAD".into()],
+    };
+    let mut config = throttled_config(&db);
+    config.throttle.replicas = vec![replica_config.clone()];
+    config.throttle.max_lag = Duration::from_millis(1000);
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(2000), &mut migration).await;
+    replica_conn
+        .query_drop("START SLAVE SQL_THREAD")
         .await
         .unwrap();
     finish_released(&mut conn, &db, migration).await;
