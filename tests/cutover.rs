@@ -84,6 +84,17 @@ async fn assert_matches_control(conn: &mut Conn, db: &str) {
     assert_same_rows(&migrated, &control, "migrated table vs control");
 }
 
+/// The checksum ran and had nothing to repair: the applier got every row
+/// right by itself.
+fn assert_checksum_repaired_nothing(summary: &shadowcut::Summary) {
+    let checksum = summary.checksum.as_ref().expect("the checksum ran");
+    assert_eq!(
+        (checksum.mismatches, checksum.repaired),
+        (0, 0),
+        "{summary:?}"
+    );
+}
+
 async fn has_column(conn: &mut Conn, db: &str, table: &str, column: &str) -> bool {
     let n: Option<i64> = conn
         .exec_first(
@@ -943,12 +954,7 @@ async fn the_backlog_stays_bounded_while_the_applier_is_held_back() {
         "peak backlog {} with a bound of 300: {summary:?}",
         summary.backlog_peak
     );
-    let checksum = summary.checksum.as_ref().expect("the checksum ran");
-    assert_eq!(
-        (checksum.mismatches, checksum.repaired),
-        (0, 0),
-        "{summary:?}"
-    );
+    assert_checksum_repaired_nothing(&summary);
     assert_matches_control(&mut conn, &db).await;
 }
 
@@ -982,8 +988,8 @@ async fn a_backlog_is_applied_in_parallel_generations() {
         .await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let finished = migration.finish();
-    let summary = finished
+    let summary = migration
+        .finish()
         .await
         .unwrap_or_else(|e| panic!("migration failed: {e}"));
     stop.store(true, Ordering::Relaxed);
@@ -991,13 +997,7 @@ async fn a_backlog_is_applied_in_parallel_generations() {
         w.await.expect("a writer failed");
     }
     assert!(summary.parallel_apply_generations > 0, "{summary:?}");
-    // Nothing for the checksum to repair: the applier got every row right.
-    let checksum = summary.checksum.as_ref().expect("the checksum ran");
-    assert_eq!(
-        (checksum.mismatches, checksum.repaired),
-        (0, 0),
-        "{summary:?}"
-    );
+    assert_checksum_repaired_nothing(&summary);
     assert_matches_control(&mut conn, &db).await;
 }
 

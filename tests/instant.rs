@@ -11,6 +11,7 @@
 mod common;
 
 use common::cli::*;
+use common::definition;
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};
@@ -65,18 +66,6 @@ async fn run_json(db: &str, alter: &str, extra: &[&str]) -> (Outcome, Value) {
     (out, summary)
 }
 
-/// `SHOW CREATE TABLE`, with the table's own name replaced, so that two
-/// tables' definitions compare.
-async fn definition(conn: &mut Conn, db: &str, table: &str) -> String {
-    let row: Row = conn
-        .query_first(format!("SHOW CREATE TABLE {}", q(db, table)))
-        .await
-        .unwrap()
-        .unwrap();
-    let text: String = row.get(1).unwrap();
-    text.replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE `_`", 1)
-}
-
 /// InnoDB's id of the table: kept by an ALTER in place, new after a copy
 /// and swap.
 async fn table_id(conn: &mut Conn, db: &str, table: &str) -> u64 {
@@ -109,6 +98,29 @@ async fn alter_control(db: &str, alter: &str, clause: &str) {
         .await
         .unwrap_or_else(|e| panic!("the native ALTER of the control table failed: {e}"));
     native.disconnect().await.unwrap();
+}
+
+/// `t` reads exactly as `control` after the native ALTER (with `clause`):
+/// definition, rows (of `columns`), and no other table left.
+async fn assert_equals_natively_altered_control(
+    conn: &mut Conn,
+    db: &str,
+    alter: &str,
+    clause: &str,
+    columns: &str,
+    what: &str,
+) {
+    alter_control(db, alter, clause).await;
+    assert_eq!(
+        definition(conn, db, "t").await,
+        definition(conn, db, "control").await
+    );
+    common::assert_same_rows(
+        &common::rows(conn, db, "t", columns, "id").await,
+        &common::rows(conn, db, "control", columns, "id").await,
+        what,
+    );
+    assert_tables(conn, db, &["control", "t"]).await;
 }
 
 async fn is_mariadb(conn: &mut Conn) -> bool {
@@ -286,19 +298,16 @@ async fn prefer_instant_alters_the_table_itself() {
         id_before,
         "the table was replaced\n{out}"
     );
-    alter_control(&db, alter, ", ALGORITHM=INSTANT").await;
-    assert_eq!(
-        definition(&mut conn, &db, "t").await,
-        definition(&mut conn, &db, "control").await
-    );
-    let cols = "id, v, n, x";
-    common::assert_same_rows(
-        &common::rows(&mut conn, &db, "t", cols, "id").await,
-        &common::rows(&mut conn, &db, "control", cols, "id").await,
+    assert_equals_natively_altered_control(
+        &mut conn,
+        &db,
+        alter,
+        ", ALGORITHM=INSTANT",
+        "id, v, n, x",
         "altered natively vs control",
-    );
+    )
+    .await;
     assert_eq!(common::rows(&mut conn, &db, "t", "id", "id").await.len(), 3);
-    assert_tables(&mut conn, &db, &["control", "t"]).await;
 
     // The text summary says which path was taken.
     let out = shadowcut(
@@ -356,17 +365,8 @@ async fn prefer_instant_copies_what_the_server_would_copy() {
         id_before,
         "not copied\n{out}"
     );
-    alter_control(&db, alter, "").await;
-    assert_eq!(
-        definition(&mut conn, &db, "t").await,
-        definition(&mut conn, &db, "control").await
-    );
-    common::assert_same_rows(
-        &common::rows(&mut conn, &db, "t", "*", "id").await,
-        &common::rows(&mut conn, &db, "control", "*", "id").await,
-        "copied vs control",
-    );
-    assert_tables(&mut conn, &db, &["control", "t"]).await;
+    assert_equals_natively_altered_control(&mut conn, &db, alter, "", "*", "copied vs control")
+        .await;
 }
 
 /// The empty copy over-promises: a FULLTEXT index once created and dropped
@@ -434,17 +434,15 @@ async fn the_table_may_refuse_what_its_empty_copy_accepted() {
     );
     assert_eq!(summary["rows_copied"], 3, "{out}");
     assert_ne!(table_id(&mut conn, &db, "t").await, id_before);
-    alter_control(&db, alter, "").await;
-    assert_eq!(
-        definition(&mut conn, &db, "t").await,
-        definition(&mut conn, &db, "control").await
-    );
-    common::assert_same_rows(
-        &common::rows(&mut conn, &db, "t", "id, v, x", "id").await,
-        &common::rows(&mut conn, &db, "control", "id, v, x", "id").await,
+    assert_equals_natively_altered_control(
+        &mut conn,
+        &db,
+        alter,
+        "",
+        "id, v, x",
         "copied vs control",
-    );
-    assert_tables(&mut conn, &db, &["control", "t"]).await;
+    )
+    .await;
 }
 
 /// A transaction holding the table makes every attempt of the native ALTER

@@ -89,8 +89,22 @@ impl CopyFrontier {
         *self.lock() = State::Everything;
     }
 
+    /// A guard that covers every key when dropped: however the copy ends.
+    pub fn covering_everything_on_exit(&self) -> CoverOnExit<'_> {
+        CoverOnExit(self)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Covers every key of its frontier when dropped.
+pub struct CoverOnExit<'a>(&'a CopyFrontier);
+
+impl Drop for CoverOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.cover_everything();
     }
 }
 

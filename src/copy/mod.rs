@@ -252,25 +252,8 @@ impl Copier {
         stop: &Stop,
         sync: &mut impl CatchUp,
     ) -> Result<()> {
-        let outcome = self
-            .copy_chunks(conn, connect, stats, frontier, throttle, stop, sync)
-            .await;
-        // Whatever happened, no chunk will come for keys left ahead.
-        frontier.cover_everything();
-        outcome
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn copy_chunks(
-        &self,
-        conn: &mut Conn,
-        connect: &ConnectConfig,
-        stats: &Arc<CopyStats>,
-        frontier: &CopyFrontier,
-        throttle: &Throttle,
-        stop: &Stop,
-        sync: &mut impl CatchUp,
-    ) -> Result<()> {
+        // However the copy ends, no chunk will come for keys left ahead.
+        let _cover = frontier.covering_everything_on_exit();
         let table = self.names.q(&self.names.original);
         let mut idle = Vec::with_capacity(self.pace.threads);
         for _ in 0..self.pace.threads {

@@ -324,6 +324,17 @@ impl Postponed {
     }
 }
 
+/// `SHOW CREATE TABLE`, with the table's own name replaced, so that two
+/// tables' definitions compare.
+pub async fn definition(conn: &mut Conn, db: &str, table: &str) -> String {
+    let create: Option<(String, String)> = conn
+        .query_first(format!("SHOW CREATE TABLE `{db}`.`{table}`"))
+        .await
+        .unwrap();
+    let text = create.expect("the table exists").1;
+    text.replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE `_`", 1)
+}
+
 /// Runs `stmt` (with `{T}` for the table) on `db`.`t` and on `db`.`control`.
 pub async fn on_both(conn: &mut Conn, db: &str, stmt: &str) {
     for table in ["t", "control"] {
