@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::control::listener::ServeConfig;
 use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
 use crate::migration::Config;
@@ -172,6 +173,19 @@ pub struct Args {
     #[arg(long, help_heading = "Cut-over")]
     pub initially_drop_old_table: bool,
 
+    /// Serve live commands on this unix socket while the migration runs:
+    /// `echo help | nc -U FILE` lists them (status, throttle, chunk-size=N,
+    /// unpostpone, panic, ...).
+    #[arg(long, help_heading = "Control")]
+    pub serve_socket_file: Option<PathBuf>,
+    /// Serve the live commands on this TCP port of 127.0.0.1 as well.
+    #[arg(long, help_heading = "Control")]
+    pub serve_tcp_port: Option<u16>,
+    /// Abort the migration (exit code 7, original untouched, new table
+    /// dropped) as soon as this file exists.
+    #[arg(long, help_heading = "Control")]
+    pub panic_flag_file: Option<PathBuf>,
+
     /// text (a progress bar on a terminal, status lines otherwise) or json
     /// (one JSON object per line on stdout).
     #[arg(long, value_enum, default_value_t = Output::Text, help_heading = "Output")]
@@ -300,6 +314,11 @@ impl Args {
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
+        config.serve = ServeConfig {
+            socket_file: self.serve_socket_file,
+            tcp_port: self.serve_tcp_port,
+            panic_flag_file: self.panic_flag_file,
+        };
         let limits = |flag: &str, spec: Option<&str>| {
             parse_load_limits(spec.unwrap_or_default())
                 .map_err(|problem| Error::Usage(format!("--{flag}: {problem}")))

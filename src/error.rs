@@ -28,7 +28,10 @@ pub enum ExitCode {
     CutOver = 5,
     /// `--critical-load` was crossed; original intact.
     CriticalLoad = 6,
-    /// Stopped by a signal or the panic flag file; original intact.
+    /// An operator's panic (the `panic` command, `--panic-flag-file`);
+    /// original intact.
+    Panicked = 7,
+    /// Stopped by a signal (SIGINT, SIGTERM); original intact.
     Interrupted = 130,
 }
 
@@ -126,7 +129,18 @@ pub enum Error {
         message: String,
     },
 
-    /// The run was stopped by a signal or the panic flag file.
+    /// An operator aborted the run: the `panic` command or the panic flag file.
+    #[error(
+        "migration of {table} aborted by the operator ({reason}); the original table is intact"
+    )]
+    Panicked {
+        /// table being migrated
+        table: String,
+        /// command or flag file
+        reason: String,
+    },
+
+    /// The run was stopped by a signal.
     #[error("migration of {table} interrupted ({reason}); the original table is intact")]
     Interrupted {
         /// table being migrated
@@ -169,6 +183,7 @@ impl Error {
             Error::CutOver { .. } => ExitCode::CutOver,
             Error::Interrupted { .. } => ExitCode::Interrupted,
             Error::CriticalLoad { .. } => ExitCode::CriticalLoad,
+            Error::Panicked { .. } => ExitCode::Panicked,
             Error::Usage(_) => ExitCode::Usage,
             _ => ExitCode::Failed,
         }

@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::apply::Applier;
 use crate::checksum::{Checksum, ChecksumReport, Verification};
-use crate::control::{self, Stop};
+use crate::control::commands::Live;
+use crate::control::listener::{Listeners, ServeConfig};
+use crate::control::{Postpone, Stop};
 use crate::copy::frontier::CopyFrontier;
 use crate::copy::sizer::ChunkSizer;
 use crate::copy::{Copier, Pace};
@@ -82,6 +84,8 @@ pub struct Config {
     pub checksum_threads: usize,
     /// No cut-over while this file exists.
     pub postpone_cut_over_flag_file: Option<PathBuf>,
+    /// Where live commands are served, and the panic flag file.
+    pub serve: ServeConfig,
     /// Longest time clients may be blocked by one cut-over attempt.
     pub cut_over_lock_timeout: Duration,
     /// Cut-over attempts before giving up.
@@ -134,6 +138,7 @@ impl Config {
             skip_checksum: false,
             checksum_threads: 2,
             postpone_cut_over_flag_file: None,
+            serve: ServeConfig::default(),
             cut_over_lock_timeout: Duration::from_secs(3),
             cut_over_attempts: 10,
             ok_to_drop_table: false,
@@ -655,7 +660,21 @@ impl Run<'_> {
         if ghost.native_copies_rows {
             tracing::info!("the server would copy the rows for this ALTER: zero dates are checked as it checks them");
         }
-        let sources = Arc::new(Sources::default());
+        let sources = Arc::new(Sources {
+            pace: copier.pace_control(),
+            postpone: Arc::new(Postpone::new(config.postpone_cut_over_flag_file.clone())),
+            ..Sources::default()
+        });
+        let _listeners = Listeners::start(
+            &config.serve,
+            Live {
+                table: names.q(&names.original),
+                sources: Arc::clone(&sources),
+                started: self.started,
+                stop: stop.clone(),
+            },
+        )
+        .await?;
         sources
             .rows_estimate
             .store(self.preflight.original.rows_estimate, Ordering::Relaxed);
@@ -770,9 +789,11 @@ impl Run<'_> {
             .await
             .context(|| format!("analyzing {}", names.q(&names.ghost)))?;
 
-            sources.set_stage("postponed");
-            let flag = config.postpone_cut_over_flag_file.as_deref();
-            if !control::wait_while_postponed(flag, stop, || feed.healthy()).await? {
+            let waited = sources
+                .postpone
+                .wait(stop, || feed.healthy(), |_| sources.set_stage("postponed"))
+                .await?;
+            if !waited {
                 return Err(self.interrupted());
             }
             sources.set_stage("catch-up");
@@ -849,6 +870,9 @@ impl Run<'_> {
                 if sources.throttle.critical_load_crossed() =>
             {
                 Err(Error::CriticalLoad { table, reason })
+            }
+            Err(Error::Interrupted { table, reason }) if stop.is_panic() => {
+                Err(Error::Panicked { table, reason })
             }
             other => other,
         };

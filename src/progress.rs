@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::apply::{self, ApplyStats};
-use crate::copy::CopyStats;
+use crate::control::Postpone;
+use crate::copy::{CopyStats, PaceControl};
 use crate::tail::TailShared;
-use crate::throttle::Throttle;
+use crate::throttle::{format_load_limits, ReplicaLag, Throttle};
 
 /// How the tool reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -43,6 +44,10 @@ pub struct Sources {
     pub note: Mutex<Option<String>>,
     /// Whether, and why, writes are held back.
     pub throttle: Arc<Throttle>,
+    /// The copy's live pace.
+    pub pace: Arc<PaceControl>,
+    /// Whether, and why, the cut-over waits.
+    pub postpone: Arc<Postpone>,
 }
 
 /// One status report.
@@ -81,6 +86,24 @@ pub struct Status {
     pub note: Option<String>,
     /// Why the copy and the applier are held back, when they are.
     pub throttled: Option<String>,
+    /// Why the cut-over waits, while it waits.
+    pub postponed: Option<String>,
+    /// Seconds the cut-over has waited so far, while it waits.
+    pub postponed_s: Option<f64>,
+    /// Rows asked of the last copy chunk.
+    pub chunk_size: u64,
+    /// True while the chunk size adapts to the chunk time.
+    pub chunk_size_adaptive: bool,
+    /// After each chunk, the copy sleeps this many times its time.
+    pub nice_ratio: f64,
+    /// Replica lag above which the run is throttled.
+    pub max_lag_millis: u64,
+    /// `--max-load` as in effect.
+    pub max_load: String,
+    /// `--critical-load` as in effect.
+    pub critical_load: String,
+    /// The watched replicas' lag.
+    pub replica_lags: Vec<ReplicaLag>,
 }
 
 impl Sources {
@@ -128,6 +151,8 @@ impl Sources {
             ),
             None => (0, 0, 0, 0, false, None),
         };
+        let (chunk_size, chunk_size_adaptive) = self.pace.chunk_size();
+        let limits = self.throttle.limits();
         Status {
             stage: self
                 .stage
@@ -148,6 +173,15 @@ impl Sources {
             heartbeat_age_s,
             note: self.note.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             throttled: self.throttle.reason(),
+            postponed: self.postpone.postponed_for().and(self.postpone.reason()),
+            postponed_s: self.postpone.postponed_for().map(|d| d.as_secs_f64()),
+            chunk_size,
+            chunk_size_adaptive,
+            nice_ratio: self.pace.nice_ratio(),
+            max_lag_millis: limits.max_lag.as_millis() as u64,
+            max_load: format_load_limits(&limits.max_load),
+            critical_load: format_load_limits(&limits.critical_load),
+            replica_lags: self.throttle.replica_lags(),
         }
     }
 }
@@ -221,8 +255,26 @@ pub fn text_line(s: &Status) -> String {
 
 /// The throttle's reason and the note, each after `separator`.
 fn notes(s: &Status, separator: &str) -> String {
+    let lags = (!s.replica_lags.is_empty()).then(|| {
+        let lags: Vec<String> = s
+            .replica_lags
+            .iter()
+            .map(|l| match l.lag_s {
+                Some(lag) => format!("{} {lag:.1} s", l.replica),
+                None => format!("{} unknown", l.replica),
+            })
+            .collect();
+        format!("replica lag: {}", lags.join(", "))
+    });
     [
         s.throttled.as_ref().map(|t| format!("throttled: {t}")),
+        s.postponed.as_ref().map(|p| {
+            format!(
+                "cut-over postponed {:.0} s: {p}",
+                s.postponed_s.unwrap_or(0.0)
+            )
+        }),
+        lags,
         s.note.clone(),
     ]
     .into_iter()

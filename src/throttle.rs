@@ -31,6 +31,21 @@ pub struct LoadLimit {
     pub threshold: u64,
 }
 
+impl std::fmt::Display for LoadLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.variable, self.threshold)
+    }
+}
+
+/// Limits as `--max-load` takes them: `Threads_running=25,Threads_connected=500`.
+pub fn format_load_limits(limits: &[LoadLimit]) -> String {
+    limits
+        .iter()
+        .map(LoadLimit::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Parses `Threads_running=25,Threads_connected=500` (gh-ost's format).
 pub fn parse_load_limits(spec: &str) -> std::result::Result<Vec<LoadLimit>, String> {
     spec.split(',')
@@ -88,32 +103,61 @@ impl ThrottleConfig {
         !self.max_load.is_empty() || !self.critical_load.is_empty() || self.throttle_query.is_some()
     }
 
-    fn watches_anything(&self) -> bool {
-        self.watches_the_server() || self.flag_file.is_some() || self.watches_replicas()
-    }
-
     fn watches_replicas(&self) -> bool {
         !self.replicas.is_empty() && self.changelog.is_some()
     }
 }
 
-/// The throttle's state, shared by the copy, the applier and the status.
-#[derive(Debug)]
-pub struct Throttle {
-    reason: watch::Sender<Option<String>>,
-    critical: AtomicBool,
+/// The limits an operator can change while the migration runs (the live
+/// commands `max-load=`, `critical-load=`, `max-lag-millis=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Throttle while any of these is crossed.
+    pub max_load: Vec<LoadLimit>,
+    /// Stop the migration when any of these is crossed.
+    pub critical_load: Vec<LoadLimit>,
+    /// Throttle while a replica lags more than this.
+    pub max_lag: Duration,
 }
 
-impl Default for Throttle {
-    fn default() -> Self {
-        Throttle {
-            reason: watch::channel(None).0,
-            critical: AtomicBool::new(false),
-        }
-    }
+/// How far behind one watched replica is, as last seen.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReplicaLag {
+    /// `host:port` of the replica.
+    pub replica: String,
+    /// Age of its copy of the heartbeat, in seconds; `None` when it could
+    /// not be read (the reason is then the throttle's).
+    pub lag_s: Option<f64>,
+}
+
+/// The throttle's state, shared by the copy, the applier, the status and
+/// the live commands.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    /// The reason in effect: the operator's, else the checks'.
+    reason: watch::Sender<Option<String>>,
+    /// What the last check found.
+    checked: std::sync::Mutex<Option<String>>,
+    /// Raised by the `throttle` command, lowered by `no-throttle`.
+    by_operator: AtomicBool,
+    critical: AtomicBool,
+    limits: std::sync::Mutex<Limits>,
+    replica_lags: std::sync::Mutex<Vec<ReplicaLag>>,
+}
+
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Throttle {
+    /// A throttle starting with `limits`.
+    pub fn new(limits: Limits) -> Throttle {
+        Throttle {
+            limits: std::sync::Mutex::new(limits),
+            ..Throttle::default()
+        }
+    }
+
     /// Why writes are held back now, if they are.
     pub fn reason(&self) -> Option<String> {
         self.reason.borrow().clone()
@@ -124,7 +168,45 @@ impl Throttle {
         self.critical.load(Ordering::Relaxed)
     }
 
+    /// The limits in effect.
+    pub fn limits(&self) -> Limits {
+        locked(&self.limits).clone()
+    }
+
+    /// Replaces the limits; the next check (within a second) applies them.
+    pub fn set_limits(&self, change: impl FnOnce(&mut Limits)) {
+        change(&mut locked(&self.limits));
+    }
+
+    /// The watched replicas' lag, as last seen.
+    pub fn replica_lags(&self) -> Vec<ReplicaLag> {
+        locked(&self.replica_lags).clone()
+    }
+
+    /// Holds the copy and the applier back until [`Throttle::release_by_operator`],
+    /// whatever the checks say (the `throttle` command).
+    pub fn hold_by_operator(&self) {
+        self.by_operator.store(true, Ordering::Relaxed);
+        self.publish();
+    }
+
+    /// Ends [`Throttle::hold_by_operator`]; the checks' reason, if any, stays.
+    pub fn release_by_operator(&self) {
+        self.by_operator.store(false, Ordering::Relaxed);
+        self.publish();
+    }
+
     fn set(&self, reason: Option<String>) {
+        *locked(&self.checked) = reason;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let reason = if self.by_operator.load(Ordering::Relaxed) {
+            Some("throttled by the operator (the throttle command; no-throttle ends it)".into())
+        } else {
+            locked(&self.checked).clone()
+        };
         self.reason.send_if_modified(|current| {
             if *current == reason {
                 false
@@ -173,58 +255,59 @@ impl Drop for Throttler {
 }
 
 impl Throttler {
-    /// Starts checking `config`'s reasons into `throttle`; a crossed
-    /// critical load raises `stop`. Nothing runs when nothing is watched.
+    /// Starts checking `config`'s reasons into `throttle` (whose limits it
+    /// sets from `config`); a crossed critical load raises `stop`. The task
+    /// runs even when nothing is watched yet: a live command may add a
+    /// limit later.
     pub async fn start(
         config: ThrottleConfig,
         connect: &ConnectConfig,
         throttle: Arc<Throttle>,
         stop: Stop,
     ) -> Result<Throttler> {
-        if !config.watches_anything() {
-            return Ok(Throttler { task: None });
-        }
-        let mut conn = if config.watches_the_server() {
-            Some(crate::server::connect_session(connect).await?)
-        } else {
-            None
+        throttle.set_limits(|limits| {
+            *limits = Limits {
+                max_load: config.max_load.clone(),
+                critical_load: config.critical_load.clone(),
+                max_lag: config.max_lag,
+            }
+        });
+        let mut watcher = Watcher {
+            config,
+            connect: connect.clone(),
+            server: None,
+            replicas: Vec::new(),
         };
-        if let Some(conn) = conn.as_mut() {
+        if watcher.config.watches_the_server() {
             // A misspelt variable would never throttle: refuse it now.
+            let conn = watcher.server().await?;
             let status = global_status(conn).await?;
-            for limit in config.max_load.iter().chain(&config.critical_load) {
-                if !status
-                    .iter()
-                    .any(|(name, _)| name.eq_ignore_ascii_case(&limit.variable))
-                {
-                    return Err(Error::Usage(format!(
-                        "--max-load/--critical-load: the server has no status variable {} (see SHOW GLOBAL STATUS)",
-                        limit.variable
-                    )));
-                }
+            if let Some(unknown) = unknown_variable(&throttle.limits(), &status) {
+                return Err(Error::Usage(format!(
+                    "--max-load/--critical-load: the server has no status variable {unknown} (see SHOW GLOBAL STATUS)"
+                )));
             }
         }
-        // The first look happens before the copy starts: a server already
-        // past a limit holds back (or stops) the first chunk.
-        let mut replicas = Vec::new();
-        if config.watches_replicas() {
-            for replica in &config.replicas {
-                replicas.push((
+        if watcher.config.watches_replicas() {
+            for replica in &watcher.config.replicas {
+                watcher.replicas.push((
                     replica.target(),
                     crate::server::connect_session(replica).await?,
                 ));
             }
         }
-        if !tick(&config, conn.as_mut(), &mut replicas, &throttle, &stop).await {
+        // The first look happens before the copy starts: a server already
+        // past a limit holds back (or stops) the first chunk.
+        if !watcher.tick(&throttle, &stop).await {
             return Ok(Throttler { task: None });
         }
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(config.interval) => {}
+                    _ = tokio::time::sleep(watcher.config.interval) => {}
                     _ = stop.raised() => return,
                 }
-                if !tick(&config, conn.as_mut(), &mut replicas, &throttle, &stop).await {
+                if !watcher.tick(&throttle, &stop).await {
                     return;
                 }
             }
@@ -233,60 +316,77 @@ impl Throttler {
     }
 }
 
-/// One look at every reason, recorded in `throttle`; `false` once a
-/// critical load has stopped the run.
-async fn tick(
-    config: &ThrottleConfig,
-    mut conn: Option<&mut Conn>,
-    replicas: &mut [(String, Conn)],
-    throttle: &Throttle,
-    stop: &Stop,
-) -> bool {
-    let reason = match check(config, conn.as_deref_mut(), replicas).await {
-        Ok(Check::Critical(first)) => {
-            tokio::time::sleep(config.critical_load_interval).await;
-            match check(config, conn, replicas).await {
-                Ok(Check::Critical(again)) => {
-                    tracing::error!(first = %first, again = %again, "critical load: stopping the migration");
-                    throttle.critical.store(true, Ordering::Relaxed);
-                    stop.raise(&format!("critical load {again}"));
-                    return false;
-                }
-                Ok(Check::Throttle(reason)) => reason,
-                Err(e) => Some(format!("the throttle check failed ({e})")),
-            }
+/// The throttler's connections and what it watches.
+struct Watcher {
+    config: ThrottleConfig,
+    connect: ConnectConfig,
+    /// Opened when a server-side reason is first watched.
+    server: Option<Conn>,
+    replicas: Vec<(String, Conn)>,
+}
+
+impl Watcher {
+    async fn server(&mut self) -> Result<&mut Conn> {
+        if self.server.is_none() {
+            self.server = Some(crate::server::connect_session(&self.connect).await?);
         }
-        Ok(Check::Throttle(reason)) => reason,
-        // Not knowing the load is a reason to hold back.
-        Err(e) => Some(format!("the throttle check failed ({e})")),
-    };
-    throttle.set(reason);
-    true
-}
+        // Just set when it was missing.
+        self.server
+            .as_mut()
+            .ok_or_else(|| Error::Usage("no connection".into()))
+    }
 
-enum Check {
-    Critical(String),
-    Throttle(Option<String>),
-}
+    /// One look at every reason, recorded in `throttle`; `false` once a
+    /// critical load has stopped the run.
+    async fn tick(&mut self, throttle: &Throttle, stop: &Stop) -> bool {
+        let reason = match self.check(throttle).await {
+            Ok(Check::Critical(first)) => {
+                tokio::time::sleep(self.config.critical_load_interval).await;
+                match self.check(throttle).await {
+                    Ok(Check::Critical(again)) => {
+                        tracing::error!(first = %first, again = %again, "critical load: stopping the migration");
+                        throttle.critical.store(true, Ordering::Relaxed);
+                        stop.raise(&format!("critical load {again}"));
+                        return false;
+                    }
+                    Ok(Check::Throttle(reason)) => reason,
+                    Err(e) => Some(format!("the throttle check failed ({e})")),
+                }
+            }
+            Ok(Check::Throttle(reason)) => reason,
+            // Not knowing the load is a reason to hold back; the
+            // connection is opened again on the next look.
+            Err(e) => {
+                self.server = None;
+                Some(format!("the throttle check failed ({e})"))
+            }
+        };
+        throttle.set(reason);
+        true
+    }
 
-async fn check(
-    config: &ThrottleConfig,
-    conn: Option<&mut Conn>,
-    replicas: &mut [(String, Conn)],
-) -> Result<Check> {
-    if let Some(conn) = conn {
-        if !config.max_load.is_empty() || !config.critical_load.is_empty() {
-            let status = global_status(conn).await?;
-            if let Some(crossed) = crossed(&config.critical_load, &status) {
+    async fn check(&mut self, throttle: &Throttle) -> Result<Check> {
+        let limits = throttle.limits();
+        if !limits.max_load.is_empty() || !limits.critical_load.is_empty() {
+            let status = global_status(self.server().await?).await?;
+            // A limit set by a live command is checked here, not at start.
+            if let Some(unknown) = unknown_variable(&limits, &status) {
+                return Ok(Check::Throttle(Some(format!(
+                    "max-load/critical-load name {unknown}, which is not a status variable of the server"
+                ))));
+            }
+            if let Some(crossed) = crossed(&limits.critical_load, &status) {
                 return Ok(Check::Critical(crossed));
             }
-            if let Some(crossed) = crossed(&config.max_load, &status) {
+            if let Some(crossed) = crossed(&limits.max_load, &status) {
                 return Ok(Check::Throttle(Some(format!("max-load {crossed}"))));
             }
         }
-        if let Some(query) = &config.throttle_query {
-            let value: Option<f64> = conn
-                .query_first(query)
+        if let Some(query) = self.config.throttle_query.clone() {
+            let value: Option<f64> = self
+                .server()
+                .await?
+                .query_first(&query)
                 .await
                 .context(|| format!("running the throttle query ({query})"))?;
             if let Some(v) = value.filter(|v| *v > 0.0) {
@@ -295,31 +395,54 @@ async fn check(
                 ))));
             }
         }
-    }
-    if let Some(changelog) = &config.changelog {
-        for (target, replica) in replicas.iter_mut() {
-            if let Some(reason) = replica_lag(replica, target, changelog, config.max_lag).await {
-                return Ok(Check::Throttle(Some(reason)));
+        if let Some(changelog) = &self.config.changelog {
+            let mut lags = Vec::with_capacity(self.replicas.len());
+            let mut lagging = None;
+            for (target, replica) in self.replicas.iter_mut() {
+                let lag = replica_lag(replica, target, changelog).await;
+                lags.push(ReplicaLag {
+                    replica: target.clone(),
+                    lag_s: lag.as_ref().ok().map(Duration::as_secs_f64),
+                });
+                let reason = match lag {
+                    Ok(lag) if lag > limits.max_lag => Some(format!(
+                        "replica {target} lags {:.1} s (max-lag-millis {})",
+                        lag.as_secs_f64(),
+                        limits.max_lag.as_millis()
+                    )),
+                    Ok(_) => None,
+                    Err(why) => Some(why),
+                };
+                lagging = lagging.or(reason);
+            }
+            *locked(&throttle.replica_lags) = lags;
+            if lagging.is_some() {
+                return Ok(Check::Throttle(lagging));
             }
         }
+        if let Some(flag) = self.config.flag_file.as_ref().filter(|f| f.exists()) {
+            return Ok(Check::Throttle(Some(format!(
+                "throttle-flag-file {} exists",
+                flag.display()
+            ))));
+        }
+        Ok(Check::Throttle(None))
     }
-    if let Some(flag) = config.flag_file.as_ref().filter(|f| f.exists()) {
-        return Ok(Check::Throttle(Some(format!(
-            "throttle-flag-file {} exists",
-            flag.display()
-        ))));
-    }
-    Ok(Check::Throttle(None))
 }
 
-/// Why `replica` counts as lagging: its copy of the heartbeat is older than
-/// `max_lag`, missing (the changelog has not reached it), or unreadable.
+enum Check {
+    Critical(String),
+    Throttle(Option<String>),
+}
+
+/// The age of `replica`'s copy of the heartbeat, or why it counts as
+/// lagging without one: missing (the changelog has not reached it) or
+/// unreadable.
 async fn replica_lag(
     replica: &mut Conn,
     target: &str,
     changelog: &str,
-    max_lag: Duration,
-) -> Option<String> {
+) -> std::result::Result<Duration, String> {
     let read: std::result::Result<Option<String>, _> = replica
         .exec_first(
             format!("SELECT value FROM {changelog} WHERE hint = ?"),
@@ -327,10 +450,12 @@ async fn replica_lag(
         )
         .await;
     let written_ms: u128 = match read {
-        Ok(Some(value)) => value.parse().ok()?,
-        Ok(None) => return Some(format!("replica {target} has no heartbeat yet")),
+        Ok(Some(value)) => value
+            .parse()
+            .map_err(|_| format!("replica {target}: the heartbeat reads {value}"))?,
+        Ok(None) => return Err(format!("replica {target} has no heartbeat yet")),
         Err(e) => {
-            return Some(format!(
+            return Err(format!(
                 "replica {target}: the heartbeat cannot be read ({e})"
             ))
         }
@@ -338,14 +463,23 @@ async fn replica_lag(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let lag = Duration::from_millis(now_ms.saturating_sub(written_ms) as u64);
-    (lag > max_lag).then(|| {
-        format!(
-            "replica {target} lags {:.1} s (max-lag-millis {})",
-            lag.as_secs_f64(),
-            max_lag.as_millis()
-        )
-    })
+    Ok(Duration::from_millis(
+        now_ms.saturating_sub(written_ms) as u64
+    ))
+}
+
+/// The first variable of `limits` that `status` lacks.
+fn unknown_variable(limits: &Limits, status: &[(String, String)]) -> Option<String> {
+    limits
+        .max_load
+        .iter()
+        .chain(&limits.critical_load)
+        .find(|limit| {
+            !status
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(&limit.variable))
+        })
+        .map(|limit| limit.variable.clone())
 }
 
 /// `SHOW GLOBAL STATUS` as name and value pairs.

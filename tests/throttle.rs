@@ -19,18 +19,7 @@ static LOAD: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 const ROWS: i64 = 2000;
 
 async fn setup(conn: &mut Conn, prefix: &str) -> String {
-    let db = fresh_database(conn, prefix).await;
-    conn.query_drop(format!(
-        "CREATE TABLE `{db}`.`t` (id INT NOT NULL PRIMARY KEY, a INT NOT NULL) ENGINE=InnoDB"
-    ))
-    .await
-    .unwrap();
-    conn.query_drop(format!(
-        "INSERT INTO `{db}`.`t` SELECT seq, seq % 7 FROM `{db}`.seq_1_to_{ROWS}"
-    ))
-    .await
-    .unwrap();
-    db
+    simple_table(conn, prefix, ROWS).await
 }
 
 fn throttled_config(db: &str) -> shadowcut::Config {

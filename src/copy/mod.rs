@@ -45,6 +45,47 @@ pub struct CopyStats {
     pub chunks: AtomicU64,
 }
 
+/// What the operator may change about the copy while it runs (the
+/// `chunk-size=` and `nice-ratio=` commands), and the size in use.
+#[derive(Debug, Default)]
+pub struct PaceControl {
+    /// Rows per chunk set by the operator; 0: none set.
+    fixed_rows: AtomicU64,
+    /// The nice ratio, as the bits of an f64.
+    nice_ratio_bits: AtomicU64,
+    /// Rows asked of the last dispatched chunk.
+    current_rows: AtomicU64,
+    /// True while the size adapts to the chunk time.
+    adaptive: std::sync::atomic::AtomicBool,
+}
+
+impl PaceControl {
+    /// Every chunk from the next one on takes `rows` rows, whatever the
+    /// chunk time.
+    pub fn set_chunk_size(&self, rows: u64) {
+        self.fixed_rows.store(rows.max(1), Ordering::Relaxed);
+    }
+
+    /// After each chunk, the copy sleeps `ratio` times the time it took.
+    pub fn set_nice_ratio(&self, ratio: f64) {
+        self.nice_ratio_bits
+            .store(ratio.max(0.0).to_bits(), Ordering::Relaxed);
+    }
+
+    /// The nice ratio in effect.
+    pub fn nice_ratio(&self) -> f64 {
+        f64::from_bits(self.nice_ratio_bits.load(Ordering::Relaxed))
+    }
+
+    /// Rows asked of the last chunk, and whether the size adapts.
+    pub fn chunk_size(&self) -> (u64, bool) {
+        (
+            self.current_rows.load(Ordering::Relaxed),
+            self.adaptive.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// What a chunk's warnings say.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChunkVerdict {
@@ -119,10 +160,11 @@ pub struct Copier {
     insert_prefix: String,
     share_lock: &'static str,
     pace: Pace,
+    control: Arc<PaceControl>,
     failpoints: Failpoints,
 }
 
-/// How fast the copy goes.
+/// How fast the copy goes, at the start.
 #[derive(Debug, Clone)]
 pub struct Pace {
     /// Rows per chunk.
@@ -206,7 +248,10 @@ impl Copier {
             names.q(&names.original),
             crate::sql::ident(&key.name)
         );
+        let control = Arc::new(PaceControl::default());
+        control.set_nice_ratio(pace.nice_ratio);
         Copier {
+            control,
             from_original_aliased,
             names: names.clone(),
             chunker,
@@ -214,12 +259,16 @@ impl Copier {
             insert_prefix,
             share_lock: dialect.share_lock_clause(),
             pace: Pace {
-                nice_ratio: pace.nice_ratio.max(0.0),
                 threads: pace.threads.max(1),
                 ..pace
             },
             failpoints,
         }
+    }
+
+    /// The live pace, shared with the status and the live commands.
+    pub fn pace_control(&self) -> Arc<PaceControl> {
+        Arc::clone(&self.control)
     }
 
     /// The statements the copy runs, for the dry-run plan.
@@ -260,6 +309,7 @@ impl Copier {
             idle.push(crate::server::connect_session(connect).await?);
         }
         let mut sizer = self.pace.sizer.clone();
+        let mut operator_rows = 0;
         let mut in_flight = FuturesUnordered::new();
         let mut dispatched_upper: Option<KeyValue> = None;
         let mut exhausted = false;
@@ -278,7 +328,17 @@ impl Copier {
                     continue;
                 }
                 self.yield_to_applier(sync).await;
+                let fixed = self.control.fixed_rows.load(Ordering::Relaxed);
+                if fixed != operator_rows {
+                    tracing::info!(rows = fixed, "chunk size set by the operator");
+                    operator_rows = fixed;
+                    sizer = ChunkSizer::new(fixed, None);
+                }
                 let size = sizer.rows();
+                self.control.current_rows.store(size, Ordering::Relaxed);
+                self.control
+                    .adaptive
+                    .store(sizer.adapts(), Ordering::Relaxed);
                 // The last chunk is always open-ended, even when the boundary
                 // query saw no row left: a row whose writer is still
                 // committing is invisible to it, and its change may have been
@@ -313,10 +373,11 @@ impl Copier {
                 RangeOutcome::Copied { took } => {
                     if let Some(took) = took {
                         sizer.observe(size, took);
-                        if self.pace.nice_ratio > 0.0 {
+                        let nice_ratio = self.control.nice_ratio();
+                        if nice_ratio > 0.0 {
                             // Leaves the server to the application for a
                             // share of the time the chunk took.
-                            tokio::time::sleep(took.mul_f64(self.pace.nice_ratio)).await;
+                            tokio::time::sleep(took.mul_f64(nice_ratio)).await;
                         }
                     }
                     idle.push(worker);

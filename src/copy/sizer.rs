@@ -32,6 +32,11 @@ impl ChunkSizer {
         ChunkSizer { rows, target }
     }
 
+    /// True when the size follows a target time per chunk.
+    pub fn adapts(&self) -> bool {
+        self.target.is_some()
+    }
+
     /// Rows for the next chunk.
     pub fn rows(&self) -> u64 {
         self.rows

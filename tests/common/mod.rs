@@ -84,6 +84,23 @@ pub async fn fresh_database(conn: &mut Conn, prefix: &str) -> String {
     name
 }
 
+/// A fresh database holding `t (id INT PRIMARY KEY, a INT)` with `rows`
+/// rows; returns the database's name.
+pub async fn simple_table(conn: &mut Conn, prefix: &str, rows: i64) -> String {
+    let db = fresh_database(conn, prefix).await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.`t` (id INT NOT NULL PRIMARY KEY, a INT NOT NULL) ENGINE=InnoDB"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.`t` SELECT seq, seq % 7 FROM `{db}`.seq_1_to_{rows}"
+    ))
+    .await
+    .unwrap();
+    db
+}
+
 /// Tables of a database.
 pub async fn tables(conn: &mut Conn, db: &str) -> Vec<String> {
     conn.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (db,))
