@@ -186,6 +186,30 @@ pub struct Args {
     #[arg(long, help_heading = "Control")]
     pub panic_flag_file: Option<PathBuf>,
 
+    /// Directory of hooks: executables named for a step
+    /// (shadowcut-on-startup, -validated, -before-row-copy,
+    /// -row-copy-complete, -begin-postponed, -before-cut-over, -success,
+    /// -failure, -status; any suffix allowed), given the migration's facts in
+    /// SHADOWCUT_* variables. A failing before-cut-over hook postpones the
+    /// swap; other failures are logged.
+    #[arg(long, help_heading = "Hooks")]
+    pub hooks_path: Option<PathBuf>,
+    /// Seconds between runs of the status hooks.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Hooks")]
+    pub hooks_status_interval: u64,
+    /// A hook running longer than this many seconds is killed and counts
+    /// as failed.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Hooks")]
+    pub hooks_timeout_seconds: u64,
+    /// After a failing before-cut-over hook, the swap waits this many
+    /// seconds, then runs the hook again (`unpostpone` cuts over anyway).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Hooks")]
+    pub hooks_retry_seconds: u64,
+    /// Free text handed to every hook as SHADOWCUT_HOOKS_HINT (a ticket
+    /// number, say).
+    #[arg(long, help_heading = "Hooks")]
+    pub hooks_hint: Option<String>,
+
     /// text (a progress bar on a terminal, status lines otherwise) or json
     /// (one JSON object per line on stdout).
     #[arg(long, value_enum, default_value_t = Output::Text, help_heading = "Output")]
@@ -314,6 +338,11 @@ impl Args {
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
+        config.hooks_path = self.hooks_path;
+        config.hooks_status_interval = Duration::from_secs(self.hooks_status_interval);
+        config.hooks_timeout = Duration::from_secs(self.hooks_timeout_seconds);
+        config.hooks_hint = self.hooks_hint;
+        config.hooks_retry_interval = Duration::from_secs(self.hooks_retry_seconds);
         config.serve = ServeConfig {
             socket_file: self.serve_socket_file,
             tcp_port: self.serve_tcp_port,

@@ -6,8 +6,8 @@
 //! [`feed`] carrying them from the tail to the applier, [`checksum`] proving
 //! the new table before the swap, [`instant`] asking the server whether
 //! the ALTER can run natively instead (and running it so on request),
-//! [`control`], [`throttle`] and [`progress`] beside them, and [`migration`] running the
-//! stages in order.
+//! [`control`], [`throttle`], [`hooks`] and [`progress`] beside them, and
+//! [`migration`] running the stages in order.
 
 pub mod apply;
 pub mod checksum;
@@ -18,6 +18,7 @@ pub mod cutover;
 pub mod error;
 pub mod failpoint;
 pub mod feed;
+pub mod hooks;
 pub mod index_build;
 pub mod inspect;
 pub mod instant;

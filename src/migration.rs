@@ -23,6 +23,7 @@ use crate::cutover::CutOver;
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
 use crate::feed::ChangeFeed;
+use crate::hooks::{Hooks, StatusHooks, Step};
 use crate::index_build::DeferredIndexes;
 use crate::inspect::{self, privileges, Plan, Preflight};
 use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
@@ -86,6 +87,17 @@ pub struct Config {
     pub postpone_cut_over_flag_file: Option<PathBuf>,
     /// Where live commands are served, and the panic flag file.
     pub serve: ServeConfig,
+    /// Directory of hook executables (`shadowcut-on-<step>...`).
+    pub hooks_path: Option<PathBuf>,
+    /// A hook running longer is killed and counts as failed.
+    pub hooks_timeout: Duration,
+    /// Interval of the `status` hook.
+    pub hooks_status_interval: Duration,
+    /// Free text handed to every hook as `SHADOWCUT_HOOKS_HINT`.
+    pub hooks_hint: Option<String>,
+    /// After a failed before-cut-over hook, the swap waits this long
+    /// before the hook is run again.
+    pub hooks_retry_interval: Duration,
     /// Longest time clients may be blocked by one cut-over attempt.
     pub cut_over_lock_timeout: Duration,
     /// Cut-over attempts before giving up.
@@ -139,6 +151,11 @@ impl Config {
             checksum_threads: 2,
             postpone_cut_over_flag_file: None,
             serve: ServeConfig::default(),
+            hooks_path: None,
+            hooks_timeout: Duration::from_secs(60),
+            hooks_status_interval: Duration::from_secs(60),
+            hooks_hint: None,
+            hooks_retry_interval: Duration::from_secs(10),
             cut_over_lock_timeout: Duration::from_secs(3),
             cut_over_attempts: 10,
             ok_to_drop_table: false,
@@ -241,17 +258,49 @@ pub async fn run(config: &Config) -> Result<Summary> {
                 "Rename the table to a shorter name first, or drop --timestamp-old-table",
             )
         })?;
-    let (mut conn, dialect) = server::connect(&config.connect).await?;
-    let preflight = inspect::preflight(&mut conn, dialect, &names, &config.alter).await?;
-    let mut run_lock = RunLock::acquire(&config.connect, &names).await?;
     let run_id = shadow::new_run_id();
+    let hooks = Hooks::new(
+        config.hooks_path.clone(),
+        config.hooks_timeout,
+        &hook_facts(config, &names, &run_id),
+    );
+    // Hook failures other than before-cut-over's are logged by the hooks.
+    let _ = hooks.run(Step::Startup, None, &[]).await;
+    let result = connect_and_run(config, &names, &run_id, &hooks, started).await;
+    let _ = match &result {
+        Ok(_) => hooks.run(Step::Success, None, &[]).await,
+        Err(e) => {
+            let code = (e.exit_code() as i32).to_string();
+            hooks
+                .run(
+                    Step::Failure,
+                    None,
+                    &[("ERROR", e.to_string()), ("EXIT_CODE", code)],
+                )
+                .await
+        }
+    };
+    result
+}
+
+async fn connect_and_run(
+    config: &Config,
+    names: &ShadowNames,
+    run_id: &str,
+    hooks: &Hooks,
+    started: Instant,
+) -> Result<Summary> {
+    let (mut conn, dialect) = server::connect(&config.connect).await?;
+    let preflight = inspect::preflight(&mut conn, dialect, names, &config.alter).await?;
+    let mut run_lock = RunLock::acquire(&config.connect, names).await?;
     let result = Run {
         config,
         derived_server_id: derive_server_id(preflight.server_id),
-        names: &names,
+        names,
         dialect,
-        run_id: &run_id,
+        run_id,
         preflight: &preflight,
+        hooks,
         started,
     }
     .run(&mut conn, &mut run_lock)
@@ -259,6 +308,23 @@ pub async fn run(config: &Config) -> Result<Summary> {
     run_lock.release().await;
     let _ = conn.disconnect().await;
     result
+}
+
+/// What every hook is told about the run (never the password).
+fn hook_facts(config: &Config, names: &ShadowNames, run_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_NAME", names.database.clone()),
+        ("TABLE_NAME", names.original.clone()),
+        ("GHOST_TABLE_NAME", names.ghost.clone()),
+        ("OLD_TABLE_NAME", names.old.clone()),
+        ("CHANGELOG_TABLE_NAME", names.changelog.clone()),
+        ("DDL", config.alter.clone()),
+        ("HOST", config.connect.target()),
+        ("USER", config.connect.user.clone()),
+        ("DRY_RUN", (!config.execute).to_string()),
+        ("RUN_ID", run_id.to_string()),
+        ("HOOKS_HINT", config.hooks_hint.clone().unwrap_or_default()),
+    ]
 }
 
 /// A binlog server id for this run: high (real replicas use small ids),
@@ -283,6 +349,7 @@ struct Run<'a> {
     dialect: Dialect,
     run_id: &'a str,
     preflight: &'a Preflight,
+    hooks: &'a Hooks,
     started: Instant,
 }
 
@@ -443,6 +510,7 @@ impl Run<'_> {
         let report = self
             .plan_report(&plan, &applier, &copier, deferred.as_ref(), probe, conn)
             .await?;
+        let _ = self.hooks.run(Step::Validated, None, &[]).await;
         if !self.config.execute {
             return Ok(self.summary(true, report, &Sources::default(), None, 0, None, None));
         }
@@ -733,6 +801,12 @@ impl Run<'_> {
         .await?;
         *sources.tail.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(tail.shared()));
         let reporter = Reporter::start(Arc::clone(&sources), config.output, config.status_interval);
+        let _status_hooks = StatusHooks::start(
+            self.hooks,
+            Arc::clone(&sources),
+            self.started,
+            config.hooks_status_interval,
+        );
         let mut heartbeat =
             Some(Heartbeat::start(&connect, names.clone(), config.heartbeat_interval).await?);
         let apply_conn = server::connect_session(&connect).await?;
@@ -754,6 +828,14 @@ impl Run<'_> {
 
         let mut backlog_at_swap = 0;
         let outcome = async {
+            let _ = self
+                .hooks
+                .run(
+                    Step::BeforeRowCopy,
+                    Some(&sources.status(self.started)),
+                    &[],
+                )
+                .await;
             sources.set_stage("copy");
             let mut copy_conn = server::connect_session(&connect).await?;
             copier
@@ -768,6 +850,14 @@ impl Run<'_> {
                 )
                 .await?;
             let _ = copy_conn.disconnect().await;
+            let _ = self
+                .hooks
+                .run(
+                    Step::RowCopyComplete,
+                    Some(&sources.status(self.started)),
+                    &[],
+                )
+                .await;
 
             if let Some(deferred) = deferred {
                 sources.set_stage("indexes");
@@ -789,13 +879,7 @@ impl Run<'_> {
             .await
             .context(|| format!("analyzing {}", names.q(&names.ghost)))?;
 
-            let waited = sources
-                .postpone
-                .wait(stop, || feed.healthy(), |_| sources.set_stage("postponed"))
-                .await?;
-            if !waited {
-                return Err(self.interrupted());
-            }
+            self.wait_while_postponed(&sources, &feed).await?;
             sources.set_stage("catch-up");
             if !crate::failpoint::on(config.failpoints.skip_converge) {
                 self.converge(&mut feed).await?;
@@ -830,12 +914,13 @@ impl Run<'_> {
                     seconds = report.seconds,
                     "checksum before the swap: equal"
                 );
-                if !crate::failpoint::on(config.failpoints.skip_converge) {
-                    sources.set_stage("catch-up");
-                    self.converge(&mut feed).await?;
-                }
                 Some(report)
             };
+            self.run_before_cut_over_hooks(&sources, &feed).await?;
+            if !crate::failpoint::on(config.failpoints.skip_converge) {
+                sources.set_stage("catch-up");
+                self.converge(&mut feed).await?;
+            }
             if let Some(heartbeat) = heartbeat.take() {
                 heartbeat.stop().await?;
             }
@@ -925,6 +1010,64 @@ impl Run<'_> {
                 .stop
                 .reason()
                 .unwrap_or_else(|| "stopped".into()),
+        }
+    }
+
+    /// Waits while the cut-over is postponed (the flag file, a hold),
+    /// running the begin-postponed hooks when the wait begins. The applier
+    /// keeps the new table in sync meanwhile.
+    async fn wait_while_postponed(&self, sources: &Sources, feed: &ChangeFeed) -> Result<()> {
+        let Some(reason) = sources.postpone.reason() else {
+            return Ok(());
+        };
+        let stage = sources.stage();
+        sources.set_stage("postponed");
+        let status = sources.status(self.started);
+        let _ = self
+            .hooks
+            .run(
+                Step::BeginPostponed,
+                Some(&status),
+                &[("POSTPONED_REASON", reason)],
+            )
+            .await;
+        if !sources
+            .postpone
+            .wait(&self.config.stop, || feed.healthy())
+            .await?
+        {
+            return Err(self.interrupted());
+        }
+        sources.set_stage(stage);
+        Ok(())
+    }
+
+    /// Runs the before-cut-over hooks, the last step before the swap; while
+    /// they fail, the swap is postponed and they are run again after
+    /// `hooks_retry_interval`, unless the operator unpostponed.
+    async fn run_before_cut_over_hooks(&self, sources: &Sources, feed: &ChangeFeed) -> Result<()> {
+        loop {
+            self.wait_while_postponed(sources, feed).await?;
+            let status = sources.status(self.started);
+            match self
+                .hooks
+                .run(Step::BeforeCutOver, Some(&status), &[])
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(failure) if sources.postpone.unpostponed() => {
+                    tracing::warn!(%failure, "cutting over anyway: the operator unpostponed");
+                    return Ok(());
+                }
+                Err(failure) => sources.postpone.hold(
+                    "before-cut-over hook",
+                    format!(
+                        "the before-cut-over {failure}; run again in {} s",
+                        self.config.hooks_retry_interval.as_secs_f64()
+                    ),
+                    Some(Instant::now() + self.config.hooks_retry_interval),
+                ),
+            }
         }
     }
 

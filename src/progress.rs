@@ -112,6 +112,11 @@ impl Sources {
         *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = stage;
     }
 
+    /// The stage name.
+    pub fn stage(&self) -> &'static str {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Sets or clears the note shown with the status.
     pub fn set_note(&self, note: Option<String>) {
         *self.note.lock().unwrap_or_else(|e| e.into_inner()) = note;
