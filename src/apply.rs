@@ -573,18 +573,21 @@ impl Applier {
     }
 
     /// Waits until the tail has read every change committed before now, so
-    /// that the buffer explains what a re-read just saw.
+    /// that the buffer explains what a re-read just saw: a probe row is
+    /// written to the changelog and waited for in the binlog (which may be
+    /// a replica's, whose positions say nothing of the primary's).
     async fn wait_for_tail(&self, conn: &mut Conn, tail: &TailShared) -> Result<()> {
-        let now = crate::server::binlog_status(conn, self.dialect)
-            .await?
-            .ok_or_else(|| Error::Apply {
-                table: self.table(),
-                message: "binary logging is off".into(),
-            })?
-            .position;
-        let deadline = Instant::now() + TAIL_WAIT;
         let _catching_up = tail.catching_up();
-        while !tail.has_read(&now) {
+        let probe = tail.new_probe();
+        crate::shadow::write_changelog(
+            conn,
+            &self.names,
+            crate::shadow::hint::TAIL_PROBE,
+            &probe.to_string(),
+        )
+        .await?;
+        let deadline = Instant::now() + TAIL_WAIT;
+        while !tail.claim_probe(probe) {
             if let Some(failure) = tail.failure() {
                 return Err(Error::Tail {
                     table: self.table(),
@@ -594,7 +597,7 @@ impl Applier {
             if Instant::now() > deadline {
                 return Err(Error::Apply {
                     table: self.table(),
-                    message: format!("the binlog tail did not reach {now} within {TAIL_WAIT:?}"),
+                    message: format!("the binlog tail did not read the applier's probe {probe} within {TAIL_WAIT:?}"),
                 });
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::control::listener::ServeConfig;
 use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
+use crate::inspect::topology::TopologyConfig;
 use crate::migration::Config;
 use crate::progress::Output;
 use crate::server::ConnectConfig;
@@ -113,10 +114,20 @@ pub struct Args {
     /// Connections that compare chunks in parallel during the checksum.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64), help_heading = "Migration")]
     pub checksum_threads: u64,
-    /// Accepted for gh-ost compatibility: shadowcut always reads the binlog
-    /// of the server it is given and writes there.
-    #[arg(long, help_heading = "Migration")]
+    /// Accepted for gh-ost compatibility: on a primary, shadowcut reads its
+    /// binlog and writes there anyway.
+    #[arg(long, help_heading = "Topology")]
     pub allow_on_master: bool,
+    /// Given a replica, write on this primary (host:port) instead of the
+    /// one the replica's status names (the binlog is still read on the
+    /// replica).
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Topology")]
+    pub assume_master_host: Option<String>,
+    /// Migrate the given replica alone: its primary and the other replicas
+    /// keep the old schema. Without it, a replica is never migrated alone:
+    /// shadowcut writes on its primary.
+    #[arg(long, help_heading = "Topology")]
+    pub migrate_on_replica: bool,
 
     /// Hold the copy and the applier back while a global status variable is
     /// at or above its value, e.g. "Threads_running=25,Threads_connected=500"
@@ -338,6 +349,25 @@ impl Args {
         config.skip_checksum = self.skip_checksum;
         config.checksum_threads = self.checksum_threads as usize;
         config.postpone_cut_over_flag_file = self.postpone_cut_over_flag_file;
+        config.topology = TopologyConfig {
+            assume_master: match self.assume_master_host.as_deref() {
+                None => None,
+                Some(spec) => {
+                    let primary = parse_replicas(spec, &config.connect).map_err(|problem| {
+                        Error::Usage(format!("--assume-master-host: {problem}"))
+                    })?;
+                    match primary.as_slice() {
+                        [one] => Some((one.host.clone(), one.port)),
+                        _ => {
+                            return Err(Error::Usage(
+                                "--assume-master-host takes one host:port".into(),
+                            ))
+                        }
+                    }
+                }
+            },
+            migrate_on_replica: self.migrate_on_replica,
+        };
         config.hooks_path = self.hooks_path;
         config.hooks_status_interval = Duration::from_secs(self.hooks_status_interval);
         config.hooks_timeout = Duration::from_secs(self.hooks_timeout_seconds);

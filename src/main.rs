@@ -19,6 +19,7 @@ fn print_summary(summary: &Summary, output: Output) {
             "Dry run for {} on {} — nothing was changed.",
             plan.table, plan.server
         );
+        println!("  topology:       {}", plan.topology);
         println!("  shared key:     {}", plan.shared_key);
         println!("  estimated rows: {}", plan.estimated_rows);
         println!("  columns:        {}", plan.column_mapping.join(", "));

@@ -25,6 +25,7 @@ use crate::failpoint::Failpoints;
 use crate::feed::ChangeFeed;
 use crate::hooks::{Hooks, StatusHooks, Step};
 use crate::index_build::DeferredIndexes;
+use crate::inspect::topology::{self, Topology, TopologyConfig};
 use crate::inspect::{self, privileges, Plan, Preflight};
 use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
 use crate::progress::{Output, Reporter, Sources};
@@ -87,6 +88,8 @@ pub struct Config {
     pub postpone_cut_over_flag_file: Option<PathBuf>,
     /// Where live commands are served, and the panic flag file.
     pub serve: ServeConfig,
+    /// Where to write when the server is a replica.
+    pub topology: TopologyConfig,
     /// Directory of hook executables (`shadowcut-on-<step>...`).
     pub hooks_path: Option<PathBuf>,
     /// A hook running longer is killed and counts as failed.
@@ -151,6 +154,7 @@ impl Config {
             checksum_threads: 2,
             postpone_cut_over_flag_file: None,
             serve: ServeConfig::default(),
+            topology: TopologyConfig::default(),
             hooks_path: None,
             hooks_timeout: Duration::from_secs(60),
             hooks_status_interval: Duration::from_secs(60),
@@ -191,6 +195,8 @@ pub struct PlanReport {
     pub estimated_rows: u64,
     /// Server version.
     pub server: String,
+    /// Where the run writes and where it reads the binlog.
+    pub topology: String,
     /// The statements each stage runs.
     pub statements: Vec<(String, String)>,
     /// Whether the server can run the ALTER natively (INSTANT, NOCOPY), as
@@ -290,11 +296,34 @@ async fn connect_and_run(
     hooks: &Hooks,
     started: Instant,
 ) -> Result<Summary> {
-    let (mut conn, dialect) = server::connect(&config.connect).await?;
-    let preflight = inspect::preflight(&mut conn, dialect, names, &config.alter).await?;
-    let mut run_lock = RunLock::acquire(&config.connect, names).await?;
+    let (mut inspected, inspected_dialect) = server::connect(&config.connect).await?;
+    let topology = topology::discover(
+        &mut inspected,
+        inspected_dialect,
+        &config.connect,
+        names,
+        &config.topology,
+    )
+    .await?;
+    let (mut conn, dialect, replica_binlog) = if topology.inspected_replica.is_some() {
+        // The tail reads the replica's binlog: its settings are checked
+        // there, the primary's (which it replicates from) below.
+        let (binlog, _) =
+            inspect::binlog_settings(&mut inspected, inspected_dialect, names).await?;
+        let _ = inspected.disconnect().await;
+        let (conn, dialect) = server::connect(&topology.writer).await?;
+        (conn, dialect, Some(binlog))
+    } else {
+        (inspected, inspected_dialect, None)
+    };
+    let mut preflight = inspect::preflight(&mut conn, dialect, names, &config.alter).await?;
+    if let Some(binlog) = replica_binlog {
+        preflight.binlog = binlog;
+    }
+    let mut run_lock = RunLock::acquire(&topology.writer, names).await?;
     let result = Run {
         config,
+        topology: &topology,
         derived_server_id: derive_server_id(preflight.server_id),
         names,
         dialect,
@@ -319,7 +348,7 @@ fn hook_facts(config: &Config, names: &ShadowNames, run_id: &str) -> Vec<(&'stat
         ("OLD_TABLE_NAME", names.old.clone()),
         ("CHANGELOG_TABLE_NAME", names.changelog.clone()),
         ("DDL", config.alter.clone()),
-        ("HOST", config.connect.target()),
+        ("INSPECTED_HOST", config.connect.target()),
         ("USER", config.connect.user.clone()),
         ("DRY_RUN", (!config.execute).to_string()),
         ("RUN_ID", run_id.to_string()),
@@ -342,6 +371,9 @@ fn derive_server_id(primary_server_id: u32) -> u32 {
     }
 }
 
+/// Longest wait for the replica to replay the run's first writes.
+const REPLICA_SYNC_WAIT: Duration = Duration::from_secs(120);
+
 struct Run<'a> {
     config: &'a Config,
     derived_server_id: u32,
@@ -349,6 +381,7 @@ struct Run<'a> {
     dialect: Dialect,
     run_id: &'a str,
     preflight: &'a Preflight,
+    topology: &'a Topology,
     hooks: &'a Hooks,
     started: Instant,
 }
@@ -455,7 +488,7 @@ impl Run<'_> {
             conn,
             self.dialect,
             names,
-            &self.config.connect,
+            &self.topology.binlog_source,
             self.server_id(),
             &self.preflight.binlog.position,
             &plan.columns,
@@ -485,7 +518,7 @@ impl Run<'_> {
         let probe = if !self.config.execute || self.config.prefer_instant {
             Some(
                 instant::probe(
-                    &self.config.connect,
+                    &self.topology.writer,
                     self.dialect,
                     names,
                     &self.config.alter,
@@ -523,7 +556,7 @@ impl Run<'_> {
         {
             let started = Instant::now();
             let outcome = Native {
-                connect: &self.config.connect,
+                connect: &self.topology.writer,
                 dialect: self.dialect,
                 names,
                 alter: &self.config.alter,
@@ -665,6 +698,7 @@ impl Run<'_> {
                 .collect(),
             estimated_rows: self.preflight.original.rows_estimate,
             server: version,
+            topology: self.topology.describe(),
             statements,
             native,
         })
@@ -723,7 +757,7 @@ impl Run<'_> {
         // ALTER of this table would (it copies rows, not in place).
         let connect = ConnectConfig {
             zero_date_checks: ghost.native_copies_rows,
-            ..config.connect.clone()
+            ..self.topology.writer.clone()
         };
         if ghost.native_copies_rows {
             tracing::info!("the server would copy the rows for this ALTER: zero dates are checked as it checks them");
@@ -748,8 +782,22 @@ impl Run<'_> {
             .store(self.preflight.original.rows_estimate, Ordering::Relaxed);
         sources.set_stage("tail");
 
-        // The tail starts from a position taken before the copy reads a row.
-        let start = server::binlog_status(conn, self.dialect)
+        // The tail starts from a position taken before the copy reads a
+        // row. On a replica, that position holds every change the primary
+        // committed before it, and some after (the replica's lag): those
+        // are applied again, which is harmless.
+        let mut replica_conn = match &self.topology.inspected_replica {
+            Some(replica) => Some(server::connect(replica).await?),
+            None => None,
+        };
+        if let Some((replica, _)) = replica_conn.as_mut() {
+            self.wait_for_replica(conn, replica).await?;
+        }
+        let (binlog_conn, binlog_dialect) = match replica_conn.as_mut() {
+            Some((replica, dialect)) => (replica, *dialect),
+            None => (&mut *conn, self.dialect),
+        };
+        let start = server::binlog_status(binlog_conn, binlog_dialect)
             .await?
             .ok_or_else(|| {
                 Error::refused(
@@ -759,9 +807,13 @@ impl Run<'_> {
                 )
             })?
             .position;
-        shadow::write_changelog(conn, names, hint::START_POSITION, &start.to_string()).await?;
         let variables =
-            server::global_variables(conn, &["binlog_checksum", "lower_case_table_names"]).await?;
+            server::global_variables(binlog_conn, &["binlog_checksum", "lower_case_table_names"])
+                .await?;
+        if let Some((replica, _)) = replica_conn.take() {
+            let _ = replica.disconnect().await;
+        }
+        shadow::write_changelog(conn, names, hint::START_POSITION, &start.to_string()).await?;
         let name_rule = crate::tail::statements::NameRule {
             case_insensitive: variables
                 .get("lower_case_table_names")
@@ -770,11 +822,22 @@ impl Run<'_> {
         // Started before anything else runs, so that a misspelt variable or
         // a crossed critical load leaves nothing to stop; dropped on every
         // way out of this function.
+        let mut throttle = ThrottleConfig {
+            changelog: Some(names.q(&names.changelog)),
+            ..config.throttle.clone()
+        };
+        // The replica the operator pointed at is watched for lag as well.
+        if let Some(replica) = &self.topology.inspected_replica {
+            if !throttle
+                .replicas
+                .iter()
+                .any(|r| r.target() == replica.target())
+            {
+                throttle.replicas.push(replica.clone());
+            }
+        }
         let throttler = Throttler::start(
-            ThrottleConfig {
-                changelog: Some(names.q(&names.changelog)),
-                ..config.throttle.clone()
-            },
+            throttle,
             &connect,
             Arc::clone(&sources.throttle),
             stop.clone(),
@@ -782,7 +845,10 @@ impl Run<'_> {
         .await?;
         let frontier = Arc::new(CopyFrontier::new(&plan.key));
         let tail = Tail::start(TailConfig {
-            connect: connect.clone(),
+            connect: ConnectConfig {
+                zero_date_checks: false,
+                ..self.topology.binlog_source.clone()
+            },
             server_id: self.server_id(),
             start,
             names: names.clone(),
@@ -1000,6 +1066,48 @@ impl Run<'_> {
         summary.indexes_built_after_copy = deferred.map_or(0, DeferredIndexes::len);
         summary.backlog_at_swap = backlog_at_swap;
         Ok(summary)
+    }
+
+    /// Waits until the replica whose binlog the tail reads has replayed
+    /// everything this run did on the primary so far (creating and probing
+    /// the new table): the tail, which starts at the replica's position
+    /// after this, must not read those statements as someone else's DDL.
+    async fn wait_for_replica(&self, primary: &mut Conn, replica: &mut Conn) -> Result<()> {
+        let names = self.names;
+        let token = format!("{}-{}", self.run_id, std::process::id());
+        shadow::write_changelog(primary, names, hint::REPLICA_SYNC, &token).await?;
+        let deadline = Instant::now() + REPLICA_SYNC_WAIT;
+        loop {
+            let seen: Option<String> = replica
+                .exec_first(
+                    format!(
+                        "SELECT value FROM {} WHERE hint = ?",
+                        names.q(&names.changelog)
+                    ),
+                    (hint::REPLICA_SYNC,),
+                )
+                .await
+                .ok()
+                .flatten();
+            if seen.as_deref() == Some(token.as_str()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::refused(
+                    &names.q(&names.original),
+                    format!(
+                        "the replica {} did not replay the run's first writes within {} s",
+                        self.topology.binlog_source.target(),
+                        REPLICA_SYNC_WAIT.as_secs()
+                    ),
+                    "Check that the replica replicates and does not lag far, then retry",
+                ));
+            }
+            if self.config.stop.reason().is_some() {
+                return Err(self.interrupted());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn interrupted(&self) -> Error {

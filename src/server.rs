@@ -148,12 +148,14 @@ impl Dialect {
         }
     }
 
-    /// Statement that reports replication status on a replica.
-    pub fn replica_status_sql(&self) -> &'static str {
-        if self.mysql_at_least((8, 0, 22)) {
-            "SHOW REPLICA STATUS"
-        } else {
-            "SHOW SLAVE STATUS"
+    /// Statement that reports every replication source of a replica, one
+    /// row each (none on a primary). MariaDB's plain `SHOW SLAVE STATUS`
+    /// shows only the default connection of a multi-source replica.
+    pub fn all_replica_status_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDb => "SHOW ALL SLAVES STATUS",
+            Flavor::MySql if self.version >= (8, 0, 22) => "SHOW REPLICA STATUS",
+            Flavor::MySql => "SHOW SLAVE STATUS",
         }
     }
 
@@ -194,12 +196,26 @@ impl Dialect {
         }
     }
 
-    /// The privileges the binlog tail needs, as this server names them.
+    /// The privileges the binlog tail needs, as this server names them:
+    /// reading the binlog, its position, and the replication status (to
+    /// tell a replica from a primary).
     pub fn binlog_privileges(&self) -> &'static str {
         match self.flavor {
-            Flavor::MariaDb if self.version >= (10, 5, 2) => "REPLICATION SLAVE, BINLOG MONITOR",
+            Flavor::MariaDb if self.version >= (10, 5, 9) => {
+                "REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR"
+            }
+            Flavor::MariaDb if self.version >= (10, 5, 2) => {
+                "REPLICATION SLAVE, BINLOG MONITOR, REPLICATION SLAVE ADMIN"
+            }
             _ => "REPLICATION SLAVE, REPLICATION CLIENT",
         }
+    }
+
+    /// The privilege that shows a replica's status: the last of
+    /// [`Dialect::binlog_privileges`].
+    pub fn replica_monitor_privilege(&self) -> &'static str {
+        let all = self.binlog_privileges();
+        all.rsplit(", ").next().unwrap_or(all)
     }
 
     /// The native algorithms this server accepts in `ALTER TABLE`, cheapest
@@ -481,7 +497,7 @@ mod tests {
         assert_eq!(d.flavor, Flavor::MariaDb);
         assert_eq!(d.version, (10, 11, 6));
         assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
-        assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
+        assert_eq!(d.all_replica_status_sql(), "SHOW ALL SLAVES STATUS");
         assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "LOCK IN SHARE MODE");
         assert_eq!(
@@ -496,7 +512,11 @@ mod tests {
             Dialect::from_version_string("10.2.44-MariaDB").share_lock_clause(),
             "LOCK IN SHARE MODE"
         );
-        assert_eq!(d.binlog_privileges(), "REPLICATION SLAVE, BINLOG MONITOR");
+        assert_eq!(
+            d.binlog_privileges(),
+            "REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR"
+        );
+        assert_eq!(d.replica_monitor_privilege(), "SLAVE MONITOR");
         assert!(!d
             .session_setup("")
             .iter()
@@ -508,7 +528,7 @@ mod tests {
         let d = Dialect::from_version_string("8.4.3");
         assert_eq!(d.flavor, Flavor::MySql);
         assert_eq!(d.binlog_status_sql(), "SHOW BINARY LOG STATUS");
-        assert_eq!(d.replica_status_sql(), "SHOW REPLICA STATUS");
+        assert_eq!(d.all_replica_status_sql(), "SHOW REPLICA STATUS");
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
         assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));
@@ -526,7 +546,7 @@ mod tests {
     fn mysql_80_early_keeps_master_status() {
         let d = Dialect::from_version_string("8.0.21-log");
         assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
-        assert_eq!(d.replica_status_sql(), "SHOW SLAVE STATUS");
+        assert_eq!(d.all_replica_status_sql(), "SHOW SLAVE STATUS");
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
     }
 

@@ -331,6 +331,13 @@ pub mod hint {
     pub const HEARTBEAT: &str = "heartbeat";
     /// A sync marker: a counter the tail reports back once it has read it.
     pub const SYNC_MARKER: &str = "sync-marker";
+    /// A probe the applier writes to learn when the tail has read every
+    /// change committed before it (binlog positions are no measure when
+    /// the binlog read is a replica's).
+    pub const TAIL_PROBE: &str = "tail-probe";
+    /// Written on the primary and awaited on the replica before the tail
+    /// starts there.
+    pub const REPLICA_SYNC: &str = "replica-sync";
     /// JSON: the last copied key (every row at or below it is in the ghost).
     pub const COPY_WATERMARK: &str = "state:copy-watermark";
     /// `file:pos` up to which every change has been applied to the ghost.

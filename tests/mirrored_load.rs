@@ -333,3 +333,24 @@ async fn indexes_kept_during_the_copy_read_as_the_native_alter_too() {
     let summary = migrate_under_load(indexed_shape("idxduring"), 3).await;
     assert_eq!(summary.indexes_built_after_copy, 0, "{summary:?}");
 }
+
+/// Pointed at the replica, the migration reads the replica's binlog and
+/// writes on its primary: the primary's table reads as the native ALTER
+/// leaves the control, the replica replays the migration, and the two end
+/// equal (the harness compares them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pointed_at_the_replica_it_reads_there_and_writes_on_the_primary() {
+    let replica = replica().expect("the sandbox has a replica (scripts/test starts one)");
+    let target = replica.target();
+    let summary = migrate_under_load_with(indexed_shape("viareplica"), 3, |c| {
+        c.connect = replica.clone();
+    })
+    .await;
+    assert_eq!(
+        summary.plan.topology,
+        format!(
+            "writes on the primary {}; reads the binlog of its replica {target}",
+            primary().target()
+        )
+    );
+}

@@ -994,7 +994,12 @@ async fn refuses_a_table_rename_hidden_in_an_executable_comment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_user_without_binlog_privileges_naming_them() {
     let (mut conn, db, _cleanup) = setup("ref_priv_nobinlog", PLAIN).await;
-    let (user, _drop_user) = restricted_user(&mut conn, "sc_nobinlog", &[db_grant(&db, "")]).await;
+    let (user, _drop_user) = restricted_user(
+        &mut conn,
+        "sc_nobinlog",
+        &[db_grant(&db, ""), "GRANT SLAVE MONITOR ON *.*".into()],
+    )
+    .await;
     // MariaDB >= 10.5.2 names the right to read the binlog position
     // BINLOG MONITOR (REPLICATION CLIENT is an alias of it).
     check_privilege_refusal(
@@ -1002,7 +1007,31 @@ async fn refuses_a_user_without_binlog_privileges_naming_them() {
         &db,
         &user,
         &["read the binlog position", "BINLOG MONITOR"],
-        &["BINLOG MONITOR ON *.*"],
+        &["BINLOG MONITOR, SLAVE MONITOR ON *.*"],
+    )
+    .await;
+}
+
+/// Telling a replica from a primary needs the replication status: MariaDB
+/// >= 10.5.9 grants it with SLAVE MONITOR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_user_who_may_not_read_the_replication_status_naming_it() {
+    let (mut conn, db, _cleanup) = setup("ref_priv_nomonitor", PLAIN).await;
+    let (user, _drop_user) = restricted_user(
+        &mut conn,
+        "sc_nomonitor",
+        &[
+            db_grant(&db, ""),
+            "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.*".into(),
+        ],
+    )
+    .await;
+    check_privilege_refusal(
+        &mut conn,
+        &db,
+        &user,
+        &["find out whether the server is a replica", "SLAVE MONITOR"],
+        &["BINLOG MONITOR, SLAVE MONITOR ON *.*"],
     )
     .await;
 }
@@ -1015,7 +1044,7 @@ async fn refuses_a_user_without_replication_slave_naming_it() {
         "sc_norepl",
         &[
             db_grant(&db, ""),
-            "GRANT RELOAD, BINLOG MONITOR ON *.*".into(),
+            "GRANT RELOAD, BINLOG MONITOR, SLAVE MONITOR ON *.*".into(),
         ],
     )
     .await;
@@ -1042,7 +1071,7 @@ async fn names_the_missing_replication_slave_privilege_in_the_problem() {
         "sc_norepl_strict",
         &[
             db_grant(&db, ""),
-            "GRANT RELOAD, BINLOG MONITOR ON *.*".into(),
+            "GRANT RELOAD, BINLOG MONITOR, SLAVE MONITOR ON *.*".into(),
         ],
     )
     .await;
@@ -1057,7 +1086,7 @@ async fn refuses_a_user_without_lock_tables_naming_it() {
         "sc_nolock",
         &[
             db_grant(&db, "LOCK TABLES"),
-            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*".into(),
+            "GRANT REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.*".into(),
         ],
     )
     .await;
@@ -1079,7 +1108,7 @@ async fn refuses_a_user_without_reload_naming_it() {
         "sc_noreload",
         &[
             db_grant(&db, ""),
-            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*".into(),
+            "GRANT REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.*".into(),
         ],
     )
     .await;
@@ -1105,7 +1134,7 @@ async fn accepts_a_user_with_exactly_the_privileges_it_asks_for() {
             format!(
                 "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, LOCK TABLES ON `{db}`.*"
             ),
-            "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.*".into(),
+            "GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.*".into(),
         ],
     )
     .await;

@@ -14,6 +14,7 @@ mod common;
 use common::cli::*;
 
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
@@ -93,6 +94,7 @@ fn sandbox_script() -> String {
 struct ExtraServer {
     dir: String,
     config: ConnectConfig,
+    replica: Option<ConnectConfig>,
 }
 
 impl ExtraServer {
@@ -131,6 +133,7 @@ impl ExtraServer {
         };
         ExtraServer {
             config: common::parse_dsn(&dsn),
+            replica: value("SHADOWCUT_TEST_REPLICA_DSN").map(|d| common::parse_dsn(&d)),
             dir,
         }
     }
@@ -361,4 +364,105 @@ async fn a_global_autocommit_off_changes_nothing() {
     let migrated = common::rows(&mut conn, &db, "t", "id, v", "id").await;
     let control = common::rows(&mut conn, &db, "control", "id, v", "id").await;
     common::assert_same_rows(&migrated, &control, "migrated table vs control");
+}
+
+/// Waits until `replica` has `db`.`t` (the primary's setup replayed).
+async fn replicated_table(replica: &ConnectConfig, db: &str) -> Conn {
+    let mut conn = common::client(replica).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::tables(&mut conn, db).await != vec!["t".to_string()] {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never replayed {db}.t"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    conn
+}
+
+async fn column_count(conn: &mut Conn, db: &str) -> i64 {
+    conn.exec_first(
+        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 't'",
+        (db,),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// Pointed at a replica whose binlog lacks what it replays
+/// (log_slave_updates off), shadowcut would read no change of the primary's
+/// writers: it refuses, leaving both servers as they were. Asked with
+/// `--migrate-on-replica`, it migrates that replica alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_replica_without_log_slave_updates_unless_asked_to_migrate_it_alone() {
+    let server = ExtraServer::start(&["--no-log-replica-updates"]).await;
+    let replica = server
+        .replica
+        .clone()
+        .expect("the extra sandbox has a replica");
+    let (mut primary_conn, db) = setup(&server.config, None, "ref_nologupdates").await;
+    let mut replica_conn = replicated_table(&replica, &db).await;
+    let updates: String = replica_conn
+        .query_first("SELECT @@GLOBAL.log_slave_updates")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        updates, "0",
+        "the extra replica logs what it replays after all"
+    );
+    check_refusal(
+        &replica,
+        &mut replica_conn,
+        &db,
+        &["log_slave_updates is OFF", "--migrate-on-replica"],
+    )
+    .await;
+    assert_eq!(
+        column_count(&mut primary_conn, &db).await,
+        2,
+        "the primary was changed"
+    );
+
+    let out = shadowcut(
+        &replica,
+        &db,
+        "t",
+        "ADD COLUMN c INT NOT NULL DEFAULT 0",
+        &["--execute", "--migrate-on-replica"],
+    )
+    .await;
+    assert_success(&out);
+    assert_eq!(column_count(&mut replica_conn, &db).await, 3);
+    assert_eq!(
+        column_count(&mut primary_conn, &db).await,
+        2,
+        "--migrate-on-replica changed the primary"
+    );
+}
+
+/// A replica whose replication is stopped would never see the primary's
+/// changes in its binlog: refused, both servers untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_replica_whose_replication_is_stopped() {
+    let server = ExtraServer::start(&[]).await;
+    let replica = server
+        .replica
+        .clone()
+        .expect("the extra sandbox has a replica");
+    let (mut primary_conn, db) = setup(&server.config, None, "ref_replstopped").await;
+    let mut replica_conn = replicated_table(&replica, &db).await;
+    replica_conn
+        .query_drop("STOP SLAVE SQL_THREAD")
+        .await
+        .unwrap();
+    check_refusal(
+        &replica,
+        &mut replica_conn,
+        &db,
+        &["replication is stopped", "START SLAVE"],
+    )
+    .await;
+    assert_eq!(column_count(&mut primary_conn, &db).await, 2);
 }

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod privileges;
 pub mod server_settings;
 pub mod table;
+pub mod topology;
 
 use mysql_async::Conn;
 
@@ -44,6 +45,30 @@ pub async fn preflight(
     let table = names.q(&names.original);
     let alter =
         alter::analyze(alter_text).map_err(|r| Error::refused(&table, r.problem, r.remedy))?;
+    let (binlog, vars) = binlog_settings(conn, dialect, names).await?;
+    let original = table::check(conn, &names.database, &names.original).await?;
+    let server_id = vars
+        .get("server_id")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let time_zone_has_dst = server::time_zone_has_dst(conn).await?;
+    Ok(Preflight {
+        original,
+        alter,
+        binlog,
+        server_id,
+        time_zone_has_dst,
+    })
+}
+
+/// Checks the binary log settings of the server on `conn` (the one the
+/// tail reads); its binlog position and the variables read.
+pub async fn binlog_settings(
+    conn: &mut Conn,
+    dialect: Dialect,
+    names: &ShadowNames,
+) -> Result<(BinlogStatus, std::collections::HashMap<String, String>)> {
+    let table = names.q(&names.original);
     let vars = server::global_variables(conn, server_settings::VARIABLES).await?;
     let binlog = match server::binlog_status(conn, dialect).await {
         Ok(status) => status,
@@ -64,21 +89,9 @@ pub async fn preflight(
     };
     server_settings::check(&vars, binlog.as_ref(), &names.database)
         .map_err(|(problem, remedy)| Error::refused(&table, problem, remedy))?;
-    let original = table::check(conn, &names.database, &names.original).await?;
     let binlog =
         binlog.ok_or_else(|| Error::refused(&table, "binary logging is off", "Enable log_bin"))?;
-    let server_id = vars
-        .get("server_id")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let time_zone_has_dst = server::time_zone_has_dst(conn).await?;
-    Ok(Preflight {
-        original,
-        alter,
-        binlog,
-        server_id,
-        time_zone_has_dst,
-    })
+    Ok((binlog, vars))
 }
 
 /// Key column types whose binlog decoding is known to be wrong: negative

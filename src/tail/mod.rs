@@ -93,6 +93,9 @@ pub struct TailShared {
     pub last_heartbeat: Mutex<Option<Instant>>,
     failure: Mutex<Option<String>>,
     marker_seen: watch::Sender<u64>,
+    /// Probes read and not yet claimed by their writer.
+    probes_read: Mutex<std::collections::BTreeSet<u64>>,
+    next_probe: AtomicU64,
 }
 
 /// Lifts the buffer's bound while it lives: see [`TailShared::catching_up`].
@@ -119,9 +122,18 @@ impl TailShared {
             && apply::lock(&self.buffer).len() >= limit
     }
 
-    /// True when the tail has read every event before `position`.
-    pub fn has_read(&self, position: &BinlogPosition) -> bool {
-        *self.position.lock().unwrap_or_else(|e| e.into_inner()) >= *position
+    /// A fresh probe id, for a changelog row whose reading proves that the
+    /// tail has read every change committed before it was written.
+    pub fn new_probe(&self) -> u64 {
+        self.next_probe.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// True (once) when the tail has read probe `id`.
+    pub fn claim_probe(&self, id: u64) -> bool {
+        self.probes_read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
     }
 
     /// Why the tail stopped, if it failed.
@@ -146,6 +158,8 @@ impl TailShared {
             last_heartbeat: Mutex::new(None),
             failure: Mutex::new(None),
             marker_seen,
+            probes_read: Mutex::new(std::collections::BTreeSet::new()),
+            next_probe: AtomicU64::new(0),
         }
     }
 }
@@ -646,6 +660,15 @@ impl Reader {
                             *v = (*v).max(marker);
                             changed
                         });
+                    }
+                }
+                hint::TAIL_PROBE => {
+                    if let Ok(id) = text(2).parse::<u64>() {
+                        self.shared
+                            .probes_read
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id);
                     }
                 }
                 hint::HEARTBEAT => {
