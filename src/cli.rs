@@ -153,6 +153,15 @@ pub struct Args {
     /// Most replica lag before throttling, in milliseconds.
     #[arg(long, default_value_t = 1500, help_heading = "Throttling")]
     pub max_lag_millis: u64,
+    /// Hold the copy and the applier back while the p95 latency of a
+    /// canary query, timed every second over the last 10 looks, exceeds
+    /// this many milliseconds (the application's queries slow down too).
+    #[arg(long, help_heading = "Throttling")]
+    pub max_query_latency_millis: Option<u64>,
+    /// The canary query for --max-query-latency-millis (default: a
+    /// primary-key lookup of the first row of the table).
+    #[arg(long, help_heading = "Throttling")]
+    pub latency_query: Option<String>,
     /// Hold the copy and the applier back while this query's first column
     /// is above 0, e.g. "SELECT HOUR(NOW()) BETWEEN 8 AND 17".
     #[arg(long, help_heading = "Throttling")]
@@ -395,6 +404,9 @@ impl Args {
             })?,
         };
         config.throttle.throttle_query = self.throttle_query;
+        config.throttle.max_query_latency =
+            self.max_query_latency_millis.map(Duration::from_millis);
+        config.throttle.latency_query = self.latency_query;
         config.cut_over_lock_timeout = Duration::from_secs(self.cut_over_lock_timeout_seconds);
         config.cut_over_attempts = self.cut_over_attempts.max(1);
         config.ok_to_drop_table = self.ok_to_drop_table;

@@ -826,6 +826,9 @@ impl Run<'_> {
             changelog: Some(names.q(&names.changelog)),
             ..config.throttle.clone()
         };
+        if throttle.max_query_latency.is_some() && throttle.latency_query.is_none() {
+            throttle.latency_query = Some(plan.key.first_row_lookup(&names.q(&names.original)));
+        }
         // The replica the operator pointed at is watched for lag as well.
         if let Some(replica) = &self.topology.inspected_replica {
             if !throttle

@@ -555,6 +555,23 @@ pub enum Side {
 }
 
 impl SharedKey {
+    /// A lookup of the first row along this key on `table` (quoted): an
+    /// index dive as cheap as an application's primary-key read, for the
+    /// latency canary.
+    pub fn first_row_lookup(&self, table: &str) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| crate::sql::ident(&c.name))
+            .collect();
+        format!(
+            "SELECT {} FROM {table} FORCE INDEX ({}) ORDER BY {} LIMIT 1",
+            columns.join(", "),
+            crate::sql::ident(&self.name),
+            columns.join(", ")
+        )
+    }
+
     /// True when two keys with different bytes are always two different
     /// rows, in the original and in the new table: integer and VARBINARY
     /// columns, whose comparison is their value's bytes. (Not

@@ -94,13 +94,22 @@ pub struct ThrottleConfig {
     pub max_lag: Duration,
     /// The changelog table holding the heartbeat, once the run has one.
     pub changelog: Option<String>,
+    /// Throttle while the canary query's p95 latency, over the last
+    /// [`LATENCY_WINDOW`] looks, exceeds this.
+    pub max_query_latency: Option<Duration>,
+    /// The canary query timed at each look (the migration sets a
+    /// primary-key lookup on the original table unless one is given).
+    pub latency_query: Option<String>,
     /// How often the reasons are checked.
     pub interval: Duration,
 }
 
 impl ThrottleConfig {
     fn watches_the_server(&self) -> bool {
-        !self.max_load.is_empty() || !self.critical_load.is_empty() || self.throttle_query.is_some()
+        !self.max_load.is_empty()
+            || !self.critical_load.is_empty()
+            || self.throttle_query.is_some()
+            || self.max_query_latency.is_some()
     }
 
     fn watches_replicas(&self) -> bool {
@@ -277,6 +286,7 @@ impl Throttler {
             connect: connect.clone(),
             server: None,
             replicas: Vec::new(),
+            latencies: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
         };
         if watcher.config.watches_the_server() {
             // A misspelt variable would never throttle: refuse it now.
@@ -316,6 +326,9 @@ impl Throttler {
     }
 }
 
+/// Looks over which the canary query's p95 latency is taken.
+pub const LATENCY_WINDOW: usize = 10;
+
 /// The throttler's connections and what it watches.
 struct Watcher {
     config: ThrottleConfig,
@@ -323,6 +336,8 @@ struct Watcher {
     /// Opened when a server-side reason is first watched.
     server: Option<Conn>,
     replicas: Vec<(String, Conn)>,
+    /// The canary query's latest latencies, oldest first.
+    latencies: std::collections::VecDeque<Duration>,
 }
 
 impl Watcher {
@@ -392,6 +407,30 @@ impl Watcher {
             if let Some(v) = value.filter(|v| *v > 0.0) {
                 return Ok(Check::Throttle(Some(format!(
                     "throttle-query returned {v}"
+                ))));
+            }
+        }
+        if let (Some(limit), Some(query)) = (
+            self.config.max_query_latency,
+            self.config.latency_query.clone(),
+        ) {
+            let started = std::time::Instant::now();
+            self.server()
+                .await?
+                .query_drop(&query)
+                .await
+                .context(|| format!("running the latency canary ({query})"))?;
+            if self.latencies.len() == LATENCY_WINDOW {
+                self.latencies.pop_front();
+            }
+            self.latencies.push_back(started.elapsed());
+            let p95 = p95(&self.latencies);
+            if p95 > limit {
+                return Ok(Check::Throttle(Some(format!(
+                    "query latency p95 {} ms over the last {} looks (max-query-latency-millis {})",
+                    p95.as_millis(),
+                    self.latencies.len(),
+                    limit.as_millis()
                 ))));
             }
         }
@@ -468,6 +507,14 @@ async fn replica_lag(
     ))
 }
 
+/// The 95th percentile of `samples` (nearest rank).
+fn p95(samples: &std::collections::VecDeque<Duration>) -> Duration {
+    let mut sorted: Vec<Duration> = samples.iter().copied().collect();
+    sorted.sort();
+    let rank = (sorted.len() * 95).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied().unwrap_or_default()
+}
+
 /// The first variable of `limits` that `status` lacks.
 fn unknown_variable(limits: &Limits, status: &[(String, String)]) -> Option<String> {
     limits
@@ -531,6 +578,21 @@ mod tests {
         assert!(parse_load_limits("Threads_running=x").is_err());
         assert!(parse_load_limits("a;b=1").is_err());
         assert_eq!(parse_load_limits("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn p95_is_the_nearest_rank() {
+        let ms = |v: &[u64]| v.iter().map(|m| Duration::from_millis(*m)).collect();
+        assert_eq!(p95(&ms(&[5])), Duration::from_millis(5));
+        assert_eq!(
+            p95(&ms(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 100])),
+            Duration::from_millis(100),
+            "of ten looks, the slowest counts"
+        );
+        let mut twenty: Vec<u64> = (1..=19).collect();
+        twenty.push(500);
+        assert_eq!(p95(&ms(&twenty)), Duration::from_millis(19));
+        assert_eq!(p95(&ms(&[])), Duration::ZERO);
     }
 
     #[test]

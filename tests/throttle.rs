@@ -265,3 +265,40 @@ async fn replica_lag_holds_the_copy_until_the_replica_catches_up() {
         .unwrap();
     finish_released(&mut conn, &db, migration).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_latency_guard_holds_the_copy_while_the_canary_is_slow() {
+    let _exclusive = LOAD.write().await;
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttlelatency").await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.knob (slow INT NOT NULL); INSERT INTO `{db}`.knob VALUES (1)"
+    ))
+    .await
+    .unwrap();
+    let mut config = throttled_config(&db);
+    config.throttle.max_query_latency = Some(Duration::from_millis(40));
+    // As slow as the knob says: 100 ms a look, then nothing.
+    config.throttle.latency_query = Some(format!(
+        "SELECT SLEEP(IF((SELECT slow FROM `{db}`.knob) = 1, 0.1, 0))"
+    ));
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000), &mut migration).await;
+    conn.query_drop(format!("UPDATE `{db}`.knob SET slow = 0"))
+        .await
+        .unwrap();
+    finish_released(&mut conn, &db, migration).await;
+}
+
+/// The default canary (a primary-key lookup of the first row) runs on the
+/// real table and, on an idle server, throttles nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_default_latency_canary_runs_and_lets_an_idle_migration_through() {
+    let _exclusive = LOAD.write().await;
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttlecanary").await;
+    let mut config = throttled_config(&db);
+    config.throttle.max_query_latency = Some(Duration::from_millis(2000));
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    finish_released(&mut conn, &db, migration).await;
+}
