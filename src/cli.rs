@@ -193,6 +193,17 @@ pub struct Args {
     #[arg(long, help_heading = "Cut-over")]
     pub initially_drop_old_table: bool,
 
+    /// A file of the application's important SELECTs (separated by `;`):
+    /// each is EXPLAINed against the original and the new table, in the
+    /// dry run (indexes the new table lacks) and right before the swap
+    /// (the whole plans: index, rows, full scans, filesorts).
+    #[arg(long, value_name = "FILE", help_heading = "Cut-over")]
+    pub verify_queries: Option<PathBuf>,
+    /// With --verify-queries: hold the swap while a plan is worse on the
+    /// new table, until `unpostpone` (the reason shows in status).
+    #[arg(long, requires = "verify_queries", help_heading = "Cut-over")]
+    pub postpone_on_worse_plan: bool,
+
     /// Serve live commands on this unix socket while the migration runs:
     /// `echo help | nc -U FILE` lists them (status, throttle, chunk-size=N,
     /// unpostpone, panic, ...).
@@ -377,6 +388,10 @@ impl Args {
             },
             migrate_on_replica: self.migrate_on_replica,
         };
+        if let Some(file) = &self.verify_queries {
+            config.verify_queries = crate::plans::read_queries(file)?;
+        }
+        config.postpone_on_worse_plan = self.postpone_on_worse_plan;
         config.hooks_path = self.hooks_path;
         config.hooks_status_interval = Duration::from_secs(self.hooks_status_interval);
         config.hooks_timeout = Duration::from_secs(self.hooks_timeout_seconds);

@@ -6,6 +6,7 @@
 //! [`feed`] carrying them from the tail to the applier, [`checksum`] proving
 //! the new table before the swap, [`instant`] asking the server whether
 //! the ALTER can run natively instead (and running it so on request),
+//! [`plans`] comparing the application's query plans before the swap,
 //! [`control`], [`throttle`], [`hooks`] and [`progress`] beside them, and
 //! [`migration`] running the stages in order.
 
@@ -23,6 +24,7 @@ pub mod index_build;
 pub mod inspect;
 pub mod instant;
 pub mod migration;
+pub mod plans;
 pub mod progress;
 pub mod schema;
 pub mod server;

@@ -5,6 +5,27 @@ use shadowcut::cli::Args;
 use shadowcut::progress::Output;
 use shadowcut::{Error, ExitCode, Summary};
 
+fn print_plans(heading: &str, checks: &[shadowcut::plans::PlanCheck]) {
+    if checks.is_empty() {
+        return;
+    }
+    println!("{heading}");
+    for check in checks {
+        let query: String = check.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let verdict = if check.worse {
+            "WORSE"
+        } else if check.findings.is_empty() {
+            "unchanged"
+        } else {
+            "changed"
+        };
+        println!("    [{verdict}] {query}");
+        for finding in &check.findings {
+            println!("        {finding}");
+        }
+    }
+}
+
 fn print_summary(summary: &Summary, output: Output) {
     if output == Output::Json {
         println!(
@@ -36,6 +57,7 @@ fn print_summary(summary: &Summary, output: Output) {
             "  new table:      {} (checked and removed again)",
             plan.ghost_table
         );
+        print_plans("  query plans (indexes the new table lacks; the whole plans are compared before the swap):", &plan.query_plans);
         println!("  statements:");
         for (stage, stmt) in &plan.statements {
             println!("    [{stage}] {stmt}");
@@ -91,6 +113,7 @@ fn print_summary(summary: &Summary, output: Output) {
         ),
         None => println!("Checksum before the swap: skipped (--skip-checksum)."),
     }
+    print_plans("Query plans before the swap:", &summary.query_plans);
     match &summary.old_table_kept {
         Some(old) => {
             println!("The old table is kept as {old}; drop it when you no longer need it.")

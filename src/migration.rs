@@ -28,6 +28,7 @@ use crate::index_build::DeferredIndexes;
 use crate::inspect::topology::{self, Topology, TopologyConfig};
 use crate::inspect::{self, privileges, Plan, Preflight};
 use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
+use crate::plans::{self, PlanCheck};
 use crate::progress::{Output, Reporter, Sources};
 use crate::schema;
 use crate::server::{self, ConnectConfig, Dialect};
@@ -90,6 +91,11 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Where to write when the server is a replica.
     pub topology: TopologyConfig,
+    /// The application's queries whose plans are compared before the swap
+    /// (`--verify-queries`).
+    pub verify_queries: Vec<String>,
+    /// Hold the swap while one of those plans is worse on the new table.
+    pub postpone_on_worse_plan: bool,
     /// Directory of hook executables (`shadowcut-on-<step>...`).
     pub hooks_path: Option<PathBuf>,
     /// A hook running longer is killed and counts as failed.
@@ -155,6 +161,8 @@ impl Config {
             postpone_cut_over_flag_file: None,
             serve: ServeConfig::default(),
             topology: TopologyConfig::default(),
+            verify_queries: Vec::new(),
+            postpone_on_worse_plan: false,
             hooks_path: None,
             hooks_timeout: Duration::from_secs(60),
             hooks_status_interval: Duration::from_secs(60),
@@ -199,6 +207,9 @@ pub struct PlanReport {
     pub topology: String,
     /// The statements each stage runs.
     pub statements: Vec<(String, String)>,
+    /// `--verify-queries` against the empty new table's definition: indexes
+    /// the queries use on the original that the new table lacks.
+    pub query_plans: Vec<PlanCheck>,
     /// Whether the server can run the ALTER natively (INSTANT, NOCOPY), as
     /// it answered on an empty copy of the table; `None` when it was not
     /// asked (an `--execute` run without `--prefer-instant`).
@@ -233,6 +244,9 @@ pub struct Summary {
     pub backlog_at_swap: u64,
     /// Changed keys applied to the new table.
     pub keys_applied: u64,
+    /// `--verify-queries` right before the swap: the plans on the filled
+    /// new table against the original's.
+    pub query_plans: Vec<PlanCheck>,
     /// Seconds clients were blocked by the successful cut-over.
     pub cut_over_lock_s: Option<f64>,
     /// Cut-over attempts made.
@@ -699,6 +713,7 @@ impl Run<'_> {
             estimated_rows: self.preflight.original.rows_estimate,
             server: version,
             topology: self.topology.describe(),
+            query_plans: self.check_plans(conn, false).await?,
             statements,
             native,
         })
@@ -732,6 +747,7 @@ impl Run<'_> {
             cut_over_lock_s: lock_time.map(|d| d.as_secs_f64()),
             cut_over_attempts: attempts,
             checksum,
+            query_plans: Vec::new(),
             checksum_skipped: self.config.skip_checksum,
             old_table_kept: old,
             native: None,
@@ -985,6 +1001,13 @@ impl Run<'_> {
                 );
                 Some(report)
             };
+            let query_plans = self.check_plans(conn, true).await?;
+            if let Some(reason) = plans::worse_reason(&query_plans) {
+                tracing::warn!(%reason, "a query plan is worse on the new table");
+                if config.postpone_on_worse_plan {
+                    sources.postpone.hold("plan", reason, None);
+                }
+            }
             self.run_before_cut_over_hooks(&sources, &feed).await?;
             if !crate::failpoint::on(config.failpoints.skip_converge) {
                 sources.set_stage("catch-up");
@@ -1014,7 +1037,7 @@ impl Run<'_> {
                 .await?;
             // Measured, not assumed: what the locked drain left behind.
             backlog_at_swap = feed.backlog() as u64;
-            Ok((lock_time, attempts, checksum))
+            Ok((lock_time, attempts, checksum, query_plans))
         }
         .await;
         reporter.stop();
@@ -1036,7 +1059,7 @@ impl Run<'_> {
         let apply_failure = feed.shutdown().await;
         // When the apply loop died, its error is the cause; what the other
         // stages saw ("the apply loop stopped") is only the symptom.
-        let (lock_time, attempts, checksum) = match (outcome, apply_failure) {
+        let (lock_time, attempts, checksum, query_plans) = match (outcome, apply_failure) {
             (Err(_), Some(cause)) => return Err(cause),
             (outcome, _) => outcome?,
         };
@@ -1068,6 +1091,7 @@ impl Run<'_> {
         );
         summary.indexes_built_after_copy = deferred.map_or(0, DeferredIndexes::len);
         summary.backlog_at_swap = backlog_at_swap;
+        summary.query_plans = query_plans;
         Ok(summary)
     }
 
@@ -1122,6 +1146,26 @@ impl Run<'_> {
                 .reason()
                 .unwrap_or_else(|| "stopped".into()),
         }
+    }
+
+    /// `--verify-queries` on the new table: its definition only, or (`full`,
+    /// once it holds the rows) the whole plans.
+    async fn check_plans(&self, conn: &mut Conn, full: bool) -> Result<Vec<PlanCheck>> {
+        if self.config.verify_queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lower_case: Option<u32> = conn
+            .query_first("SELECT @@lower_case_table_names")
+            .await
+            .context(|| "reading lower_case_table_names".to_string())?;
+        plans::check(
+            conn,
+            self.names,
+            &self.config.verify_queries,
+            lower_case.unwrap_or(0) != 0,
+            full,
+        )
+        .await
     }
 
     /// Waits while the cut-over is postponed (the flag file, a hold),

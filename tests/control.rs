@@ -7,12 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ROWS: i64 = 3000;
 
@@ -22,50 +21,6 @@ async fn setup(conn: &mut Conn, prefix: &str) -> String {
 
 fn scratch(db: &str, name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{db}.{name}"))
-}
-
-/// Sends one command over the socket and returns the answer.
-async fn ask(socket: &Path, command: &str) -> String {
-    let mut stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
-    stream
-        .write_all(format!("{command}\n").as_bytes())
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer
-}
-
-async fn status(socket: &Path) -> serde_json::Value {
-    let answer = ask(socket, "status json").await;
-    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("status json: {e}: {answer}"))
-}
-
-/// Polls `status json` until `ready` holds (at most 30 s); a migration that
-/// ends first fails the test with its outcome.
-async fn status_until(
-    socket: &Path,
-    migration: &mut tokio::task::JoinHandle<shadowcut::Result<shadowcut::Summary>>,
-    what: &str,
-    ready: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if migration.is_finished() {
-            panic!("the migration ended before {what}: {:?}", migration.await);
-        }
-        if socket.exists() {
-            let s = status(socket).await;
-            if ready(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "never {what}; last status {s}");
-        }
-        assert!(Instant::now() < deadline, "never {what}: no socket");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn rows_copied(socket: &Path) -> u64 {

@@ -360,3 +360,52 @@ pub async fn on_both(conn: &mut Conn, db: &str, stmt: &str) {
             .unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------
+// Live commands
+// ---------------------------------------------------------------------------
+
+/// Sends one command over the socket and returns the answer.
+pub async fn ask(socket: &std::path::Path, command: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", socket.display()));
+    stream
+        .write_all(format!("{command}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+pub async fn status(socket: &std::path::Path) -> serde_json::Value {
+    let answer = ask(socket, "status json").await;
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("status json: {e}: {answer}"))
+}
+
+/// Polls `status json` until `ready` holds (at most 30 s); a migration that
+/// ends first fails the test with its outcome.
+pub async fn status_until(
+    socket: &std::path::Path,
+    migration: &mut tokio::task::JoinHandle<shadowcut::Result<shadowcut::Summary>>,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if migration.is_finished() {
+            panic!("the migration ended before {what}: {:?}", migration.await);
+        }
+        if socket.exists() {
+            let s = status(socket).await;
+            if ready(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "never {what}; last status {s}");
+        }
+        assert!(Instant::now() < deadline, "never {what}: no socket");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
