@@ -15,6 +15,33 @@ use crate::progress::Output;
 use crate::server::ConnectConfig;
 use crate::throttle::parse_load_limits;
 
+/// Examples shown at the end of `--help`.
+const EXAMPLES: &str = "\
+Examples:
+  # Check everything and show the plan; nothing is changed:
+  MYSQL_PWD=... shadowcut --host db1 --user dba -d shop -t orders \\
+      --alter 'ADD COLUMN note VARCHAR(100) NULL'
+
+  # Migrate, holding back while a replica lags or the server is busy, with
+  # live commands on a socket (echo help | nc -U /tmp/orders.sock):
+  shadowcut --host db1 --user dba --ask-pass -d shop -t orders \\
+      --alter 'ADD INDEX created_idx (created_at)' --execute \\
+      --throttle-control-replicas db2:3306,db3:3306 --max-lag-millis 1500 \\
+      --max-load Threads_running=25 --critical-load Threads_running=200 \\
+      --serve-socket-file /tmp/orders.sock
+
+  # Copy now, swap at night: the swap waits while the file exists
+  # (or until `echo unpostpone | nc -U /tmp/orders.sock`):
+  shadowcut ... --execute --postpone-cut-over-flag-file /tmp/orders.postpone
+
+  # Pointed at a replica, shadowcut writes on its primary and reads the
+  # replica's binlog; --migrate-on-replica migrates the replica alone.
+  shadowcut --host replica1 ... --execute
+
+  # Run the ALTER natively when the server can do it instantly:
+  shadowcut ... --alter 'ADD COLUMN flag TINYINT NULL' --prefer-instant --execute
+";
+
 /// Online schema change for MySQL and MariaDB, without triggers.
 ///
 /// shadowcut creates `_<table>_gho` with the new schema, copies the rows in
@@ -24,9 +51,10 @@ use crate::throttle::parse_load_limits;
 ///
 /// Exit codes: 0 done, 1 failed (original intact), 2 bad arguments,
 /// 3 refused by a pre-flight check (nothing changed), 4 cannot connect,
-/// 5 cut-over gave up (original intact), 130 interrupted (original intact).
+/// 5 cut-over gave up, 6 critical load, 7 panic (the command or the flag
+/// file), 130 interrupted by a signal (the original intact in every case).
 #[derive(Debug, Parser)]
-#[command(name = "shadowcut", version, max_term_width = 100)]
+#[command(name = "shadowcut", version, max_term_width = 100, after_help = EXAMPLES)]
 pub struct Args {
     /// Server host name or address [default: the defaults file's, else
     /// 127.0.0.1].
