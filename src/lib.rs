@@ -7,7 +7,8 @@
 //! the new table before the swap, [`instant`] asking the server whether
 //! the ALTER can run natively instead (and running it so on request),
 //! [`plans`] comparing the application's query plans before the swap,
-//! [`control`], [`throttle`], [`hooks`] and [`progress`] beside them, and
+//! [`control`], [`throttle`], [`hooks`], [`progress`] and [`output`] beside
+//! them, and
 //! [`migration`] running the stages in order.
 
 pub mod apply;
@@ -24,6 +25,7 @@ pub mod index_build;
 pub mod inspect;
 pub mod instant;
 pub mod migration;
+pub mod output;
 pub mod plans;
 pub mod progress;
 pub mod schema;

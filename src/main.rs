@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use shadowcut::cli::Args;
+use shadowcut::output::json_line;
 use shadowcut::progress::Output;
 use shadowcut::{Error, ExitCode, Summary};
 
@@ -30,7 +31,7 @@ fn print_summary(summary: &Summary, output: Output) {
     if output == Output::Json {
         println!(
             "{}",
-            serde_json::json!({ "event": "summary", "summary": summary })
+            json_line("summary", serde_json::json!({ "summary": summary }))
         );
         return;
     }
@@ -126,7 +127,10 @@ fn report_error(e: &Error, output: Output) {
     if output == Output::Json {
         println!(
             "{}",
-            serde_json::json!({ "event": "error", "exit_code": e.exit_code() as i32, "message": e.to_string() })
+            json_line(
+                "error",
+                serde_json::json!({ "exit_code": e.exit_code() as i32, "message": e.to_string() })
+            )
         );
     }
     eprintln!("shadowcut: {e}");
@@ -135,13 +139,7 @@ fn report_error(e: &Error, output: Output) {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let output = args.output;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SHADOWCUT_LOG")
-                .unwrap_or_else(|_| "shadowcut=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    shadowcut::output::init_logging(output);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -206,6 +206,7 @@ impl Reporter {
                 ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows ({per_sec}, ETA {eta}) {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
+            crate::output::set_active_bar(Some(bar.clone()));
             bar
         });
         let task = tokio::spawn(async move {
@@ -231,7 +232,8 @@ impl Reporter {
                         ));
                     }
                     (None, Output::Json) => {
-                        let line = serde_json::json!({ "event": "status", "status": s });
+                        let line =
+                            crate::output::json_line("status", serde_json::json!({ "status": s }));
                         println!("{line}");
                     }
                     (None, Output::Text) => eprintln!("{}", text_line(&s)),
@@ -244,6 +246,7 @@ impl Reporter {
     /// Stops reporting.
     pub fn stop(self) {
         self.task.abort();
+        crate::output::set_active_bar(None);
     }
 }
 

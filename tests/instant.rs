@@ -56,6 +56,31 @@ async fn run_json(db: &str, alter: &str, extra: &[&str]) -> (Outcome, Value) {
     args.extend_from_slice(extra);
     let out = shadowcut(&common::primary(), db, "t", alter, &args).await;
     assert_success(&out);
+    // Every line on stdout is a JSON event of the versioned schema, the
+    // logs included.
+    let events: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{out}"))
+        })
+        .collect();
+    for event in &events {
+        assert_eq!(event["schema_version"], 1, "{event}");
+        assert!(
+            event["ts"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{event}"
+        );
+    }
+    // A dry run logs nothing at info level; a real run does.
+    assert!(
+        !extra.contains(&"--execute")
+            || events
+                .iter()
+                .any(|e| e["event"] == "log" && e["level"].is_string() && e["message"].is_string()),
+        "no log line among the JSON events\n{out}"
+    );
     let summary = out
         .stdout
         .lines()
