@@ -240,6 +240,10 @@ pub struct Args {
     /// Serve the live commands on this TCP port of 127.0.0.1 as well.
     #[arg(long, help_heading = "Control")]
     pub serve_tcp_port: Option<u16>,
+    /// Serve the status in Prometheus' text format at http://ADDR/metrics
+    /// (a loopback address, e.g. 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR", help_heading = "Control")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Abort the migration (exit code 7, original untouched, new table
     /// dropped) as soon as this file exists.
     #[arg(long, help_heading = "Control")]
@@ -429,6 +433,7 @@ impl Args {
             socket_file: self.serve_socket_file,
             tcp_port: self.serve_tcp_port,
             panic_flag_file: self.panic_flag_file,
+            metrics_addr: self.metrics_addr,
         };
         let limits = |flag: &str, spec: Option<&str>| {
             parse_load_limits(spec.unwrap_or_default())

@@ -261,6 +261,157 @@ pub fn text_line(s: &Status) -> String {
     )
 }
 
+/// The status in Prometheus' text format (version 0.0.4), labelled with
+/// the table.
+pub fn prometheus(s: &Status, table: &str) -> String {
+    fn label(value: &str) -> String {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    }
+    let table = label(table);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        out.push_str(&format!(
+            "# HELP shadowcut_{name} {help}\n# TYPE shadowcut_{name} {kind}\n"
+        ));
+        for (labels, value) in samples {
+            out.push_str(&format!(
+                "shadowcut_{name}{{table=\"{table}\"{labels}}} {value}\n"
+            ));
+        }
+    };
+    let one = |v: f64| vec![(String::new(), v)];
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    metric(
+        "elapsed_seconds",
+        "gauge",
+        "Seconds since the migration started.",
+        one(s.elapsed_s),
+    );
+    metric(
+        "stage",
+        "gauge",
+        "The stage the migration is in (1 for the current one).",
+        vec![(format!(",stage=\"{}\"", label(&s.stage)), 1.0)],
+    );
+    metric(
+        "rows_copied",
+        "counter",
+        "Rows the copy inserted into the new table.",
+        one(s.rows_copied as f64),
+    );
+    metric(
+        "rows_estimate",
+        "gauge",
+        "The server's estimate of the table's rows.",
+        one(s.rows_estimate as f64),
+    );
+    metric(
+        "rows_per_second",
+        "gauge",
+        "Rows copied per second since the start.",
+        one(s.rows_per_s),
+    );
+    if let Some(eta) = s.eta_s {
+        metric(
+            "eta_seconds",
+            "gauge",
+            "Estimated seconds until the copy ends.",
+            one(eta),
+        );
+    }
+    metric(
+        "binlog_rows",
+        "counter",
+        "Row changes of the table read from the binlog.",
+        one(s.binlog_rows as f64),
+    );
+    metric(
+        "keys_applied",
+        "counter",
+        "Changed keys applied to the new table.",
+        one(s.keys_applied as f64),
+    );
+    metric(
+        "backlog_keys",
+        "gauge",
+        "Changed keys waiting to be applied.",
+        one(s.backlog as f64),
+    );
+    metric(
+        "backlog_peak_keys",
+        "gauge",
+        "Most changed keys waiting at once so far.",
+        one(s.backlog_peak as f64),
+    );
+    metric(
+        "buffer_full",
+        "gauge",
+        "1 while the binlog read waits for room in the buffer.",
+        one(flag(s.buffer_full)),
+    );
+    if let Some(age) = s.heartbeat_age_s {
+        metric(
+            "heartbeat_age_seconds",
+            "gauge",
+            "Seconds since the tail read the heartbeat.",
+            one(age),
+        );
+    }
+    metric(
+        "throttled",
+        "gauge",
+        "1 while the copy and the applier are held back.",
+        one(flag(s.throttled.is_some())),
+    );
+    metric(
+        "postponed",
+        "gauge",
+        "1 while the cut-over is postponed.",
+        one(flag(s.postponed.is_some())),
+    );
+    metric(
+        "postponed_seconds",
+        "gauge",
+        "Seconds the cut-over has waited so far.",
+        one(s.postponed_s.unwrap_or(0.0)),
+    );
+    metric(
+        "chunk_size_rows",
+        "gauge",
+        "Rows asked of the last copy chunk.",
+        one(s.chunk_size as f64),
+    );
+    metric(
+        "nice_ratio",
+        "gauge",
+        "Sleep after each chunk, as a multiple of its time.",
+        one(s.nice_ratio),
+    );
+    metric(
+        "max_lag_seconds",
+        "gauge",
+        "Replica lag above which the run is throttled.",
+        one(s.max_lag_millis as f64 / 1000.0),
+    );
+    let lags: Vec<(String, f64)> = s
+        .replica_lags
+        .iter()
+        .filter_map(|l| Some((format!(",replica=\"{}\"", label(&l.replica)), l.lag_s?)))
+        .collect();
+    if !lags.is_empty() {
+        metric(
+            "replica_lag_seconds",
+            "gauge",
+            "Age of the heartbeat on each watched replica.",
+            lags,
+        );
+    }
+    out
+}
+
 /// The throttle's reason and the note, each after `separator`.
 fn notes(s: &Status, separator: &str) -> String {
     let lags = (!s.replica_lags.is_empty()).then(|| {
@@ -316,6 +467,13 @@ mod tests {
         assert!((s.rows_per_s - 100.0).abs() < 5.0);
         assert!(s.eta_s.unwrap() > 4.0);
         assert!(text_line(&s).contains("copy"));
+        let metrics = prometheus(&s, "`db`.\"t\"");
+        assert!(
+            metrics.contains("shadowcut_rows_copied{table=\"`db`.\\\"t\\\"\"} 500\n"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("shadowcut_stage{table=\"`db`.\\\"t\\\"\",stage=\"copy\"} 1\n"));
+        assert!(metrics.contains("# TYPE shadowcut_throttled gauge\n"));
         sources.set_note(Some("cut-over attempt 1 abandoned".into()));
         assert!(
             text_line(&sources.status(Instant::now())).ends_with("; cut-over attempt 1 abandoned")

@@ -1,7 +1,8 @@
 //! Where the live commands arrive: a unix socket (`--serve-socket-file`), a
 //! loopback TCP port (`--serve-tcp-port`), and the `--panic-flag-file`,
 //! watched every second. One command per connection, as gh-ost does:
-//! `echo status | nc -U /tmp/shadowcut.sock`.
+//! `echo status | nc -U /tmp/shadowcut.sock`. Beside them, the status in
+//! Prometheus' text format on `--metrics-addr` (loopback only).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub struct ServeConfig {
     pub tcp_port: Option<u16>,
     /// Abort the migration as soon as this file exists.
     pub panic_flag_file: Option<PathBuf>,
+    /// Serve `GET /metrics` here (a loopback address).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Longest command line read.
@@ -34,6 +37,8 @@ pub struct Listeners {
     socket_file: Option<PathBuf>,
     /// The TCP port listened on, when one was asked for.
     pub tcp_port: Option<u16>,
+    /// The metrics address listened on, when one was asked for.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Drop for Listeners {
@@ -56,6 +61,7 @@ impl Listeners {
             tasks: Vec::new(),
             socket_file: None,
             tcp_port: None,
+            metrics_addr: None,
         };
         #[cfg(unix)]
         if let Some(path) = &config.socket_file {
@@ -85,6 +91,27 @@ impl Listeners {
                 }
             }));
             tracing::info!(port, "live commands: echo help | nc 127.0.0.1 {port}");
+        }
+        if let Some(addr) = config.metrics_addr {
+            if !addr.ip().is_loopback() {
+                return Err(Error::Usage(format!(
+                    "--metrics-addr {addr}: only a loopback address (127.0.0.1, ::1) is served"
+                )));
+            }
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Io {
+                    context: format!("--metrics-addr: listening on {addr}"),
+                    source,
+                })?;
+            listeners.metrics_addr = listener.local_addr().ok();
+            let live = live.clone();
+            listeners.tasks.push(tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve_metrics(stream, live.clone()));
+                }
+            }));
+            tracing::info!(%addr, "metrics: curl http://{addr}/metrics");
         }
         if let Some(flag) = config.panic_flag_file.clone() {
             if flag.exists() {
@@ -144,6 +171,41 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, live: Live) {
     let _ = write.shutdown().await;
 }
 
+/// Answers one HTTP request: `GET /metrics` with the status, anything
+/// else with 404.
+async fn serve_metrics(stream: tokio::net::TcpStream, live: Live) {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE * 4));
+    let mut request = String::new();
+    if !matches!(
+        tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut request)).await,
+        Ok(Ok(_))
+    ) {
+        return;
+    }
+    // The headers are read and ignored.
+    let mut header = String::new();
+    while let Ok(Ok(n)) = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut header)).await {
+        if n == 0 || header.trim().is_empty() {
+            break;
+        }
+        header.clear();
+    }
+    let mut parts = request.split_whitespace();
+    let response = match (parts.next(), parts.next()) {
+        (Some("GET"), Some("/metrics")) => {
+            let body = crate::progress::prometheus(&live.sources.status(live.started), &live.table);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+    };
+    let _ = write.write_all(response.as_bytes()).await;
+    let _ = write.shutdown().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +241,7 @@ mod tests {
                 socket_file: Some(socket.clone()),
                 tcp_port: Some(0),
                 panic_flag_file: Some(flag.clone()),
+                metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
             },
             live.clone(),
         )
@@ -186,6 +249,27 @@ mod tests {
         .unwrap();
         let port = listeners.tcp_port.unwrap();
         assert!(ask_tcp(port, "help\n").await.contains("no-throttle"));
+        let metrics_port = listeners.metrics_addr.unwrap().port();
+        let scrape = ask_tcp(metrics_port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(scrape.starts_with("HTTP/1.1 200 OK\r\n"), "{scrape}");
+        assert!(
+            scrape.contains("\nshadowcut_rows_copied{table=\"`db`.`t`\"} 0\n"),
+            "{scrape}"
+        );
+        let missing = ask_tcp(metrics_port, "GET / HTTP/1.1\r\n\r\n").await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        assert!(
+            Listeners::start(
+                &ServeConfig {
+                    metrics_addr: Some("0.0.0.0:0".parse().unwrap()),
+                    ..ServeConfig::default()
+                },
+                live.clone(),
+            )
+            .await
+            .is_err(),
+            "a non-loopback metrics address must be refused"
+        );
         assert!(ask_tcp(port, "chunk-size=77\n").await.contains("77"));
 
         let mut unix = tokio::net::UnixStream::connect(&socket).await.unwrap();
