@@ -221,6 +221,10 @@ pub struct Args {
     #[arg(long, help_heading = "Cut-over")]
     pub initially_drop_old_table: bool,
 
+    /// Count the table's rows (SELECT COUNT(*)) for the dry run's impact
+    /// estimate instead of taking the server's estimate.
+    #[arg(long, help_heading = "Migration")]
+    pub exact_rowcount: bool,
     /// A file of the application's important SELECTs (separated by `;`):
     /// each is EXPLAINed against the original and the new table, in the
     /// dry run (indexes the new table lacks) and right before the swap
@@ -424,6 +428,7 @@ impl Args {
             config.verify_queries = crate::plans::read_queries(file)?;
         }
         config.postpone_on_worse_plan = self.postpone_on_worse_plan;
+        config.exact_rowcount = self.exact_rowcount;
         config.hooks_path = self.hooks_path;
         config.hooks_status_interval = Duration::from_secs(self.hooks_status_interval);
         config.hooks_timeout = Duration::from_secs(self.hooks_timeout_seconds);

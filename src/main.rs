@@ -58,6 +58,12 @@ fn print_summary(summary: &Summary, output: Output) {
             "  new table:      {} (checked and removed again)",
             plan.ghost_table
         );
+        if let Some(impact) = &plan.impact {
+            println!("  impact:");
+            for line in shadowcut::inspect::impact::describe(impact) {
+                println!("    {line}");
+            }
+        }
         print_plans("  query plans (indexes the new table lacks; the whole plans are compared before the swap):", &plan.query_plans);
         println!("  statements:");
         for (stage, stmt) in &plan.statements {

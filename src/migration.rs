@@ -25,6 +25,7 @@ use crate::failpoint::Failpoints;
 use crate::feed::ChangeFeed;
 use crate::hooks::{Hooks, StatusHooks, Step};
 use crate::index_build::DeferredIndexes;
+use crate::inspect::impact::{self, Impact};
 use crate::inspect::topology::{self, Topology, TopologyConfig};
 use crate::inspect::{self, privileges, Plan, Preflight};
 use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
@@ -96,6 +97,9 @@ pub struct Config {
     pub verify_queries: Vec<String>,
     /// Hold the swap while one of those plans is worse on the new table.
     pub postpone_on_worse_plan: bool,
+    /// Count the rows for the dry run's impact estimate instead of taking
+    /// the server's estimate.
+    pub exact_rowcount: bool,
     /// Directory of hook executables (`shadowcut-on-<step>...`).
     pub hooks_path: Option<PathBuf>,
     /// A hook running longer is killed and counts as failed.
@@ -163,6 +167,7 @@ impl Config {
             topology: TopologyConfig::default(),
             verify_queries: Vec::new(),
             postpone_on_worse_plan: false,
+            exact_rowcount: false,
             hooks_path: None,
             hooks_timeout: Duration::from_secs(60),
             hooks_status_interval: Duration::from_secs(60),
@@ -207,6 +212,8 @@ pub struct PlanReport {
     pub topology: String,
     /// The statements each stage runs.
     pub statements: Vec<(String, String)>,
+    /// What the migration is expected to cost (dry run only).
+    pub impact: Option<Impact>,
     /// `--verify-queries` against the empty new table's definition: indexes
     /// the queries use on the original that the new table lacks.
     pub query_plans: Vec<PlanCheck>,
@@ -559,6 +566,21 @@ impl Run<'_> {
             .await?;
         let _ = self.hooks.run(Step::Validated, None, &[]).await;
         if !self.config.execute {
+            let mut report = report;
+            let mut replicas = self.config.throttle.replicas.clone();
+            replicas.extend(self.topology.inspected_replica.clone());
+            report.impact = Some(
+                impact::estimate(
+                    conn,
+                    names,
+                    &copier,
+                    self.config.exact_rowcount,
+                    self.preflight.original.rows_estimate,
+                    &replicas,
+                    self.dialect,
+                )
+                .await?,
+            );
             return Ok(self.summary(true, report, &Sources::default(), None, 0, None, None));
         }
         let mut native = None;
@@ -714,6 +736,7 @@ impl Run<'_> {
             server: version,
             topology: self.topology.describe(),
             query_plans: self.check_plans(conn, false).await?,
+            impact: None,
             statements,
             native,
         })

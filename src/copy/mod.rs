@@ -266,6 +266,27 @@ impl Copier {
         }
     }
 
+    /// Copies the first `rows` rows (in key order) into the new table in
+    /// one statement, without locks: the dry run's timed sample. Returns
+    /// the rows copied and the time it took.
+    pub async fn sample(&self, conn: &mut Conn, rows: u64) -> Result<(u64, Duration)> {
+        let stmt = format!(
+            "{} ORDER BY {} LIMIT {rows}",
+            self.insert_prefix,
+            self.key.order_by()
+        );
+        let started = Instant::now();
+        conn.query_drop(&stmt).await.map_err(|source| Error::Sql {
+            context: format!(
+                "copying a timed sample of {} into {}",
+                self.names.q(&self.names.original),
+                self.names.q(&self.names.ghost)
+            ),
+            source,
+        })?;
+        Ok((conn.affected_rows(), started.elapsed()))
+    }
+
     /// The live pace, shared with the status and the live commands.
     pub fn pace_control(&self) -> Arc<PaceControl> {
         Arc::clone(&self.control)

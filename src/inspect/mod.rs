@@ -5,6 +5,7 @@
 //! again when they refuse.
 
 pub mod alter;
+pub mod impact;
 pub mod keys;
 pub mod privileges;
 pub mod server_settings;
