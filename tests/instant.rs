@@ -81,13 +81,7 @@ async fn run_json(db: &str, alter: &str, extra: &[&str]) -> (Outcome, Value) {
                 .any(|e| e["event"] == "log" && e["level"].is_string() && e["message"].is_string()),
         "no log line among the JSON events\n{out}"
     );
-    let summary = out
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .map(|v| v["summary"].clone())
-        .unwrap_or_else(|| panic!("no summary event\n{out}"));
+    let summary = json_event(&out, "summary")["summary"].clone();
     (out, summary)
 }
 

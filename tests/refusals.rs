@@ -247,12 +247,7 @@ async fn refuses_a_missing_table() {
     )
     .await;
     assert_eq!(out.code, Some(REFUSED), "{out}");
-    let event: serde_json::Value = out
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "error")
-        .unwrap_or_else(|| panic!("no error event on stdout\n{out}"));
+    let event: serde_json::Value = json_event(&out, "error");
     assert_eq!(event["exit_code"], REFUSED, "{out}");
     let message = event["message"].as_str().unwrap_or_default();
     assert!(
@@ -1182,12 +1177,7 @@ async fn a_dry_run_of_a_valid_alter_leaves_the_schema_as_it_was() {
     // The JSON summary says it was a dry run.
     let out = shadowcut(&common::primary(), &db, "t", alter, &["--output", "json"]).await;
     assert_success(&out);
-    let summary: serde_json::Value = out
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary event\n{out}"));
+    let summary: serde_json::Value = json_event(&out, "summary");
     assert_eq!(summary["summary"]["dry_run"], true, "{out}");
     assert_eq!(snapshot(&mut conn, &db).await, before);
 }
@@ -1216,26 +1206,34 @@ async fn the_dry_run_estimates_the_impact_from_a_timed_sample() {
     )
     .await;
     assert_success(&out);
-    let summary: serde_json::Value = out
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary event\n{out}"));
+    let summary: serde_json::Value = json_event(&out, "summary");
     let impact = &summary["summary"]["plan"]["impact"];
     assert_eq!(impact["rows"], 3000, "{impact}");
     assert_eq!(impact["rows_exact"], true);
-    assert_eq!(impact["sample_rows"], 3000, "the sample copies up to 20,000 rows");
-    assert!(impact["estimated_copy_seconds"].as_f64().unwrap() > 0.0, "{impact}");
+    assert_eq!(
+        impact["sample_rows"], 3000,
+        "the sample copies up to 20,000 rows"
+    );
+    assert!(
+        impact["estimated_copy_seconds"].as_f64().unwrap() > 0.0,
+        "{impact}"
+    );
     assert!(impact["table_bytes"].as_u64().unwrap() > 0, "{impact}");
     // MariaDB keeps binlogs for ever by default.
     assert_eq!(impact["binlog_retention_s"], 0, "{impact}");
-    assert_eq!(impact["replica_lags"][0][0], replica_arg.as_str(), "{impact}");
+    assert_eq!(
+        impact["replica_lags"][0][0],
+        replica_arg.as_str(),
+        "{impact}"
+    );
     assert_eq!(impact["replica_lags"][0][1], 0, "{impact}");
     assert_eq!(common::tables(&mut conn, &db).await, vec!["t"]);
 
     let text = shadowcut(&common::primary(), &db, "t", "ADD COLUMN c INT NULL", &[]).await;
     assert_success(&text);
-    assert!(text.stdout.contains("  impact:\n    rows: 3000 (estimated"), "{text}");
+    assert!(
+        text.stdout.contains("  impact:\n    rows: 3000 (estimated"),
+        "{text}"
+    );
     assert!(text.stdout.contains("copy: about "), "{text}");
 }

@@ -104,6 +104,16 @@ pub async fn shadowcut(
     }
 }
 
+/// The first JSON line of `out`'s stdout whose `event` is `event` (panics
+/// when there is none).
+pub fn json_event(out: &Outcome, event: &str) -> serde_json::Value {
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == event)
+        .unwrap_or_else(|| panic!("no {event} event on stdout\n{out}"))
+}
+
 /// `db`.`t`, as the messages quote it.
 pub fn q(db: &str, table: &str) -> String {
     format!("`{db}`.`{table}`")
