@@ -178,6 +178,10 @@ pub struct Args {
     /// is the age of the migration's heartbeat row there.
     #[arg(long, help_heading = "Throttling")]
     pub throttle_control_replicas: Option<String>,
+    /// Without --throttle-control-replicas, the replicas registered with the
+    /// primary (SHOW SLAVE HOSTS) are watched; this turns that off.
+    #[arg(long, help_heading = "Throttling")]
+    pub no_discover_replicas: bool,
     /// Most replica lag before throttling, in milliseconds.
     #[arg(long, default_value_t = 1500, help_heading = "Throttling")]
     pub max_lag_millis: u64,
@@ -457,6 +461,7 @@ impl Args {
             })?,
         };
         config.throttle.throttle_query = self.throttle_query;
+        config.throttle.discover_replicas = !self.no_discover_replicas;
         config.throttle.max_query_latency =
             self.max_query_latency_millis.map(Duration::from_millis);
         config.throttle.latency_query = self.latency_query;

@@ -154,6 +154,7 @@ impl Config {
             throttle: ThrottleConfig {
                 interval: Duration::from_secs(1),
                 max_lag: Duration::from_millis(1500),
+                discover_replicas: true,
                 ..ThrottleConfig::default()
             },
             apply_threads: 2,
@@ -567,8 +568,7 @@ impl Run<'_> {
         let _ = self.hooks.run(Step::Validated, None, &[]).await;
         if !self.config.execute {
             let mut report = report;
-            let mut replicas = self.config.throttle.replicas.clone();
-            replicas.extend(self.topology.inspected_replica.clone());
+            let replicas = self.watched_replicas(conn).await?;
             report.impact = Some(
                 impact::estimate(
                     conn,
@@ -868,16 +868,7 @@ impl Run<'_> {
         if throttle.max_query_latency.is_some() && throttle.latency_query.is_none() {
             throttle.latency_query = Some(plan.key.first_row_lookup(&names.q(&names.original)));
         }
-        // The replica the operator pointed at is watched for lag as well.
-        if let Some(replica) = &self.topology.inspected_replica {
-            if !throttle
-                .replicas
-                .iter()
-                .any(|r| r.target() == replica.target())
-            {
-                throttle.replicas.push(replica.clone());
-            }
-        }
+        throttle.replicas = self.watched_replicas(conn).await?;
         let throttler = Throttler::start(
             throttle,
             &connect,
@@ -1169,6 +1160,29 @@ impl Run<'_> {
                 .reason()
                 .unwrap_or_else(|| "stopped".into()),
         }
+    }
+
+    /// The replicas whose lag holds the run back: `--throttle-control-replicas`,
+    /// else those registered with the primary (unless turned off), and the
+    /// replica the operator pointed at.
+    async fn watched_replicas(&self, conn: &mut Conn) -> Result<Vec<ConnectConfig>> {
+        let throttle = &self.config.throttle;
+        let mut replicas = throttle.replicas.clone();
+        if replicas.is_empty() && throttle.discover_replicas {
+            replicas = topology::discover_replicas(
+                conn,
+                self.dialect,
+                &self.topology.writer,
+                &[self.server_id()],
+            )
+            .await?;
+        }
+        if let Some(replica) = &self.topology.inspected_replica {
+            if !replicas.iter().any(|r| r.target() == replica.target()) {
+                replicas.push(replica.clone());
+            }
+        }
+        Ok(replicas)
     }
 
     /// `--verify-queries` on the new table: its definition only, or (`full`,

@@ -196,6 +196,15 @@ impl Dialect {
         }
     }
 
+    /// Statement that lists the replicas registered with a primary.
+    pub fn replica_hosts_sql(&self) -> &'static str {
+        if self.mysql_at_least((8, 0, 22)) {
+            "SHOW REPLICAS"
+        } else {
+            "SHOW SLAVE HOSTS"
+        }
+    }
+
     /// The privileges the binlog tail needs, as this server names them:
     /// reading the binlog, its position, and the replication status (to
     /// tell a replica from a primary).
@@ -498,6 +507,7 @@ mod tests {
         assert_eq!(d.version, (10, 11, 6));
         assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
         assert_eq!(d.all_replica_status_sql(), "SHOW ALL SLAVES STATUS");
+        assert_eq!(d.replica_hosts_sql(), "SHOW SLAVE HOSTS");
         assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "LOCK IN SHARE MODE");
         assert_eq!(
@@ -529,6 +539,7 @@ mod tests {
         assert_eq!(d.flavor, Flavor::MySql);
         assert_eq!(d.binlog_status_sql(), "SHOW BINARY LOG STATUS");
         assert_eq!(d.all_replica_status_sql(), "SHOW REPLICA STATUS");
+        assert_eq!(d.replica_hosts_sql(), "SHOW REPLICAS");
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
         assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));

@@ -90,6 +90,8 @@ pub struct ThrottleConfig {
     pub throttle_query: Option<String>,
     /// Replicas whose lag is watched (`--throttle-control-replicas`).
     pub replicas: Vec<ConnectConfig>,
+    /// Without `replicas`, watch those registered with the primary.
+    pub discover_replicas: bool,
     /// Throttle while a replica's copy of the heartbeat is older than this.
     pub max_lag: Duration,
     /// The changelog table holding the heartbeat, once the run has one.

@@ -266,6 +266,35 @@ async fn replica_lag_holds_the_copy_until_the_replica_catches_up() {
     finish_released(&mut conn, &db, migration).await;
 }
 
+/// Without --throttle-control-replicas, the replicas registered with the
+/// primary are found and watched: the stopped replica holds the run back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_found_on_the_primary_holds_the_copy_while_it_lags() {
+    let _exclusive = LOAD.write().await;
+    let replica_config = replica().expect("needs the sandbox replica (SHADOWCUT_TEST_REPLICA_DSN)");
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "throttlefound").await;
+    let mut replica_conn = client(&replica_config).await;
+    replica_conn
+        .query_drop("STOP SLAVE SQL_THREAD")
+        .await
+        .unwrap();
+    let _restart = common::cli::SqlOnDrop {
+        config: replica_config.clone(),
+        statements: vec!["START SLAVE SQL_THREAD".into()],
+    };
+    let mut config = throttled_config(&db);
+    config.throttle.discover_replicas = true;
+    config.throttle.max_lag = Duration::from_millis(1000);
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(2000), &mut migration).await;
+    replica_conn
+        .query_drop("START SLAVE SQL_THREAD")
+        .await
+        .unwrap();
+    finish_released(&mut conn, &db, migration).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_latency_guard_holds_the_copy_while_the_canary_is_slow() {
     let _exclusive = LOAD.write().await;

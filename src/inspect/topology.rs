@@ -384,6 +384,67 @@ pub async fn discover(
     ))
 }
 
+/// The replicas registered with the primary on `conn` (`SHOW SLAVE HOSTS`,
+/// `SHOW REPLICAS`), reachable with `template`'s credentials, except
+/// binlog readers of this tool (`own_server_ids`). A replica that does not
+/// answer is left out with a warning: the operator names replicas that
+/// must be watched with `--throttle-control-replicas`.
+pub async fn discover_replicas(
+    conn: &mut Conn,
+    dialect: Dialect,
+    template: &ConnectConfig,
+    own_server_ids: &[u32],
+) -> Result<Vec<ConnectConfig>> {
+    let sql = dialect.replica_hosts_sql();
+    let rows: Vec<Row> = match conn.query(sql).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "the replicas cannot be listed ({sql}); name them with --throttle-control-replicas");
+            return Ok(Vec::new());
+        }
+    };
+    let mut found = Vec::new();
+    for row in &rows {
+        let columns = row.columns_ref();
+        let text = |names: &[&str]| -> Option<String> {
+            names.iter().find_map(|name| {
+                let index = columns
+                    .iter()
+                    .position(|c| c.name_str().eq_ignore_ascii_case(name))?;
+                row.get_opt::<Option<String>, _>(index)?.ok()?
+            })
+        };
+        let server_id: Option<u32> = text(&["Server_id"]).and_then(|v| v.parse().ok());
+        if server_id.is_some_and(|id| own_server_ids.contains(&id)) {
+            continue;
+        }
+        let (Some(host), Some(port)) = (
+            text(&["Host"]).filter(|h| !h.is_empty()),
+            text(&["Port"]).and_then(|p| p.parse::<u16>().ok()),
+        ) else {
+            tracing::warn!(?server_id, "a replica registered without host or port; name it with --throttle-control-replicas");
+            continue;
+        };
+        let replica = ConnectConfig {
+            host,
+            port,
+            socket: None,
+            ..template.clone()
+        };
+        match server::connect(&replica).await {
+            Ok((c, _)) => {
+                let _ = c.disconnect().await;
+                tracing::info!(replica = %replica.target(), "watching the lag of a replica found on the primary");
+                found.push(replica);
+            }
+            Err(e) => {
+                tracing::warn!(replica = %replica.target(), error = %e, "a replica of the primary does not answer: its lag is not watched")
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Whether the server writes what it replays to its own binlog.
 async fn logs_replica_updates(conn: &mut Conn) -> Result<bool> {
     let vars: HashMap<String, String> =
