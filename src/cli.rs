@@ -156,6 +156,12 @@ pub struct Args {
     /// shadowcut writes on its primary.
     #[arg(long, help_heading = "Topology")]
     pub migrate_on_replica: bool,
+    /// Rehearse on the given replica: migrate it, stop its replication (SQL
+    /// thread) before the swap, swap, check, swap back and restart it. The
+    /// migrated table stays as `_<table>_gho` for inspection; no schema
+    /// changes, on the replica or the primary.
+    #[arg(long, conflicts_with = "migrate_on_replica", help_heading = "Topology")]
+    pub test_on_replica: bool,
 
     /// Hold the copy and the applier back while a global status variable is
     /// at or above its value, e.g. "Threads_running=25,Threads_connected=500"
@@ -427,6 +433,7 @@ impl Args {
                 }
             },
             migrate_on_replica: self.migrate_on_replica,
+            test_on_replica: self.test_on_replica,
         };
         if let Some(file) = &self.verify_queries {
             config.verify_queries = crate::plans::read_queries(file)?;

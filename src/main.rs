@@ -121,6 +121,13 @@ fn print_summary(summary: &Summary, output: Output) {
         None => println!("Checksum before the swap: skipped (--skip-checksum)."),
     }
     print_plans("Query plans before the swap:", &summary.query_plans);
+    if summary.tested_on_replica {
+        println!(
+            "--test-on-replica: the swap was rehearsed and undone; {} is unchanged, the migrated table is kept as {} (drop it when done), and replication runs again.",
+            plan.table, plan.ghost_table
+        );
+        return;
+    }
     match &summary.old_table_kept {
         Some(old) => {
             println!("The old table is kept as {old}; drop it when you no longer need it.")

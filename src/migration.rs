@@ -266,6 +266,8 @@ pub struct Summary {
     pub checksum_skipped: bool,
     /// Name of the old table kept, if any.
     pub old_table_kept: Option<String>,
+    /// True when `--test-on-replica` rehearsed the swap and undid it.
+    pub tested_on_replica: bool,
     /// The native path, when `--prefer-instant` took it: the ALTER ran on
     /// the table itself (`applied`, nothing copied), or the table refused
     /// the algorithm clause and the rows were copied.
@@ -773,6 +775,7 @@ impl Run<'_> {
             query_plans: Vec::new(),
             checksum_skipped: self.config.skip_checksum,
             old_table_kept: old,
+            tested_on_replica: false,
             native: None,
         }
     }
@@ -926,6 +929,7 @@ impl Run<'_> {
         );
 
         let mut backlog_at_swap = 0;
+        let mut replication_stopped = false;
         let outcome = async {
             let _ = self
                 .hooks
@@ -1030,6 +1034,16 @@ impl Run<'_> {
             if let Some(heartbeat) = heartbeat.take() {
                 heartbeat.stop().await?;
             }
+            if self.topology.test_on_replica {
+                // The swap is rehearsed on a replica that replays nothing
+                // meanwhile; it is undone and replication restarted below.
+                let (stop_sql, _) = self.dialect.replica_sql_thread_sql();
+                conn.query_drop(stop_sql).await.context(|| {
+                    format!("stopping replication for --test-on-replica ({stop_sql})")
+                })?;
+                replication_stopped = true;
+                tracing::info!("--test-on-replica: replication stopped for the swap");
+            }
 
             sources.set_stage("cut-over");
             let cut = CutOver {
@@ -1071,6 +1085,9 @@ impl Run<'_> {
             let _ = heartbeat.stop().await;
         }
         let apply_failure = feed.shutdown().await;
+        if replication_stopped && (outcome.is_err() || apply_failure.is_some()) {
+            self.restart_replication(conn).await;
+        }
         // When the apply loop died, its error is the cause; what the other
         // stages saw ("the apply loop stopped") is only the symptom.
         let (lock_time, attempts, checksum, query_plans) = match (outcome, apply_failure) {
@@ -1080,6 +1097,25 @@ impl Run<'_> {
 
         // Swapped: what remains is tidying up.
         sources.set_stage("done");
+        if self.topology.test_on_replica {
+            let undone = self.undo_rehearsed_swap(conn).await;
+            self.restart_replication(conn).await;
+            undone?;
+            shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id)
+                .await?;
+            let mut summary = self.summary(
+                false,
+                report,
+                &sources,
+                Some(lock_time),
+                attempts,
+                checksum,
+                None,
+            );
+            summary.tested_on_replica = true;
+            summary.query_plans = query_plans;
+            return Ok(summary);
+        }
         let old = names.q(&names.old);
         let kept = if config.ok_to_drop_table {
             shadow::drop_table(conn, names, &names.old).await?;
@@ -1159,6 +1195,59 @@ impl Run<'_> {
                 .stop
                 .reason()
                 .unwrap_or_else(|| "stopped".into()),
+        }
+    }
+
+    /// `--test-on-replica`, after the swap: checks that the swapped-in table
+    /// holds every row of the original, then swaps back (the migrated table
+    /// stays as the new table's name, marked as this run's).
+    async fn undo_rehearsed_swap(&self, conn: &mut Conn) -> Result<()> {
+        let names = self.names;
+        let (t, old, ghost) = (
+            names.q(&names.original),
+            names.q(&names.old),
+            names.q(&names.ghost),
+        );
+        let counts: Option<(u64, u64)> = conn
+            .query_first(format!(
+                "SELECT (SELECT COUNT(*) FROM {t}), (SELECT COUNT(*) FROM {old})"
+            ))
+            .await
+            .context(|| format!("counting the rows of {t} and {old} after the rehearsed swap"))?;
+        conn.query_drop(format!(
+            "RENAME TABLE {t} TO {ghost}, {old} TO {t} {}",
+            self.tag()
+        ))
+        .await
+        .context(|| format!("swapping {t} back after --test-on-replica"))?;
+        conn.query_drop(format!(
+            "ALTER TABLE {ghost} COMMENT = {}",
+            crate::sql::literal(&marker(Role::Ghost, self.run_id))
+        ))
+        .await
+        .context(|| format!("marking {ghost} as this run's"))?;
+        match counts {
+            Some((migrated, original)) if migrated == original => {
+                tracing::info!(rows = migrated, "--test-on-replica: swapped, checked, swapped back; the migrated table is kept as {ghost}");
+                Ok(())
+            }
+            other => Err(Error::Checksum {
+                table: t,
+                message: format!(
+                    "after the rehearsed swap the migrated table and the original hold different row counts ({other:?}); both are swapped back, the migrated one kept as {ghost}"
+                ),
+            }),
+        }
+    }
+
+    /// Starts the replica's SQL thread again after `--test-on-replica`.
+    async fn restart_replication(&self, conn: &mut Conn) {
+        let (_, start_sql) = self.dialect.replica_sql_thread_sql();
+        match conn.query_drop(start_sql).await {
+            Ok(()) => tracing::info!("--test-on-replica: replication restarted"),
+            Err(e) => {
+                tracing::error!(error = %e, "--test-on-replica: replication could not be restarted; run {start_sql} on the replica")
+            }
         }
     }
 

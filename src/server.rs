@@ -196,6 +196,15 @@ impl Dialect {
         }
     }
 
+    /// Statements that stop and start a replica's SQL thread.
+    pub fn replica_sql_thread_sql(&self) -> (&'static str, &'static str) {
+        if self.mysql_at_least((8, 0, 22)) {
+            ("STOP REPLICA SQL_THREAD", "START REPLICA SQL_THREAD")
+        } else {
+            ("STOP SLAVE SQL_THREAD", "START SLAVE SQL_THREAD")
+        }
+    }
+
     /// Statement that lists the replicas registered with a primary.
     pub fn replica_hosts_sql(&self) -> &'static str {
         if self.mysql_at_least((8, 0, 22)) {
@@ -540,6 +549,7 @@ mod tests {
         assert_eq!(d.binlog_status_sql(), "SHOW BINARY LOG STATUS");
         assert_eq!(d.all_replica_status_sql(), "SHOW REPLICA STATUS");
         assert_eq!(d.replica_hosts_sql(), "SHOW REPLICAS");
+        assert_eq!(d.replica_sql_thread_sql().0, "STOP REPLICA SQL_THREAD");
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
         assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));

@@ -7,6 +7,7 @@ mod common;
 
 use common::mirror::*;
 use common::*;
+use mysql_async::prelude::*;
 use mysql_async::Value;
 
 // ---- integer primary key -------------------------------------------------
@@ -353,4 +354,61 @@ async fn pointed_at_the_replica_it_reads_there_and_writes_on_the_primary() {
             primary().target()
         )
     );
+}
+
+/// `--test-on-replica` rehearses the migration on the replica: the swap is
+/// done and undone with replication stopped, the replica's table keeps its
+/// schema, the migrated copy stays as `_t_gho` with every row, the primary
+/// is untouched, and the replica replicates again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn test_on_replica_rehearses_the_swap_and_leaves_both_schemas_alone() {
+    let replica_config = replica().expect("the sandbox has a replica (scripts/test starts one)");
+    let mut primary_conn = client(&primary()).await;
+    let db = simple_table(&mut primary_conn, "testonreplica", 3000).await;
+    let mut replica_conn = client(&replica_config).await;
+    wait_for_replica(&mut primary_conn, &mut replica_conn).await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 7");
+    config.connect = replica_config.clone();
+    config.topology.test_on_replica = true;
+    let summary = shadowcut::run(&config)
+        .await
+        .unwrap_or_else(|e| panic!("--test-on-replica failed: {e}"));
+    assert!(summary.tested_on_replica, "{summary:?}");
+    assert_eq!(summary.checksum.as_ref().map(|c| c.mismatches), Some(0));
+    let columns = |conn_db: &str, table: &str| {
+        format!(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{conn_db}' AND TABLE_NAME = '{table}'"
+        )
+    };
+    let on_replica_t: Option<i64> = replica_conn.query_first(columns(&db, "t")).await.unwrap();
+    assert_eq!(on_replica_t, Some(2), "the replica's table changed schema");
+    let migrated: Option<i64> = replica_conn
+        .query_first(format!(
+            "SELECT COUNT(*) FROM `{db}`.`_t_gho` WHERE extra = 7"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(migrated, Some(3000));
+    assert_eq!(
+        tables(&mut primary_conn, &db).await,
+        vec!["t"],
+        "the primary was touched"
+    );
+    let on_primary_t: Option<i64> = primary_conn.query_first(columns(&db, "t")).await.unwrap();
+    assert_eq!(on_primary_t, Some(2));
+    // Replication runs again: a write on the primary reaches the replica.
+    primary_conn
+        .query_drop(format!("INSERT INTO `{db}`.`t` VALUES (100000, 1)"))
+        .await
+        .unwrap();
+    wait_for_replica(&mut primary_conn, &mut replica_conn).await;
+    let replayed: Option<i64> = replica_conn
+        .query_first(format!("SELECT COUNT(*) FROM `{db}`.`t` WHERE id = 100000"))
+        .await
+        .unwrap();
+    assert_eq!(replayed, Some(1));
+    primary_conn
+        .query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .unwrap();
 }

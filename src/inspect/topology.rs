@@ -28,6 +28,9 @@ pub struct TopologyConfig {
     pub assume_master: Option<(String, u16)>,
     /// Migrate the given replica alone (its primary keeps the old schema).
     pub migrate_on_replica: bool,
+    /// Migrate the given replica, then stop its replication, swap, check,
+    /// swap back and restart it: a rehearsal that changes no schema.
+    pub test_on_replica: bool,
 }
 
 /// One replication source of a replica, as its status shows it.
@@ -147,16 +150,23 @@ pub fn decide(
     names: &ShadowNames,
     config: &TopologyConfig,
 ) -> std::result::Result<Placement, Problem> {
+    let on_replica_flag = if config.test_on_replica {
+        Some("--test-on-replica")
+    } else if config.migrate_on_replica {
+        Some("--migrate-on-replica")
+    } else {
+        None
+    };
     if sources.is_empty() {
-        if config.migrate_on_replica {
+        if let Some(flag) = on_replica_flag {
             return Err((
-                "--migrate-on-replica was given, but the server is not a replica".into(),
-                "Point shadowcut at the replica to migrate, or drop --migrate-on-replica".into(),
+                format!("{flag} was given, but the server is not a replica"),
+                format!("Point shadowcut at a replica, or drop {flag}"),
             ));
         }
         return Ok(Placement::Here);
     }
-    if config.migrate_on_replica {
+    if on_replica_flag.is_some() {
         return Ok(Placement::Here);
     }
     let to_primary = "or point shadowcut at the primary itself";
@@ -272,6 +282,8 @@ pub struct Topology {
     /// The replica the operator pointed at, when the run writes on its
     /// primary: its lag throttles the run.
     pub inspected_replica: Option<ConnectConfig>,
+    /// `--test-on-replica` on a replica: the swap is rehearsed and undone.
+    pub test_on_replica: bool,
 }
 
 impl Topology {
@@ -319,13 +331,16 @@ pub async fn discover(
         .map_err(|(problem, remedy)| Error::refused(&table, problem, remedy))?;
     let (host, port) = match placement {
         Placement::Here => {
-            if !sources.is_empty() {
+            if config.test_on_replica {
+                tracing::info!("--test-on-replica: migrating this replica; its replication stops for the swap, which is undone");
+            } else if !sources.is_empty() {
                 tracing::warn!("--migrate-on-replica: migrating this replica alone; its primary and the other replicas keep the old schema");
             }
             return Ok(Topology {
                 writer: connect.clone(),
                 binlog_source: connect.clone(),
                 inspected_replica: None,
+                test_on_replica: config.test_on_replica,
             });
         }
         Placement::WriteOnPrimary { host, port } => (host, port),
@@ -362,6 +377,7 @@ pub async fn discover(
                     writer,
                     binlog_source: connect.clone(),
                     inspected_replica: Some(connect.clone()),
+                    test_on_replica: false,
                 });
             }
             [next] if config.assume_master.is_none() => {
@@ -513,6 +529,18 @@ mod tests {
             .unwrap_err()
             .0
             .contains("not a replica"));
+        let rehearsal = TopologyConfig {
+            test_on_replica: true,
+            ..TopologyConfig::default()
+        };
+        assert_eq!(
+            decide(&[replica()], true, &names(), &rehearsal),
+            Ok(Placement::Here)
+        );
+        assert!(decide(&[], true, &names(), &rehearsal)
+            .unwrap_err()
+            .0
+            .starts_with("--test-on-replica was given"));
     }
 
     #[test]
