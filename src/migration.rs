@@ -1097,30 +1097,16 @@ impl Run<'_> {
 
         // Swapped: what remains is tidying up.
         sources.set_stage("done");
-        if self.topology.test_on_replica {
+        let kept = if self.topology.test_on_replica {
             let undone = self.undo_rehearsed_swap(conn).await;
             self.restart_replication(conn).await;
             undone?;
-            shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id)
-                .await?;
-            let mut summary = self.summary(
-                false,
-                report,
-                &sources,
-                Some(lock_time),
-                attempts,
-                checksum,
-                None,
-            );
-            summary.tested_on_replica = true;
-            summary.query_plans = query_plans;
-            return Ok(summary);
-        }
-        let old = names.q(&names.old);
-        let kept = if config.ok_to_drop_table {
+            None
+        } else if config.ok_to_drop_table {
             shadow::drop_table(conn, names, &names.old).await?;
             None
         } else {
+            let old = names.q(&names.old);
             conn.query_drop(format!(
                 "ALTER TABLE {old} COMMENT = {}",
                 crate::sql::literal(&marker(Role::Old, self.run_id))
@@ -1139,6 +1125,7 @@ impl Run<'_> {
             checksum,
             kept,
         );
+        summary.tested_on_replica = self.topology.test_on_replica;
         summary.indexes_built_after_copy = deferred.map_or(0, DeferredIndexes::len);
         summary.backlog_at_swap = backlog_at_swap;
         summary.query_plans = query_plans;
