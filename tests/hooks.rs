@@ -34,9 +34,44 @@ fn recorded(dir: &Path, name: &str, what: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{name}.{what}"))).unwrap_or_default()
 }
 
+/// The sandbox's own password ("sandbox") is part of ordinary paths
+/// (`/tmp/shadowcut-sandbox.XXXX`): the hooks run as a user whose password
+/// appears nowhere else.
+const PASSWORD: &str = "hk-7Qz2-unmistakable";
+
+/// A user with every privilege and [`PASSWORD`], dropped afterwards.
+async fn hooks_user(
+    conn: &mut mysql_async::Conn,
+) -> (shadowcut::server::ConnectConfig, cli::SqlOnDrop) {
+    static USERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let user = format!(
+        "hooks_{}_{}",
+        std::process::id(),
+        USERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    conn.query_drop(format!(
+        "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .unwrap();
+    let mut target = primary();
+    target.user = user.clone();
+    target.password = Some(PASSWORD.into());
+    let guard = cli::SqlOnDrop {
+        config: primary(),
+        statements: vec![format!("DROP USER IF EXISTS '{user}'@'%'")],
+    };
+    (target, guard)
+}
+
 /// Runs the binary with the password in `MYSQL_PWD` only.
-async fn run_with_hooks(db: &str, alter: &str, hooks: &Path, extra: &[&str]) -> cli::Outcome {
-    let target = primary();
+async fn run_with_hooks(
+    target: &shadowcut::server::ConnectConfig,
+    db: &str,
+    alter: &str,
+    hooks: &Path,
+    extra: &[&str],
+) -> cli::Outcome {
     let mut args: Vec<String> = [
         "--host",
         &target.host,
@@ -96,6 +131,7 @@ fn hooks_dir(db: &str) -> std::path::PathBuf {
 async fn every_step_runs_its_hook_and_a_failing_before_cut_over_hook_postpones_the_swap() {
     let mut conn = client(&primary()).await;
     let db = simple_table(&mut conn, "hooksteps", ROWS).await;
+    let (user, _drop_user) = hooks_user(&mut conn).await;
     let dir = hooks_dir(&db);
     let steps = [
         "startup",
@@ -120,6 +156,7 @@ async fn every_step_runs_its_hook_and_a_failing_before_cut_over_hook_postpones_t
         ),
     );
     let out = run_with_hooks(
+        &user,
         &db,
         "ADD COLUMN extra INT NOT NULL DEFAULT 1",
         &dir,
@@ -129,7 +166,7 @@ async fn every_step_runs_its_hook_and_a_failing_before_cut_over_hook_postpones_t
     cli::assert_success(&out);
     assert!(out.stderr.contains("hook failed"), "{out}");
 
-    let password = primary().password.unwrap();
+    let password = PASSWORD;
     for step in steps.iter().chain(&["before-cut-over"]) {
         let name = format!("shadowcut-on-{step}");
         let env = recorded(&dir, &name, "env");
@@ -151,11 +188,11 @@ async fn every_step_runs_its_hook_and_a_failing_before_cut_over_hook_postpones_t
         }
         let all = recorded(&dir, &name, "all");
         assert!(
-            !all.contains(&password),
+            !all.contains(password),
             "{name}'s environment holds the password"
         );
     }
-    assert!(!out.stdout.contains(&password) && !out.stderr.contains(&password));
+    assert!(!out.stdout.contains(password) && !out.stderr.contains(password));
     assert_eq!(
         recorded(&dir, "shadowcut-on-before-cut-over", "runs")
             .lines()
@@ -190,7 +227,8 @@ async fn a_refused_run_calls_the_failure_hook_with_the_error() {
     let dir = hooks_dir(&db);
     recording_hook(&dir, "shadowcut-on-failure", "exit 0");
     recording_hook(&dir, "shadowcut-on-success", "exit 0");
-    let out = run_with_hooks(&db, "ADD COLUMN a INT", &dir, &[]).await;
+    let (user, _drop_user) = hooks_user(&mut conn).await;
+    let out = run_with_hooks(&user, &db, "ADD COLUMN a INT", &dir, &[]).await;
     assert_eq!(out.code, Some(cli::REFUSED), "{out}");
     let env = recorded(&dir, "shadowcut-on-failure", "env");
     assert!(env.contains("SHADOWCUT_EXIT_CODE=3"), "{env}");
