@@ -107,6 +107,11 @@ impl DeferredIndexes {
         self.definitions.len()
     }
 
+    /// The names of the indexes taken off, built after the copy.
+    pub fn index_names(&self) -> &[String] {
+        &self.names
+    }
+
     /// True when no index is deferred.
     pub fn is_empty(&self) -> bool {
         self.definitions.is_empty()

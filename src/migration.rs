@@ -289,6 +289,12 @@ pub async fn run(config: &Config) -> Result<Summary> {
             )
         })?;
     let run_id = shadow::new_run_id();
+    if let Some(dir) = config.hooks_path.as_ref().filter(|d| !d.is_dir()) {
+        return Err(Error::Usage(format!(
+            "--hooks-path {} is not a directory",
+            dir.display()
+        )));
+    }
     let hooks = Hooks::new(
         config.hooks_path.clone(),
         config.hooks_timeout,
@@ -355,6 +361,7 @@ async fn connect_and_run(
         preflight: &preflight,
         hooks,
         started,
+        postponement_announced: Default::default(),
     }
     .run(&mut conn, &mut run_lock)
     .await;
@@ -408,6 +415,8 @@ struct Run<'a> {
     topology: &'a Topology,
     hooks: &'a Hooks,
     started: Instant,
+    /// The begin-postponed hooks ran.
+    postponement_announced: std::sync::atomic::AtomicBool,
 }
 
 impl Run<'_> {
@@ -737,7 +746,13 @@ impl Run<'_> {
             estimated_rows: self.preflight.original.rows_estimate,
             server: version,
             topology: self.topology.describe(),
-            query_plans: self.check_plans(conn, false).await?,
+            query_plans: self
+                .check_plans(
+                    conn,
+                    false,
+                    deferred.map_or(&[][..], DeferredIndexes::index_names),
+                )
+                .await?,
             impact: None,
             statements,
             native,
@@ -1019,7 +1034,7 @@ impl Run<'_> {
                 );
                 Some(report)
             };
-            let query_plans = self.check_plans(conn, true).await?;
+            let query_plans = self.check_plans(conn, true, &[]).await?;
             if let Some(reason) = plans::worse_reason(&query_plans) {
                 tracing::warn!(%reason, "a query plan is worse on the new table");
                 if config.postpone_on_worse_plan {
@@ -1031,9 +1046,9 @@ impl Run<'_> {
                 sources.set_stage("catch-up");
                 self.converge(&mut feed).await?;
             }
-            if let Some(heartbeat) = heartbeat.take() {
-                heartbeat.stop().await?;
-            }
+            // The heartbeat goes on through the cut-over: without it every
+            // watched replica would look lagging, and the throttle would
+            // hold the applier that a retried attempt waits for.
             if self.topology.test_on_replica {
                 // The swap is rehearsed on a replica that replays nothing
                 // meanwhile; it is undone and replication restarted below.
@@ -1175,13 +1190,13 @@ impl Run<'_> {
     }
 
     fn interrupted(&self) -> Error {
-        Error::Interrupted {
-            table: self.names.q(&self.names.original),
-            reason: self
-                .config
-                .stop
-                .reason()
-                .unwrap_or_else(|| "stopped".into()),
+        let table = self.names.q(&self.names.original);
+        let stop = &self.config.stop;
+        let reason = stop.reason().unwrap_or_else(|| "stopped".into());
+        if stop.is_panic() {
+            Error::Panicked { table, reason }
+        } else {
+            Error::Interrupted { table, reason }
         }
     }
 
@@ -1263,7 +1278,12 @@ impl Run<'_> {
 
     /// `--verify-queries` on the new table: its definition only, or (`full`,
     /// once it holds the rows) the whole plans.
-    async fn check_plans(&self, conn: &mut Conn, full: bool) -> Result<Vec<PlanCheck>> {
+    async fn check_plans(
+        &self,
+        conn: &mut Conn,
+        full: bool,
+        built_later: &[String],
+    ) -> Result<Vec<PlanCheck>> {
         if self.config.verify_queries.is_empty() {
             return Ok(Vec::new());
         }
@@ -1277,6 +1297,7 @@ impl Run<'_> {
             &self.config.verify_queries,
             lower_case.unwrap_or(0) != 0,
             full,
+            built_later,
         )
         .await
     }
@@ -1290,15 +1311,18 @@ impl Run<'_> {
         };
         let stage = sources.stage();
         sources.set_stage("postponed");
-        let status = sources.status(self.started);
-        let _ = self
-            .hooks
-            .run(
-                Step::BeginPostponed,
-                Some(&status),
-                &[("POSTPONED_REASON", reason)],
-            )
-            .await;
+        // Once per run, however often a failing hook postpones again.
+        if !self.postponement_announced.swap(true, Ordering::Relaxed) {
+            let status = sources.status(self.started);
+            let _ = self
+                .hooks
+                .run(
+                    Step::BeginPostponed,
+                    Some(&status),
+                    &[("POSTPONED_REASON", reason)],
+                )
+                .await;
+        }
         if !sources
             .postpone
             .wait(&self.config.stop, || feed.healthy())

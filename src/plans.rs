@@ -299,16 +299,19 @@ fn list(set: &BTreeSet<String>) -> String {
 /// Checks `queries` on the original and the new table. With `full`, the
 /// new table holds the rows and is analyzed: the plans are compared;
 /// otherwise only the indexes the original's plans use are looked for in
-/// the new table's definition. A query that cannot be EXPLAINed on the
-/// original is a usage error.
+/// the new table's definition, or among `built_later` (indexes taken off
+/// for the copy and built after it). A query that cannot be EXPLAINed on
+/// the original is a usage error.
 pub async fn check(
     conn: &mut Conn,
     names: &ShadowNames,
     queries: &[String],
     case_insensitive: bool,
     full: bool,
+    built_later: &[String],
 ) -> Result<Vec<PlanCheck>> {
-    let indexes = ghost_indexes(conn, names).await?;
+    let mut indexes = ghost_indexes(conn, names).await?;
+    indexes.extend(built_later.iter().cloned());
     let mut checks = Vec::with_capacity(queries.len());
     for query in queries {
         let before = explain(conn, &names.database, query).await.map_err(|e| {

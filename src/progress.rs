@@ -297,7 +297,7 @@ pub fn prometheus(s: &Status, table: &str) -> String {
         vec![(format!(",stage=\"{}\"", label(&s.stage)), 1.0)],
     );
     metric(
-        "rows_copied",
+        "rows_copied_total",
         "counter",
         "Rows the copy inserted into the new table.",
         one(s.rows_copied as f64),
@@ -323,13 +323,13 @@ pub fn prometheus(s: &Status, table: &str) -> String {
         );
     }
     metric(
-        "binlog_rows",
+        "binlog_rows_total",
         "counter",
         "Row changes of the table read from the binlog.",
         one(s.binlog_rows as f64),
     );
     metric(
-        "keys_applied",
+        "keys_applied_total",
         "counter",
         "Changed keys applied to the new table.",
         one(s.keys_applied as f64),
@@ -469,7 +469,7 @@ mod tests {
         assert!(text_line(&s).contains("copy"));
         let metrics = prometheus(&s, "`db`.\"t\"");
         assert!(
-            metrics.contains("shadowcut_rows_copied{table=\"`db`.\\\"t\\\"\"} 500\n"),
+            metrics.contains("shadowcut_rows_copied_total{table=\"`db`.\\\"t\\\"\"} 500\n"),
             "{metrics}"
         );
         assert!(metrics.contains("shadowcut_stage{table=\"`db`.\\\"t\\\"\",stage=\"copy\"} 1\n"));

@@ -705,6 +705,31 @@ async fn a_drain_cancelled_mid_batch_loses_no_key() {
     assert_matches_control(&mut conn, &db).await;
 }
 
+/// A failed attempt takes longer than the replica lag limit. The heartbeat
+/// goes on through the cut-over, so the watched replica does not look
+/// lagging and the catch-up before the next attempt is not throttled for
+/// ever (it was, while the heartbeat stopped before the first attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_cut_over_is_not_held_back_by_a_stopped_heartbeat() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "retrylag", 1000).await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(2);
+    config.throttle.replicas = vec![replica().expect("the sandbox has a replica")];
+    config.throttle.max_lag = Duration::from_millis(1000);
+    config.throttle.interval = Duration::from_millis(100);
+    config.failpoints.stall_drain_attempts = Some(1);
+    let summary = tokio::time::timeout(
+        Duration::from_secs(90),
+        migrate_under_cutover_load(&db, 1000, config),
+    )
+    .await
+    .expect("the retried cut-over hung")
+    .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert!(summary.cut_over_attempts >= 2, "{summary:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_attempt_after_the_final_comment_leaves_a_ghost_we_can_drop() {
     let mut conn = client(&primary()).await;

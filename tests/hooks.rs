@@ -194,6 +194,13 @@ async fn every_step_runs_its_hook_and_a_failing_before_cut_over_hook_postpones_t
     }
     assert!(!out.stdout.contains(password) && !out.stderr.contains(password));
     assert_eq!(
+        recorded(&dir, "shadowcut-on-begin-postponed", "runs")
+            .lines()
+            .count(),
+        1,
+        "the postponement begins once, however often the hook fails"
+    );
+    assert_eq!(
         recorded(&dir, "shadowcut-on-before-cut-over", "runs")
             .lines()
             .count(),

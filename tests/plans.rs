@@ -58,6 +58,30 @@ async fn the_dry_run_names_the_index_a_listed_query_loses() {
         "{out}"
     );
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+
+    // An index taken off for the copy and built after it is not lost.
+    let out = cli::shadowcut(
+        &primary(),
+        &db,
+        "t",
+        "ADD COLUMN c INT NULL",
+        &[
+            "--verify-queries",
+            queries.to_str().unwrap(),
+            "--build-indexes-after-copy",
+        ],
+    )
+    .await;
+    cli::assert_success(&out);
+    assert!(
+        out.stdout.contains("[indexes] ALTER TABLE"),
+        "a_idx is built after the copy\n{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("[unchanged] SELECT id FROM t WHERE a = 3"),
+        "{out}"
+    );
     std::fs::remove_file(queries).unwrap();
 }
 

@@ -391,11 +391,11 @@ async fn column_count(conn: &mut Conn, db: &str) -> i64 {
 }
 
 /// Pointed at a replica whose binlog lacks what it replays
-/// (log_slave_updates off), shadowcut would read no change of the primary's
-/// writers: it refuses, leaving both servers as they were. Asked with
-/// `--migrate-on-replica`, it migrates that replica alone.
+/// (log_slave_updates off), shadowcut would read no change the replica
+/// replays, whether it writes on the primary or (`--migrate-on-replica`)
+/// on the replica: refused both ways, both servers as they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_a_replica_without_log_slave_updates_unless_asked_to_migrate_it_alone() {
+async fn refuses_a_replica_without_log_slave_updates_even_to_migrate_it_alone() {
     let server = ExtraServer::start(&["--no-log-replica-updates"]).await;
     let replica = server
         .replica
@@ -416,15 +416,9 @@ async fn refuses_a_replica_without_log_slave_updates_unless_asked_to_migrate_it_
         &replica,
         &mut replica_conn,
         &db,
-        &["log_slave_updates is OFF", "--migrate-on-replica"],
+        &["log_slave_updates is OFF", "point shadowcut at the primary"],
     )
     .await;
-    assert_eq!(
-        column_count(&mut primary_conn, &db).await,
-        2,
-        "the primary was changed"
-    );
-
     let out = shadowcut(
         &replica,
         &db,
@@ -433,17 +427,19 @@ async fn refuses_a_replica_without_log_slave_updates_unless_asked_to_migrate_it_
         &["--execute", "--migrate-on-replica"],
     )
     .await;
-    assert_success(&out);
-    assert_eq!(column_count(&mut replica_conn, &db).await, 3);
-    assert_eq!(
-        column_count(&mut primary_conn, &db).await,
-        2,
-        "--migrate-on-replica changed the primary"
+    assert_refused(
+        &out,
+        &db,
+        "t",
+        &["log_slave_updates is OFF", "before --migrate-on-replica"],
     );
+    assert_eq!(column_count(&mut replica_conn, &db).await, 2);
+    assert_eq!(column_count(&mut primary_conn, &db).await, 2);
 }
 
 /// A replica whose replication is stopped would never see the primary's
-/// changes in its binlog: refused, both servers untouched.
+/// changes in its binlog: refused, both servers untouched; asked with
+/// `--migrate-on-replica`, it is migrated alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_replica_whose_replication_is_stopped() {
     let server = ExtraServer::start(&[]).await;
@@ -461,8 +457,25 @@ async fn refuses_a_replica_whose_replication_is_stopped() {
         &replica,
         &mut replica_conn,
         &db,
-        &["replication is stopped", "START SLAVE"],
+        &["replication from", "is stopped", "START SLAVE"],
     )
     .await;
     assert_eq!(column_count(&mut primary_conn, &db).await, 2);
+
+    // Asked to, it migrates the replica alone (nothing replays meanwhile).
+    let out = shadowcut(
+        &replica,
+        &db,
+        "t",
+        "ADD COLUMN c INT NOT NULL DEFAULT 0",
+        &["--execute", "--migrate-on-replica"],
+    )
+    .await;
+    assert_success(&out);
+    assert_eq!(column_count(&mut replica_conn, &db).await, 3);
+    assert_eq!(
+        column_count(&mut primary_conn, &db).await,
+        2,
+        "--migrate-on-replica changed the primary"
+    );
 }

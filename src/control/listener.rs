@@ -253,7 +253,7 @@ mod tests {
         let scrape = ask_tcp(metrics_port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(scrape.starts_with("HTTP/1.1 200 OK\r\n"), "{scrape}");
         assert!(
-            scrape.contains("\nshadowcut_rows_copied{table=\"`db`.`t`\"} 0\n"),
+            scrape.contains("\nshadowcut_rows_copied_total{table=\"`db`.`t`\"} 0\n"),
             "{scrape}"
         );
         let missing = ask_tcp(metrics_port, "GET / HTTP/1.1\r\n\r\n").await;

@@ -166,36 +166,47 @@ pub fn decide(
         }
         return Ok(Placement::Here);
     }
-    if on_replica_flag.is_some() {
-        return Ok(Placement::Here);
-    }
     let to_primary = "or point shadowcut at the primary itself";
     let alone = "--migrate-on-replica migrates this replica alone";
-    let [source] = sources else {
-        if let Some((host, port)) = &config.assume_master {
-            return Ok(Placement::WriteOnPrimary {
-                host: host.clone(),
-                port: *port,
-            });
-        }
-        return Err((
-            format!("the server replicates from {} primaries", sources.len()),
-            format!("Name the one that holds the table with --assume-master-host host:port, {to_primary}"),
-        ));
-    };
+    // Whoever writes, the tail reads this replica's binlog: what the
+    // replica replays must be in it.
     if !logs_replica_updates {
         return Err((
-            "the server is a replica whose binlog does not hold what it replays (log_slave_updates is OFF): shadowcut reads the binlog there and would miss every change".into(),
-            format!("Enable log_slave_updates (log_replica_updates on MySQL) on the replica, {to_primary}; {alone}"),
+            "the server is a replica whose binlog does not hold what it replays (log_slave_updates is OFF): shadowcut reads the binlog there and would miss every replicated change".into(),
+            match on_replica_flag {
+                Some(flag) => format!("Enable log_slave_updates (log_replica_updates on MySQL) on the replica before {flag}"),
+                None => format!("Enable log_slave_updates (log_replica_updates on MySQL) on the replica, {to_primary}"),
+            },
         ));
     }
-    if !source.running {
-        return Err((
-            "the server is a replica whose replication is stopped: the primary's changes would not reach its binlog".into(),
-            format!("Start replication (START SLAVE / START REPLICA), {to_primary}"),
-        ));
+    if on_replica_flag.is_some() {
+        // The tool's tables live on this replica alone: the filters, which
+        // act on replicated events, do not touch them.
+        return Ok(Placement::Here);
     }
-    if !source.filters.is_empty() {
+    let source = match (sources, &config.assume_master) {
+        ([source], _) => source,
+        (_, Some(_)) => &sources[0],
+        (_, None) => {
+            return Err((
+                format!("the server replicates from {} primaries", sources.len()),
+                format!("Name the one that holds the table with --assume-master-host host:port, {to_primary}; {alone}"),
+            ))
+        }
+    };
+    for source in sources {
+        if !source.running {
+            return Err((
+                format!(
+                    "the server is a replica whose replication from {}:{} is stopped: the primary's changes would not reach its binlog",
+                    source.primary_host, source.primary_port
+                ),
+                format!("Start replication (START SLAVE / START REPLICA), {to_primary}"),
+            ));
+        }
+        if source.filters.is_empty() {
+            continue;
+        }
         let replicates = |table: &str| source.filters.replicates(&names.database, table);
         let table = replicates(&names.original);
         for (role, name) in [("new table", &names.ghost), ("changelog", &names.changelog)] {
@@ -522,8 +533,15 @@ mod tests {
             ..TopologyConfig::default()
         };
         assert_eq!(
-            decide(&[replica()], false, &names(), &alone),
+            decide(&[replica()], true, &names(), &alone),
             Ok(Placement::Here)
+        );
+        assert!(
+            decide(&[replica()], false, &names(), &alone)
+                .unwrap_err()
+                .1
+                .contains("before --migrate-on-replica"),
+            "the tail reads this replica's binlog: it must hold what the replica replays"
         );
         assert!(decide(&[], true, &names(), &alone)
             .unwrap_err()
@@ -548,7 +566,10 @@ mod tests {
         let config = TopologyConfig::default();
         let (problem, remedy) = decide(&[replica()], false, &names(), &config).unwrap_err();
         assert!(problem.contains("log_slave_updates is OFF"), "{problem}");
-        assert!(remedy.contains("--migrate-on-replica"), "{remedy}");
+        assert!(
+            remedy.contains("point shadowcut at the primary"),
+            "{remedy}"
+        );
         let stopped = ReplicaStatus {
             running: false,
             ..replica()
