@@ -1060,6 +1060,7 @@ impl Run<'_> {
                 tracing::info!("--test-on-replica: replication stopped for the swap");
             }
 
+            run_lock.verify(&names.q(&names.original)).await?;
             sources.set_stage("cut-over");
             let cut = CutOver {
                 connect: &connect,

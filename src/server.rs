@@ -63,7 +63,10 @@ impl ConnectConfig {
             .pass(self.password.clone())
             .prefer_socket(false)
             .stmt_cache_size(256)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // A peer that vanished (a half-open connection) is noticed
+            // instead of hanging a stage for ever.
+            .tcp_keepalive(Some(TCP_KEEPALIVE));
         match &self.socket {
             Some(socket) => builder.socket(Some(socket.clone())),
             None => builder
@@ -72,6 +75,9 @@ impl ConnectConfig {
         }
     }
 }
+
+/// Silence before TCP keepalive probes start.
+const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The server family, which decides statement variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +285,11 @@ impl Dialect {
             "SET SESSION innodb_lock_wait_timeout = 1".to_string(),
             "SET SESSION lock_wait_timeout = 30".to_string(),
             "SET SESSION max_error_count = 65535".to_string(),
+            // Our connections sit idle for long (the run lock, the main one
+            // during the copy, all of them while the cut-over is postponed):
+            // the server's wait_timeout must not reap them. One year is the
+            // largest value both servers take.
+            "SET SESSION wait_timeout = 31536000".to_string(),
         ];
         if self.flavor == Flavor::MySql {
             // Without this, information_schema caches AUTO_INCREMENT for a day.

@@ -498,6 +498,32 @@ impl RunLock {
         &mut self.conn
     }
 
+    /// Checks that this run still holds the lock: its connection may have
+    /// been closed (a KILL, a network fault) while the run went on, and
+    /// another migration of the table may have started since. Asked before
+    /// the swap.
+    pub async fn verify(&mut self, table: &str) -> Result<()> {
+        let held: std::result::Result<Option<Option<i64>>, _> = self
+            .conn
+            .exec_first("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", (&self.name,))
+            .await;
+        match held {
+            Ok(Some(Some(1))) => Ok(()),
+            other => Err(Error::refused(
+                table,
+                format!(
+                    "this run no longer holds its lock {:?} ({})",
+                    self.name,
+                    match other {
+                        Err(e) => format!("its connection failed: {e}"),
+                        _ => "another connection holds it, or none".to_string(),
+                    }
+                ),
+                "Nothing was swapped. Make sure no other migration of the table runs, then start again",
+            )),
+        }
+    }
+
     /// Releases the lock.
     pub async fn release(mut self) {
         let _ = self
