@@ -62,6 +62,9 @@ pub fn describe(names: &ShadowNames) -> Vec<String> {
     ]
 }
 
+/// How much longer than the lock timeout an attempt may hold clients up.
+const CLIENT_WAIT_MARGIN: Duration = Duration::from_millis(700);
+
 /// Everything one cut-over attempt needs.
 pub struct CutOver<'a> {
     /// Server.
@@ -249,7 +252,7 @@ impl CutOver<'_> {
             self.table()
         ));
         let rename_delay = self.failpoints.rename_delay;
-        let b_task = tokio::spawn(async move {
+        let mut b_task = tokio::spawn(async move {
             if go_rx.await.is_err() {
                 return Err("not started".to_string());
             }
@@ -262,9 +265,13 @@ impl CutOver<'_> {
         let mut go = Some(go);
         let mut fence: Option<WriteFence> = None;
         let locked_at = Instant::now();
+        // Clients queue from the moment the fence is asked for: the whole
+        // attempt, the RENAME included, must end within the lock timeout
+        // plus a second (the RENAME is killed when it waits past it).
+        let clients_free_by = locked_at + self.lock_timeout + CLIENT_WAIT_MARGIN;
         let critical = async {
             tokio::time::timeout(
-                self.lock_timeout * 2 + Duration::from_secs(2),
+                self.lock_timeout + CLIENT_WAIT_MARGIN / 2,
                 self.locked_steps(&mut s_conn, &mut fence, drain, &mut go, b_id, turn),
             )
             .await
@@ -289,10 +296,26 @@ impl CutOver<'_> {
                         .await;
                 }
                 let lock_time = locked_at.elapsed();
-                let renamed = match tokio::time::timeout(wait_for_b, b_task).await {
+                // The RENAME may still wait behind a session that holds the
+                // table (a long transaction that read it): every client
+                // queues behind it meanwhile, so it may wait only until the
+                // attempt's end.
+                let budget = clients_free_by
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(200));
+                let renamed = match tokio::time::timeout(budget, &mut b_task).await {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("the RENAME did not finish".to_string()),
+                    Err(_) => {
+                        let _ = control.query_drop(format!("KILL QUERY {b_id}")).await;
+                        match tokio::time::timeout(wait_for_b, &mut b_task).await {
+                            Ok(Ok(Ok(()))) => Ok(()),
+                            _ => Err(format!(
+                                "the RENAME still waited for the table {:.1} s after the lock was asked for (a session holds the table: a long transaction?); it was cancelled",
+                                locked_at.elapsed().as_secs_f64()
+                            )),
+                        }
+                    }
                 };
                 let _ = s_conn.disconnect().await;
                 match (renamed, self.swapped(control).await?) {

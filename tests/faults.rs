@@ -91,3 +91,55 @@ async fn a_lost_run_lock_stops_the_run_before_the_swap() {
     );
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }
+
+/// A long transaction holds the table (an open transaction that read it
+/// keeps its metadata lock): every cut-over attempt must give up within
+/// the lock timeout, so that the application's writes, queued behind it,
+/// never wait much longer; the run ends cleanly after its attempts, the
+/// original untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
+    let mut conn = client(&primary()).await;
+    let db = simple_table(&mut conn, "longtrx", 500).await;
+    let mut holder = client(&primary()).await;
+    holder
+        .query_drop(format!(
+            "START TRANSACTION; SELECT COUNT(*) FROM `{db}`.`t`"
+        ))
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let (db, stop) = (db.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut c = client(&primary()).await;
+            let mut longest = Duration::ZERO;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = 2"))
+                    .await
+                    .unwrap();
+                longest = longest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            longest
+        })
+    };
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(1);
+    config.cut_over_attempts = 3;
+    let result = tokio::time::timeout(Duration::from_secs(90), shadowcut::run(&config))
+        .await
+        .expect("the cut-over did not give up");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let longest = probe.await.unwrap();
+    holder.query_drop("ROLLBACK").await.unwrap();
+    let err = result.expect_err("the transaction holds the table through every attempt");
+    assert_eq!(err.exit_code(), shadowcut::ExitCode::CutOver, "{err}");
+    assert!(
+        longest <= Duration::from_secs(2),
+        "a client waited {longest:?}, past the 1 s lock timeout plus 1 s"
+    );
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+    eprintln!("longest client wait: {longest:?}; {err}");
+}
