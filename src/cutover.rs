@@ -77,6 +77,8 @@ pub struct CutOver<'a> {
     pub statement_tag: &'a str,
     /// How long clients may be blocked.
     pub lock_timeout: Duration,
+    /// The server's dialect (where metadata locks show).
+    pub dialect: crate::server::Dialect,
     /// The comment the new table must carry after the swap.
     pub final_comment: &'a str,
     /// Whether the original has an AUTO_INCREMENT counter to carry over.
@@ -154,22 +156,36 @@ impl CutOver<'_> {
         let mut number = 0;
         loop {
             number += 1;
-            let mut drain = feed.pause().await?;
-            let marker = feed.next_marker();
-            let turn = Turn {
-                feed,
-                number,
-                marker,
+            // A session that holds the table in a long transaction would
+            // keep the RENAME, and every client queued behind it, waiting:
+            // the attempt is not made while one does.
+            let outcome = match self.long_holder(control).await {
+                Some(holder) => Attempt::Retry(holder),
+                None => {
+                    let mut drain = feed.pause().await?;
+                    let marker = feed.next_marker();
+                    let turn = Turn {
+                        feed,
+                        number,
+                        marker,
+                    };
+                    let outcome = self.attempt(control, &mut drain, &turn).await?;
+                    match outcome {
+                        Attempt::Swapped { .. } => {
+                            let _ = drain.disconnect().await;
+                        }
+                        Attempt::Retry(_) => feed.resume(drain),
+                    }
+                    outcome
+                }
             };
-            match self.attempt(control, &mut drain, &turn).await? {
+            match outcome {
                 Attempt::Swapped { lock_time } => {
                     note(None);
-                    let _ = drain.disconnect().await;
                     return Ok((lock_time, number));
                 }
                 Attempt::Retry(reason) => {
                     tracing::warn!(attempt = number, %reason, "cut-over attempt abandoned; the original is intact");
-                    feed.resume(drain);
                     if number >= self.attempts {
                         return Err(Error::CutOver {
                             table: self.table(),
@@ -190,6 +206,28 @@ impl CutOver<'_> {
                 }
             }
         }
+    }
+
+    /// A session that has held the table longer than the lock timeout (an
+    /// open transaction that touched it), as a reason not to attempt; `None` also when the server
+    /// does not show metadata locks (MariaDB without the
+    /// `metadata_lock_info` plugin): the attempt's own bound then keeps the
+    /// wait short.
+    async fn long_holder(&self, control: &mut Conn) -> Option<String> {
+        let names = self.names;
+        let holders: Vec<(u64, Option<u64>)> = control
+            .exec(
+                self.dialect.long_table_holders_sql(),
+                (&names.database, &names.original, self.lock_wait_seconds()),
+            )
+            .await
+            .ok()?;
+        holders.first().map(|(id, seconds)| {
+            format!(
+                "connection {id} has held the table for {} s (an open transaction?): not locking behind it",
+                seconds.unwrap_or(0)
+            )
+        })
     }
 
     /// Runs one attempt; `drain` is the paused apply loop's connection,

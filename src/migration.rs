@@ -1068,6 +1068,7 @@ impl Run<'_> {
                 run_id: self.run_id,
                 statement_tag: &self.tag(),
                 lock_timeout: config.cut_over_lock_timeout,
+                dialect: self.dialect,
                 final_comment: &ghost.final_comment,
                 has_auto_increment: self.preflight.original.auto_increment.is_some(),
                 requested_auto_increment: ghost.requested_auto_increment,

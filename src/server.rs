@@ -202,6 +202,32 @@ impl Dialect {
         }
     }
 
+    /// Query for the sessions that have held a metadata lock on the table
+    /// for at least `?` seconds (a long transaction that touched it):
+    /// MariaDB's `METADATA_LOCK_INFO` (a plugin: the query fails without it;
+    /// `LOCK_TIME_MS` since 10.5), MySQL's `performance_schema.metadata_locks`
+    /// (transaction-long locks, the session's time in its state). Parameters:
+    /// schema, table, seconds; columns: connection id, seconds.
+    /// `INNODB_TRX.trx_started` is not used: it is the host's local time,
+    /// not the session's time zone.
+    pub fn long_table_holders_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDb => {
+                "SELECT THREAD_ID, LOCK_TIME_MS DIV 1000 \
+                 FROM information_schema.METADATA_LOCK_INFO \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND LOCK_TIME_MS >= ? * 1000"
+            }
+            Flavor::MySql => {
+                "SELECT th.PROCESSLIST_ID, th.PROCESSLIST_TIME \
+                 FROM performance_schema.metadata_locks m \
+                 JOIN performance_schema.threads th ON th.THREAD_ID = m.OWNER_THREAD_ID \
+                 WHERE m.OBJECT_TYPE = 'TABLE' AND m.OBJECT_SCHEMA = ? AND m.OBJECT_NAME = ? \
+                 AND m.LOCK_STATUS = 'GRANTED' AND m.LOCK_DURATION = 'TRANSACTION' \
+                 AND th.PROCESSLIST_TIME >= ?"
+            }
+        }
+    }
+
     /// Statements that stop and start a replica's SQL thread.
     pub fn replica_sql_thread_sql(&self) -> (&'static str, &'static str) {
         if self.mysql_at_least((8, 0, 22)) {
@@ -528,6 +554,7 @@ mod tests {
         assert_eq!(d.binlog_status_sql(), "SHOW MASTER STATUS");
         assert_eq!(d.all_replica_status_sql(), "SHOW ALL SLAVES STATUS");
         assert_eq!(d.replica_hosts_sql(), "SHOW SLAVE HOSTS");
+        assert!(d.long_table_holders_sql().contains("METADATA_LOCK_INFO"));
         assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "LOCK IN SHARE MODE");
         assert_eq!(
@@ -561,6 +588,9 @@ mod tests {
         assert_eq!(d.all_replica_status_sql(), "SHOW REPLICA STATUS");
         assert_eq!(d.replica_hosts_sql(), "SHOW REPLICAS");
         assert_eq!(d.replica_sql_thread_sql().0, "STOP REPLICA SQL_THREAD");
+        assert!(d
+            .long_table_holders_sql()
+            .contains("performance_schema.metadata_locks"));
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
         assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));

@@ -3,8 +3,8 @@
 //! main one, the applier's, all idle while the cut-over is postponed) must
 //! outlive it.
 //!
-//! These tests change the server's globals: they live in their own test
-//! binary, which runs alone.
+//! These tests change the server's globals (wait_timeout, a plugin): they
+//! live in their own test binary, and run one at a time.
 
 mod common;
 
@@ -13,8 +13,11 @@ use std::time::Duration;
 use common::*;
 use mysql_async::prelude::*;
 
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_migration_outlives_a_five_second_wait_timeout() {
+    let _serial = SERIAL.lock().await;
     let mut conn = client(&primary()).await;
     let db = simple_table(&mut conn, "waittimeout", 2000).await;
     let old: u64 = conn
@@ -58,6 +61,7 @@ async fn a_migration_outlives_a_five_second_wait_timeout() {
 /// untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_run_lock_stops_the_run_before_the_swap() {
+    let _serial = SERIAL.lock().await;
     let mut conn = client(&primary()).await;
     let db = simple_table(&mut conn, "lostlock", 500).await;
     let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
@@ -99,6 +103,7 @@ async fn a_lost_run_lock_stops_the_run_before_the_swap() {
 /// original untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
+    let _serial = SERIAL.lock().await;
     let mut conn = client(&primary()).await;
     let db = simple_table(&mut conn, "longtrx", 500).await;
     let mut holder = client(&primary()).await;
@@ -142,4 +147,77 @@ async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
     );
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
     eprintln!("longest client wait: {longest:?}; {err}");
+}
+
+/// Where the server shows metadata locks (MariaDB's `metadata_lock_info`
+/// plugin, installed here for the test; MySQL's performance_schema), the
+/// cut-over sees the long transaction that holds the table and does not
+/// lock behind it at all: clients never queue, and the run gives up after
+/// its attempts, naming the holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visible_long_transaction_is_not_locked_behind() {
+    let _serial = SERIAL.lock().await;
+    let mut conn = client(&primary()).await;
+    let installed: Option<String> = conn
+        .query_first("SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'")
+        .await
+        .unwrap();
+    let _uninstall = installed.is_none().then(|| cli::SqlOnDrop {
+        config: primary(),
+        statements: vec!["UNINSTALL SONAME 'metadata_lock_info'".into()],
+    });
+    if installed.is_none() {
+        conn.query_drop("INSTALL SONAME 'metadata_lock_info'")
+            .await
+            .unwrap();
+    }
+    let db = simple_table(&mut conn, "visibletrx", 500).await;
+    let mut holder = client(&primary()).await;
+    holder
+        .query_drop(format!(
+            "START TRANSACTION; SELECT COUNT(*) FROM `{db}`.`t`"
+        ))
+        .await
+        .unwrap();
+    let holder_id = holder.id();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let (db, stop) = (db.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut c = client(&primary()).await;
+            let mut longest = Duration::ZERO;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = 2"))
+                    .await
+                    .unwrap();
+                longest = longest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            longest
+        })
+    };
+    // The transaction must be older than the lock timeout to count.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(1);
+    config.cut_over_attempts = 3;
+    let result = tokio::time::timeout(Duration::from_secs(90), shadowcut::run(&config))
+        .await
+        .expect("the cut-over did not give up");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let longest = probe.await.unwrap();
+    holder.query_drop("ROLLBACK").await.unwrap();
+    let err = result.expect_err("the transaction holds the table through every attempt");
+    assert_eq!(err.exit_code(), shadowcut::ExitCode::CutOver, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("connection {holder_id} has held the table")),
+        "{err}"
+    );
+    assert!(
+        longest < Duration::from_millis(500),
+        "a client waited {longest:?} although no attempt locked"
+    );
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }
