@@ -96,16 +96,9 @@ async fn a_lost_run_lock_stops_the_run_before_the_swap() {
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }
 
-/// A long transaction holds the table (an open transaction that read it
-/// keeps its metadata lock): every cut-over attempt must give up within
-/// the lock timeout, so that the application's writes, queued behind it,
-/// never wait much longer; the run ends cleanly after its attempts, the
-/// original untouched.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
-    let _serial = SERIAL.lock().await;
-    let mut conn = client(&primary()).await;
-    let db = simple_table(&mut conn, "longtrx", 500).await;
+/// A session in a transaction that read `db`.`t` (it keeps the table's
+/// metadata lock until it ends), and its connection id.
+async fn open_transaction_on(db: &str) -> (mysql_async::Conn, u32) {
     let mut holder = client(&primary()).await;
     holder
         .query_drop(format!(
@@ -113,9 +106,16 @@ async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
         ))
         .await
         .unwrap();
+    let id = holder.id();
+    (holder, id)
+}
+
+/// Migrates `db`.`t` (1 s lock timeout, 3 attempts) while a client writes
+/// every 20 ms; the outcome and the client's longest wait.
+async fn cut_over_next_to_a_writer(db: &str) -> (shadowcut::Result<shadowcut::Summary>, Duration) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probe = {
-        let (db, stop) = (db.clone(), stop.clone());
+        let (db, stop) = (db.to_string(), stop.clone());
         tokio::spawn(async move {
             let mut c = client(&primary()).await;
             let mut longest = Duration::ZERO;
@@ -130,14 +130,28 @@ async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
             longest
         })
     };
-    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    let mut config = config(db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.cut_over_lock_timeout = Duration::from_secs(1);
     config.cut_over_attempts = 3;
     let result = tokio::time::timeout(Duration::from_secs(90), shadowcut::run(&config))
         .await
         .expect("the cut-over did not give up");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let longest = probe.await.unwrap();
+    (result, probe.await.unwrap())
+}
+
+/// A long transaction holds the table (an open transaction that read it
+/// keeps its metadata lock): every cut-over attempt must give up within
+/// the lock timeout, so that the application's writes, queued behind it,
+/// never wait much longer; the run ends cleanly after its attempts, the
+/// original untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
+    let _serial = SERIAL.lock().await;
+    let mut conn = client(&primary()).await;
+    let db = simple_table(&mut conn, "longtrx", 500).await;
+    let (mut holder, _) = open_transaction_on(&db).await;
+    let (result, longest) = cut_over_next_to_a_writer(&db).await;
     holder.query_drop("ROLLBACK").await.unwrap();
     let err = result.expect_err("the transaction holds the table through every attempt");
     assert_eq!(err.exit_code(), shadowcut::ExitCode::CutOver, "{err}");
@@ -172,41 +186,10 @@ async fn a_visible_long_transaction_is_not_locked_behind() {
             .unwrap();
     }
     let db = simple_table(&mut conn, "visibletrx", 500).await;
-    let mut holder = client(&primary()).await;
-    holder
-        .query_drop(format!(
-            "START TRANSACTION; SELECT COUNT(*) FROM `{db}`.`t`"
-        ))
-        .await
-        .unwrap();
-    let holder_id = holder.id();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let probe = {
-        let (db, stop) = (db.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut c = client(&primary()).await;
-            let mut longest = Duration::ZERO;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let started = std::time::Instant::now();
-                c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = 2"))
-                    .await
-                    .unwrap();
-                longest = longest.max(started.elapsed());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            longest
-        })
-    };
+    let (mut holder, holder_id) = open_transaction_on(&db).await;
     // The transaction must be older than the lock timeout to count.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
-    config.cut_over_lock_timeout = Duration::from_secs(1);
-    config.cut_over_attempts = 3;
-    let result = tokio::time::timeout(Duration::from_secs(90), shadowcut::run(&config))
-        .await
-        .expect("the cut-over did not give up");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let longest = probe.await.unwrap();
+    let (result, longest) = cut_over_next_to_a_writer(&db).await;
     holder.query_drop("ROLLBACK").await.unwrap();
     let err = result.expect_err("the transaction holds the table through every attempt");
     assert_eq!(err.exit_code(), shadowcut::ExitCode::CutOver, "{err}");
