@@ -254,8 +254,13 @@ impl Reporter {
 pub fn text_line(s: &Status) -> String {
     let eta = s.eta_s.map_or("-".to_string(), |e| format!("{e:.0}s"));
     let note = notes(s, "; ");
+    let percent = if s.rows_estimate > 0 {
+        (s.rows_copied as f64 * 100.0 / s.rows_estimate as f64).min(100.0)
+    } else {
+        0.0
+    };
     format!(
-        "[{:>7.1}s] {:<9} copied {}/{} rows ({:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}{}{note}",
+        "[{:>7.1}s] {:<9} copied {}/{} rows ({percent:.0}%, {:.0} rows/s, ETA {eta}); binlog rows {}, applied keys {}, backlog {}{}{note}",
         s.elapsed_s, s.stage, s.rows_copied, s.rows_estimate, s.rows_per_s, s.binlog_rows, s.keys_applied, s.backlog,
         backlog_behind(s)
     )
@@ -443,9 +448,14 @@ fn notes(s: &Status, separator: &str) -> String {
 }
 
 /// What the backlog leaves in the binlog while the buffer is full.
+/// Otherwise, how far behind the tail reads when it lags (the heartbeat is
+/// written every half second).
 fn backlog_behind(s: &Status) -> String {
     if !s.buffer_full {
-        return String::new();
+        return match s.heartbeat_age_s {
+            Some(age) if age >= 2.0 => format!(" (the tail reads {age:.0} s behind)"),
+            _ => String::new(),
+        };
     }
     match s.heartbeat_age_s {
         Some(age) => format!(" (buffer full: binlog reading paused, {age:.0} s behind)"),
@@ -467,6 +477,11 @@ mod tests {
         assert!((s.rows_per_s - 100.0).abs() < 5.0);
         assert!(s.eta_s.unwrap() > 4.0);
         assert!(text_line(&s).contains("copy"));
+        assert!(
+            text_line(&s).contains("copied 500/1000 rows (50%, "),
+            "{}",
+            text_line(&s)
+        );
         let metrics = prometheus(&s, "`db`.\"t\"");
         assert!(
             metrics.contains("shadowcut_rows_copied_total{table=\"`db`.\\\"t\\\"\"} 500\n"),

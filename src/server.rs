@@ -437,21 +437,28 @@ pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
         .await
         .context(|| "reading sql_log_bin".to_string())?
         .unwrap_or((None, None));
+    // The server's settings refuse the run (exit code 3), as a pre-flight
+    // check would: nothing is wrong with the command line.
+    let on_server = format!("any table on {}", config.target());
     if autocommit != Some(1) {
-        return Err(Error::Usage(format!(
-            "sessions of user {} on {} keep autocommit off although shadowcut sets it on; \
-             check init_connect and the user's settings",
-            config.user,
-            config.target()
-        )));
+        return Err(Error::refused(
+            &on_server,
+            format!(
+                "sessions of user {} keep autocommit off although shadowcut sets it on",
+                config.user
+            ),
+            "Check init_connect and the user's settings",
+        ));
     }
     if log_bin != Some(1) {
-        return Err(Error::Usage(format!(
-            "sessions of user {} on {} start with sql_log_bin=0 (init_connect?): replicas would \
-             receive an empty new table and then the swap. Fix init_connect or use another user",
-            config.user,
-            config.target()
-        )));
+        return Err(Error::refused(
+            &on_server,
+            format!(
+                "sessions of user {} start with sql_log_bin=0 (init_connect?): replicas would receive an empty new table and then the swap",
+                config.user
+            ),
+            "Fix init_connect or use another user",
+        ));
     }
     Ok((conn, dialect))
 }

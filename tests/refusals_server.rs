@@ -479,3 +479,34 @@ async fn refuses_a_replica_whose_replication_is_stopped() {
         "--migrate-on-replica changed the primary"
     );
 }
+
+/// Sessions that start with `sql_log_bin=0` (here through `init_connect`,
+/// which runs for users without CONNECTION ADMIN) would write the new table
+/// outside the binlog: a refusal (exit code 3), not a usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_sessions_that_start_without_binary_logging() {
+    let _serial = GLOBALS.lock().await;
+    let primary = common::primary();
+    let (mut conn, db) = setup(&primary, None, "ref_nologbin").await;
+    let _cleanup = drop_database_on_exit(&primary, &db);
+    let user = format!("nologbin_{}", std::process::id());
+    conn.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'nologbin-pw'; \
+         GRANT ALL PRIVILEGES ON `{db}`.* TO '{user}'@'%'; \
+         GRANT RELOAD, REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR, BINLOG ADMIN ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .unwrap();
+    let _drop_user = SqlOnDrop {
+        config: primary.clone(),
+        statements: vec![format!("DROP USER IF EXISTS '{user}'@'%'")],
+    };
+    let _restore = set_global(&mut conn, "init_connect", "SET SESSION sql_log_bin = 0").await;
+    let mut restricted = primary.clone();
+    restricted.user = user;
+    restricted.password = Some("nologbin-pw".into());
+    let out = shadowcut(&restricted, &db, "t", "ADD COLUMN c INT", &["--execute"]).await;
+    assert_eq!(out.code, Some(REFUSED), "{out}");
+    assert!(out.error_line().contains("sql_log_bin=0"), "{out}");
+    assert_eq!(common::tables(&mut conn, &db).await, vec!["t"]);
+}
