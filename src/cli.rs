@@ -231,6 +231,11 @@ pub struct Args {
     #[arg(long, help_heading = "Cut-over")]
     pub initially_drop_old_table: bool,
 
+    /// Times a lost binlog connection (a network fault, a KILL) is opened
+    /// again, with exponential backoff, before the run fails; the stream
+    /// resumes where it stopped, at a transaction boundary.
+    #[arg(long, default_value_t = 10, help_heading = "Migration")]
+    pub default_retries: u32,
     /// Count the table's rows (SELECT COUNT(*)) for the dry run's impact
     /// estimate instead of taking the server's estimate.
     #[arg(long, help_heading = "Migration")]
@@ -440,6 +445,7 @@ impl Args {
         }
         config.postpone_on_worse_plan = self.postpone_on_worse_plan;
         config.exact_rowcount = self.exact_rowcount;
+        config.default_retries = self.default_retries;
         config.hooks_path = self.hooks_path;
         config.hooks_status_interval = Duration::from_secs(self.hooks_status_interval);
         config.hooks_timeout = Duration::from_secs(self.hooks_timeout_seconds);

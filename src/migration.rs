@@ -100,6 +100,9 @@ pub struct Config {
     /// Count the rows for the dry run's impact estimate instead of taking
     /// the server's estimate.
     pub exact_rowcount: bool,
+    /// Times a lost binlog connection is opened again, with backoff, before
+    /// the run fails.
+    pub default_retries: u32,
     /// Directory of hook executables (`shadowcut-on-<step>...`).
     pub hooks_path: Option<PathBuf>,
     /// A hook running longer is killed and counts as failed.
@@ -169,6 +172,7 @@ impl Config {
             verify_queries: Vec::new(),
             postpone_on_worse_plan: false,
             exact_rowcount: false,
+            default_retries: 10,
             hooks_path: None,
             hooks_timeout: Duration::from_secs(60),
             hooks_status_interval: Duration::from_secs(60),
@@ -913,6 +917,7 @@ impl Run<'_> {
             name_rule,
             frontier: Arc::clone(&frontier),
             buffer_keys: config.buffered_keys.max(1),
+            reconnect_retries: config.default_retries,
             failpoints: config.failpoints.clone(),
         })
         .await?;

@@ -204,3 +204,102 @@ async fn a_visible_long_transaction_is_not_locked_behind() {
     );
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }
+
+/// Writes mirrored on `t` and `control` (`id`, `a`).
+fn mirrored_write(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let id = mysql_async::Value::from(rng.below(rows + 50) as i64);
+    let a = mysql_async::Value::from(rng.below(1000) as i64);
+    match rng.below(3) {
+        0 => vec![(
+            "INSERT INTO {T} (id, a) VALUES (?, ?) ON DUPLICATE KEY UPDATE a = VALUES(a)".into(),
+            vec![id, a],
+        )],
+        1 => vec![("UPDATE {T} SET a = ? WHERE id = ?".into(), vec![a, id])],
+        _ => vec![("DELETE FROM {T} WHERE id = ?".into(), vec![id])],
+    }
+}
+
+/// The binlog dump connection is killed twice during the copy, under a
+/// mirrored write load: the tail reopens the stream where it stopped (at a
+/// transaction boundary) and the migrated table ends equal to the control,
+/// with a checksum that found nothing to repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_binlog_connection_is_reopened_where_it_stopped() {
+    let _serial = SERIAL.lock().await;
+    const ROWS: i64 = 3000;
+    let mut conn = client(&primary()).await;
+    let db = simple_table(&mut conn, "killdump", ROWS).await;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.control LIKE `{db}`.t; INSERT INTO `{db}`.control SELECT * FROM `{db}`.t"
+    ))
+    .await
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stats, writers) = start_mirrored_load(
+        primary(),
+        db.clone(),
+        "t".into(),
+        "control".into(),
+        3,
+        stop.clone(),
+        Duration::from_secs(120),
+        |rng| mirrored_write(rng, ROWS as u64),
+    );
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.failpoints.chunk_delay = Some(Duration::from_millis(40));
+    let killer = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut c = client(&primary()).await;
+            let mut kills = 0;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while kills < 2 && std::time::Instant::now() < deadline {
+                let copying: Option<i64> = c
+                    .query_first(format!("SELECT COUNT(*) FROM `{db}`.`_t_gho`"))
+                    .await
+                    .unwrap_or(None);
+                if copying.unwrap_or(0) > 0 {
+                    let dumps: Vec<u64> = c
+                        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'shadowcut' AND COMMAND LIKE 'Binlog Dump%'")
+                        .await
+                        .unwrap();
+                    for id in dumps {
+                        let _ = c.query_drop(format!("KILL CONNECTION {id}")).await;
+                        kills += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            kills
+        })
+    };
+    let result = tokio::time::timeout(Duration::from_secs(120), shadowcut::run(&config))
+        .await
+        .expect("the migration did not end");
+    let kills = killer.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let summary = result.unwrap_or_else(|e| panic!("the migration did not survive the kills: {e}"));
+    assert!(kills >= 2, "the binlog connection was killed {kills} times");
+    assert!(
+        stats
+            .transactions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 50,
+        "the load barely ran"
+    );
+    let checksum = summary.checksum.as_ref().expect("the checksum ran");
+    assert_eq!(
+        (checksum.mismatches, checksum.repaired),
+        (0, 0),
+        "{summary:?}"
+    );
+    let migrated = rows(&mut conn, &db, "t", "id, a", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, a", "id").await;
+    assert_same_rows(&migrated, &control, "migrated table vs control");
+}

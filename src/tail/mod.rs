@@ -63,6 +63,9 @@ pub struct TailConfig {
     /// stops reading (the binlog is the queue) until the applier makes
     /// room, or until someone waits for the tail to catch up.
     pub buffer_keys: usize,
+    /// Times a lost binlog connection is opened again (with backoff)
+    /// before the tail gives up; the count starts over after every event.
+    pub reconnect_retries: u32,
     /// Test-only faults.
     pub failpoints: Failpoints,
 }
@@ -342,6 +345,11 @@ struct Reader {
     /// Set once the tool's own RENAME (the swap) is read: every later event
     /// belongs to the new table and is none of the tail's business.
     swapped: bool,
+    /// Where the transaction being read began, while one is open: a lost
+    /// stream resumes there (the server only starts at an event boundary,
+    /// and a rows event needs its table map, read earlier in the
+    /// transaction).
+    transaction_start: Option<BinlogPosition>,
 }
 
 impl Reader {
@@ -355,6 +363,63 @@ impl Reader {
             transaction_is_xa: false,
             transaction_touches_table: false,
             swapped: false,
+            transaction_start: None,
+        }
+    }
+
+    /// Where a lost stream resumes: the start of the open transaction, or
+    /// the end of the last event read. Reading part of a transaction again
+    /// only marks its keys changed again.
+    fn resume_position(&self) -> BinlogPosition {
+        self.transaction_start.clone().unwrap_or_else(|| {
+            self.shared
+                .position
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
+    }
+
+    /// Opens the stream again after `why`, with backoff, at most
+    /// `reconnect_retries` times in a row.
+    async fn reconnect(
+        &mut self,
+        why: String,
+        failures: &mut u32,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> std::result::Result<Option<BinlogStream>, String> {
+        loop {
+            *failures += 1;
+            if *failures > self.config.reconnect_retries {
+                return Err(format!(
+                    "{why}; gave up after {} reconnection attempts",
+                    self.config.reconnect_retries
+                ));
+            }
+            let pause = crate::table_lock::retry_delay(*failures);
+            let resume = self.resume_position();
+            tracing::warn!(reason = %why, attempt = *failures, at = %resume, "the binlog stream was lost; reconnecting");
+            tokio::select! {
+                _ = stopped.changed() => return Ok(None),
+                _ = tokio::time::sleep(pause) => {}
+            }
+            let config = TailConfig {
+                start: resume.clone(),
+                ..self.config.clone()
+            };
+            match open_stream(&config).await {
+                Ok(stream) => {
+                    self.file = resume.file.clone();
+                    self.transaction_start = None;
+                    *self
+                        .shared
+                        .position
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = resume;
+                    return Ok(Some(stream));
+                }
+                Err(e) => tracing::warn!(error = %e, "reopening the binlog stream failed"),
+            }
         }
     }
 
@@ -364,6 +429,7 @@ impl Reader {
         mut stopped: watch::Receiver<bool>,
     ) -> std::result::Result<(), String> {
         let silence = self.config.heartbeat_period * 3 + Duration::from_secs(1);
+        let mut failures = 0u32;
         loop {
             if self.shared.must_wait_for_room(self.config.buffer_keys) {
                 self.shared.waiting_for_room.store(true, Ordering::Relaxed);
@@ -382,17 +448,23 @@ impl Reader {
                 _ = stopped.changed() => break,
                 next = tokio::time::timeout(silence, stream.next()) => next,
             };
-            let event = match next {
+            let lost = match next {
                 Err(_) => {
-                    return Err(format!(
-                        "the binlog stream was silent for {silence:?} despite heartbeats"
-                    ))
+                    format!("the binlog stream was silent for {silence:?} despite heartbeats")
                 }
-                Ok(None) => return Err("the server closed the binlog stream".into()),
-                Ok(Some(Err(e))) => return Err(format!("reading the binlog failed: {e}")),
-                Ok(Some(Ok(event))) => event,
+                Ok(None) => "the server closed the binlog stream".into(),
+                Ok(Some(Err(e))) => format!("reading the binlog failed: {e}"),
+                Ok(Some(Ok(event))) => {
+                    failures = 0;
+                    self.handle(&event)?;
+                    continue;
+                }
             };
-            self.handle(&event)?;
+            let _ = stream.close().await;
+            match self.reconnect(lost, &mut failures, &mut stopped).await? {
+                Some(reopened) => stream = reopened,
+                None => return Ok(()),
+            }
         }
         let _ = stream.close().await;
         Ok(())
@@ -418,6 +490,12 @@ impl Reader {
     fn handle(&mut self, event: &Event) -> std::result::Result<(), String> {
         let header = event.header();
         verify_checksum(event)?;
+        let before = self
+            .shared
+            .position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if header.log_pos() > 0 {
             *self
                 .shared
@@ -445,6 +523,7 @@ impl Reader {
                 Ok(())
             }
             EventKind::MariaGtid => {
+                self.transaction_start = Some(before.clone());
                 self.transaction_is_xa = events::mariadb_gtid_is_xa(event.data());
                 self.transaction_touches_table = false;
                 Ok(())
@@ -459,7 +538,7 @@ impl Reader {
                 }
                 Ok(())
             }
-            EventKind::Query => self.check_query(event),
+            EventKind::Query => self.check_query(event, &before),
             EventKind::TableMap => self.check_table_map(event),
             EventKind::WriteRows
             | EventKind::UpdateRows
@@ -469,6 +548,7 @@ impl Reader {
     }
 
     fn end_transaction(&mut self) {
+        self.transaction_start = None;
         self.transaction_is_xa = false;
         self.transaction_touches_table = false;
         let position = self
@@ -480,7 +560,11 @@ impl Reader {
         apply::lock(&self.shared.buffer).mark_position(position);
     }
 
-    fn check_query(&mut self, event: &Event) -> std::result::Result<(), String> {
+    fn check_query(
+        &mut self,
+        event: &Event,
+        before: &BinlogPosition,
+    ) -> std::result::Result<(), String> {
         let query = event
             .read_event::<mysql_async::binlog::events::QueryEvent<'_>>()
             .map_err(|e| format!("a QUERY event cannot be read: {e}"))?;
@@ -507,6 +591,7 @@ impl Reader {
             return Ok(());
         }
         if trimmed.eq_ignore_ascii_case("BEGIN") {
+            self.transaction_start.get_or_insert_with(|| before.clone());
             return Ok(());
         }
         let upper = trimmed.to_ascii_uppercase();
@@ -858,6 +943,7 @@ mod mysql8_events {
             },
             frontier: Arc::new(CopyFrontier::everything()),
             buffer_keys: 1_000,
+            reconnect_retries: 0,
             failpoints: Failpoints::default(),
         };
         Reader::new(config, Arc::new(TailShared::new(start)))
