@@ -125,6 +125,18 @@ impl TailShared {
             && apply::lock(&self.buffer).len() >= limit
     }
 
+    /// The end of the last event read.
+    fn read_to(&self) -> BinlogPosition {
+        self.position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_read_to(&self, position: BinlogPosition) {
+        *self.position.lock().unwrap_or_else(|e| e.into_inner()) = position;
+    }
+
     /// A fresh probe id, for a changelog row whose reading proves that the
     /// tail has read every change committed before it was written.
     pub fn new_probe(&self) -> u64 {
@@ -371,13 +383,9 @@ impl Reader {
     /// the end of the last event read. Reading part of a transaction again
     /// only marks its keys changed again.
     fn resume_position(&self) -> BinlogPosition {
-        self.transaction_start.clone().unwrap_or_else(|| {
-            self.shared
-                .position
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        })
+        self.transaction_start
+            .clone()
+            .unwrap_or_else(|| self.shared.read_to())
     }
 
     /// Opens the stream again after `why`, with backoff, at most
@@ -411,11 +419,7 @@ impl Reader {
                 Ok(stream) => {
                     self.file = resume.file.clone();
                     self.transaction_start = None;
-                    *self
-                        .shared
-                        .position
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = resume;
+                    self.shared.set_read_to(resume);
                     return Ok(Some(stream));
                 }
                 Err(e) => tracing::warn!(error = %e, "reopening the binlog stream failed"),
@@ -490,21 +494,12 @@ impl Reader {
     fn handle(&mut self, event: &Event) -> std::result::Result<(), String> {
         let header = event.header();
         verify_checksum(event)?;
-        let before = self
-            .shared
-            .position
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let before = self.shared.read_to();
         if header.log_pos() > 0 {
-            *self
-                .shared
-                .position
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = BinlogPosition {
+            self.shared.set_read_to(BinlogPosition {
                 file: self.file.clone(),
                 pos: u64::from(header.log_pos()),
-            };
+            });
         }
         let kind = events::classify(header.event_type_raw());
         if self.swapped && kind != EventKind::Rotate {
@@ -551,12 +546,7 @@ impl Reader {
         self.transaction_start = None;
         self.transaction_is_xa = false;
         self.transaction_touches_table = false;
-        let position = self
-            .shared
-            .position
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let position = self.shared.read_to();
         apply::lock(&self.shared.buffer).mark_position(position);
     }
 
