@@ -510,3 +510,29 @@ async fn refuses_sessions_that_start_without_binary_logging() {
     assert!(out.error_line().contains("sql_log_bin=0"), "{out}");
     assert_eq!(common::tables(&mut conn, &db).await, vec!["t"]);
 }
+
+/// Pointed at a replica whose primary is read_only (the application does
+/// not write there: a failed-over or wrongly named primary), shadowcut
+/// refuses instead of writing on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_read_only_primary_found_from_a_replica() {
+    let server = ExtraServer::start(&[]).await;
+    let replica = server
+        .replica
+        .clone()
+        .expect("the extra sandbox has a replica");
+    let (mut primary_conn, db) = setup(&server.config, None, "ref_readonly").await;
+    let mut replica_conn = replicated_table(&replica, &db).await;
+    primary_conn
+        .query_drop("SET GLOBAL read_only = 1")
+        .await
+        .unwrap();
+    check_refusal(
+        &replica,
+        &mut replica_conn,
+        &db,
+        &["is read_only", "--assume-master-host"],
+    )
+    .await;
+    assert_eq!(column_count(&mut primary_conn, &db).await, 2);
+}

@@ -376,8 +376,22 @@ pub async fn discover(
             )
         })?;
         let upstream = replica_status(&mut primary, primary_dialect).await?;
+        let read_only: Option<i64> = primary
+            .query_first("SELECT @@GLOBAL.read_only")
+            .await
+            .context(|| format!("reading read_only on {}", writer.target()))?;
         let _ = primary.disconnect().await;
         match upstream.as_slice() {
+            [] if read_only == Some(1) => {
+                return Err(Error::refused(
+                    &table,
+                    format!(
+                        "the replica's primary {} is read_only: it is not the server the application writes to",
+                        writer.target()
+                    ),
+                    "Name the writable primary with --assume-master-host host:port, or point shadowcut at it",
+                ))
+            }
             [] => {
                 tracing::info!(
                     replica = %connect.target(),
