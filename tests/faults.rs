@@ -303,3 +303,68 @@ async fn a_killed_binlog_connection_is_reopened_where_it_stopped() {
     let control = rows(&mut conn, &db, "control", "id, a", "id").await;
     assert_same_rows(&migrated, &control, "migrated table vs control");
 }
+
+/// SIGHUP (a closed SSH session) stops the binary at a safe point like
+/// SIGTERM: exit code 130, the new table and the changelog removed, the
+/// original untouched (by default SIGHUP would end the process at once
+/// and leave them behind).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sighup_stops_the_run_cleanly() {
+    let _serial = SERIAL.lock().await;
+    let mut conn = client(&primary()).await;
+    let db = simple_table(&mut conn, "sighup", 500).await;
+    let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&postpone, b"").unwrap();
+    let p = primary();
+    let child = tokio::process::Command::new(cli::BIN)
+        .args([
+            "--host",
+            &p.host,
+            "--port",
+            &p.port.to_string(),
+            "--user",
+            &p.user,
+        ])
+        .args([
+            "--database",
+            &db,
+            "--table",
+            "t",
+            "--alter",
+            "ADD COLUMN extra INT",
+        ])
+        .args([
+            "--execute",
+            "--postpone-cut-over-flag-file",
+            postpone.to_str().unwrap(),
+        ])
+        .env("MYSQL_PWD", p.password.clone().unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Postponed: the changelog exists and the copy is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !tables(&mut conn, &db).await.iter().any(|t| t == "_t_ghc") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::process::Command::new("kill")
+        .args(["-HUP", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("SIGHUP did not stop the run")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("SIGHUP"), "{stderr}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"], "{stderr}");
+    let _ = std::fs::remove_file(&postpone);
+}

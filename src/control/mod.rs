@@ -89,22 +89,26 @@ impl Stop {
         }
     }
 
-    /// Raises the request on SIGINT or SIGTERM. Call once per process.
+    /// Raises the request on SIGINT, SIGTERM or SIGHUP (a closed SSH
+    /// session would otherwise end the process at once, leaving the new
+    /// table behind). Call once per process.
     pub fn raise_on_signals(&self) {
         let stop = self.clone();
         tokio::spawn(async move {
             #[cfg(unix)]
             {
                 use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut term), Ok(mut int)) = (
+                let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
                     signal(SignalKind::terminate()),
                     signal(SignalKind::interrupt()),
+                    signal(SignalKind::hangup()),
                 ) else {
                     return;
                 };
                 tokio::select! {
                     _ = term.recv() => stop.raise("SIGTERM"),
                     _ = int.recv() => stop.raise("SIGINT"),
+                    _ = hup.recv() => stop.raise("SIGHUP"),
                 }
             }
             #[cfg(not(unix))]
