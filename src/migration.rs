@@ -582,6 +582,16 @@ impl Run<'_> {
             .await?;
         let _ = self.hooks.run(Step::Validated, None, &[]).await;
         if !self.config.execute {
+            let throttle = &self.config.throttle;
+            crate::throttle::check_limits(
+                conn,
+                &crate::throttle::Limits {
+                    max_load: throttle.max_load.clone(),
+                    critical_load: throttle.critical_load.clone(),
+                    max_lag: throttle.max_lag,
+                },
+            )
+            .await?;
             let mut report = report;
             let replicas = self.watched_replicas(conn).await?;
             report.impact = Some(

@@ -252,6 +252,21 @@ impl Throttle {
     }
 }
 
+/// Refuses limits that name a status variable the server lacks: a
+/// misspelt variable would never throttle. Also run by the dry run.
+pub async fn check_limits(conn: &mut Conn, limits: &Limits) -> Result<()> {
+    if limits.max_load.is_empty() && limits.critical_load.is_empty() {
+        return Ok(());
+    }
+    let status = global_status(conn).await?;
+    match unknown_variable(limits, &status) {
+        Some(unknown) => Err(Error::Usage(format!(
+            "--max-load/--critical-load: the server has no status variable {unknown} (see SHOW GLOBAL STATUS)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The background task that checks the reasons; it stops when dropped.
 pub struct Throttler {
     task: Option<tokio::task::JoinHandle<()>>,
@@ -291,14 +306,8 @@ impl Throttler {
             latencies: std::collections::VecDeque::with_capacity(LATENCY_WINDOW),
         };
         if watcher.config.watches_the_server() {
-            // A misspelt variable would never throttle: refuse it now.
-            let conn = watcher.server().await?;
-            let status = global_status(conn).await?;
-            if let Some(unknown) = unknown_variable(&throttle.limits(), &status) {
-                return Err(Error::Usage(format!(
-                    "--max-load/--critical-load: the server has no status variable {unknown} (see SHOW GLOBAL STATUS)"
-                )));
-            }
+            let limits = throttle.limits();
+            check_limits(watcher.server().await?, &limits).await?;
         }
         if watcher.config.watches_replicas() {
             for replica in &watcher.config.replicas {

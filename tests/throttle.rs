@@ -208,6 +208,13 @@ async fn a_misspelt_status_variable_is_refused() {
         .expect_err("an unknown variable never throttles: refuse it");
     assert!(err.to_string().contains("Threads_runing"), "{err}");
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+    // The dry run says so too, before anyone runs --execute.
+    config.execute = false;
+    let err = shadowcut::run(&config)
+        .await
+        .expect_err("the dry run checks the limits");
+    assert!(err.to_string().contains("Threads_runing"), "{err}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
