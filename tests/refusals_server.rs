@@ -366,6 +366,24 @@ async fn a_global_autocommit_off_changes_nothing() {
     common::assert_same_rows(&migrated, &control, "migrated table vs control");
 }
 
+/// A throwaway primary and replica (`args` for `scripts/sandbox start`),
+/// a fresh database `t` on the primary and replayed on the replica: the
+/// server (stopped when dropped), the replica's address, a connection to
+/// each and the database's name.
+async fn extra_primary_and_replica(
+    args: &[&str],
+    prefix: &str,
+) -> (ExtraServer, ConnectConfig, Conn, String, Conn) {
+    let server = ExtraServer::start(args).await;
+    let replica = server
+        .replica
+        .clone()
+        .expect("the extra sandbox has a replica");
+    let (primary_conn, db) = setup(&server.config, None, prefix).await;
+    let replica_conn = replicated_table(&replica, &db).await;
+    (server, replica, primary_conn, db, replica_conn)
+}
+
 /// Waits until `replica` has `db`.`t` (the primary's setup replayed).
 async fn replicated_table(replica: &ConnectConfig, db: &str) -> Conn {
     let mut conn = common::client(replica).await;
@@ -396,13 +414,8 @@ async fn column_count(conn: &mut Conn, db: &str) -> i64 {
 /// on the replica: refused both ways, both servers as they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_replica_without_log_slave_updates_even_to_migrate_it_alone() {
-    let server = ExtraServer::start(&["--no-log-replica-updates"]).await;
-    let replica = server
-        .replica
-        .clone()
-        .expect("the extra sandbox has a replica");
-    let (mut primary_conn, db) = setup(&server.config, None, "ref_nologupdates").await;
-    let mut replica_conn = replicated_table(&replica, &db).await;
+    let (_server, replica, mut primary_conn, db, mut replica_conn) =
+        extra_primary_and_replica(&["--no-log-replica-updates"], "ref_nologupdates").await;
     let updates: String = replica_conn
         .query_first("SELECT @@GLOBAL.log_slave_updates")
         .await
@@ -442,13 +455,8 @@ async fn refuses_a_replica_without_log_slave_updates_even_to_migrate_it_alone() 
 /// `--migrate-on-replica`, it is migrated alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_replica_whose_replication_is_stopped() {
-    let server = ExtraServer::start(&[]).await;
-    let replica = server
-        .replica
-        .clone()
-        .expect("the extra sandbox has a replica");
-    let (mut primary_conn, db) = setup(&server.config, None, "ref_replstopped").await;
-    let mut replica_conn = replicated_table(&replica, &db).await;
+    let (_server, replica, mut primary_conn, db, mut replica_conn) =
+        extra_primary_and_replica(&[], "ref_replstopped").await;
     replica_conn
         .query_drop("STOP SLAVE SQL_THREAD")
         .await
@@ -516,13 +524,8 @@ async fn refuses_sessions_that_start_without_binary_logging() {
 /// refuses instead of writing on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_read_only_primary_found_from_a_replica() {
-    let server = ExtraServer::start(&[]).await;
-    let replica = server
-        .replica
-        .clone()
-        .expect("the extra sandbox has a replica");
-    let (mut primary_conn, db) = setup(&server.config, None, "ref_readonly").await;
-    let mut replica_conn = replicated_table(&replica, &db).await;
+    let (_server, replica, mut primary_conn, db, mut replica_conn) =
+        extra_primary_and_replica(&[], "ref_readonly").await;
     primary_conn
         .query_drop("SET GLOBAL read_only = 1")
         .await

@@ -240,17 +240,14 @@ async fn the_throttle_query_holds_the_copy_while_it_returns_more_than_zero() {
     finish_released(&mut conn, &db, migration).await;
 }
 
-/// Replica lag made real by stopping the replica's SQL thread: the run is
-/// held back (the changelog, then its heartbeat, does not reach the
-/// replica) and released once the thread runs again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replica_lag_holds_the_copy_until_the_replica_catches_up() {
+/// Stops the replica's SQL thread, runs the migration with `watch` telling
+/// it which replicas to watch, checks that nothing is copied while the
+/// replica lags, restarts the thread and checks that the run finishes.
+async fn held_by_a_stopped_replica(prefix: &str, watch: impl FnOnce(&mut shadowcut::Config)) {
     let _exclusive = LOAD.write().await;
-    let Some(replica_config) = replica() else {
-        panic!("needs the sandbox replica (SHADOWCUT_TEST_REPLICA_DSN)");
-    };
+    let replica_config = replica().expect("needs the sandbox replica (SHADOWCUT_TEST_REPLICA_DSN)");
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "throttlelag").await;
+    let db = setup(&mut conn, prefix).await;
     let mut replica_conn = client(&replica_config).await;
     replica_conn
         .query_drop("STOP SLAVE SQL_THREAD")
@@ -262,7 +259,7 @@ async fn replica_lag_holds_the_copy_until_the_replica_catches_up() {
         statements: vec!["START SLAVE SQL_THREAD".into()],
     };
     let mut config = throttled_config(&db);
-    config.throttle.replicas = vec![replica_config.clone()];
+    watch(&mut config);
     config.throttle.max_lag = Duration::from_millis(1000);
     let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
     assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(2000), &mut migration).await;
@@ -273,33 +270,26 @@ async fn replica_lag_holds_the_copy_until_the_replica_catches_up() {
     finish_released(&mut conn, &db, migration).await;
 }
 
+/// Replica lag made real by stopping the replica's SQL thread: the run is
+/// held back (the changelog, then its heartbeat, does not reach the
+/// replica) and released once the thread runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replica_lag_holds_the_copy_until_the_replica_catches_up() {
+    let replica_config = replica().expect("needs the sandbox replica (SHADOWCUT_TEST_REPLICA_DSN)");
+    held_by_a_stopped_replica("throttlelag", |config| {
+        config.throttle.replicas = vec![replica_config];
+    })
+    .await;
+}
+
 /// Without --throttle-control-replicas, the replicas registered with the
 /// primary are found and watched: the stopped replica holds the run back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_found_on_the_primary_holds_the_copy_while_it_lags() {
-    let _exclusive = LOAD.write().await;
-    let replica_config = replica().expect("needs the sandbox replica (SHADOWCUT_TEST_REPLICA_DSN)");
-    let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "throttlefound").await;
-    let mut replica_conn = client(&replica_config).await;
-    replica_conn
-        .query_drop("STOP SLAVE SQL_THREAD")
-        .await
-        .unwrap();
-    let _restart = common::cli::SqlOnDrop {
-        config: replica_config.clone(),
-        statements: vec!["START SLAVE SQL_THREAD".into()],
-    };
-    let mut config = throttled_config(&db);
-    config.throttle.discover_replicas = true;
-    config.throttle.max_lag = Duration::from_millis(1000);
-    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(2000), &mut migration).await;
-    replica_conn
-        .query_drop("START SLAVE SQL_THREAD")
-        .await
-        .unwrap();
-    finish_released(&mut conn, &db, migration).await;
+    held_by_a_stopped_replica("throttlefound", |config| {
+        config.throttle.discover_replicas = true;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
