@@ -190,17 +190,38 @@ impl ChangeBuffer {
     }
 
     /// Takes the newer changes of `changes`' keys that arrived since they
-    /// were taken; true when any key's state changed.
+    /// were taken; true when any key changed again. A change that leaves
+    /// the key's state as it was (deleted and inserted again) still
+    /// explains a re-read that missed the row in between.
     pub fn refresh(&mut self, changes: &mut [Change]) -> bool {
         let mut changed = false;
         for c in changes {
-            if let Some(pending) = self.remove(&c.key) {
-                changed |= pending.exists != c.exists;
-                c.exists = pending.exists;
-                c.since = c.since.min(pending.since);
-            }
+            changed |= self.take_newer(c);
         }
         changed
+    }
+
+    /// Splits `changes` into those whose key changed again since they were
+    /// taken (updated to the newer state) and those whose key did not.
+    pub fn explain(&mut self, changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
+        let mut changes = changes;
+        let changed: Vec<bool> = changes.iter_mut().map(|c| self.take_newer(c)).collect();
+        let mut changed = changed.into_iter();
+        changes
+            .into_iter()
+            .partition(|_| changed.next().unwrap_or(false))
+    }
+
+    /// Takes the newer change of `c`'s key, if the buffer has one.
+    fn take_newer(&mut self, c: &mut Change) -> bool {
+        match self.remove(&c.key) {
+            Some(pending) => {
+                c.exists = pending.exists;
+                c.since = c.since.min(pending.since);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -254,9 +275,17 @@ impl Drop for Taken<'_> {
 #[derive(Debug)]
 pub enum Outcome {
     /// The new table now matches the original for every key of the batch
-    /// but these: their rows were locked by the application, and
+    /// but `deferred`: their rows were locked by the application, and
     /// [`OnBusy::Defer`] asked to leave them for later.
-    Applied(Vec<Change>),
+    Applied {
+        /// Keys left for later.
+        deferred: Vec<Change>,
+        /// Keys the binlog says exist whose rows the re-read did not find:
+        /// applied as absent (which is what the original holds now) and
+        /// committed, but a later change must explain each, or the
+        /// statements do not match the key.
+        unconfirmed: Vec<Change>,
+    },
     /// A row collided with another on a unique key of the new table that the
     /// original does not have. Often transient (the other row's change is
     /// still in the binlog); persistent under the cut-over lock.
@@ -285,9 +314,14 @@ pub enum OnBusy {
 
 /// What one transaction of a batch ended with, before COMMIT or ROLLBACK.
 enum Verdict {
-    Good,
+    /// Applied; the keys are those the binlog says exist that no row of
+    /// the original has now, among which is every row the re-read missed.
+    Good(Vec<Change>),
     Warned(String),
-    Short { expected: u64, found: u64 },
+    Short {
+        expected: u64,
+        found: u64,
+    },
 }
 
 /// Builds and runs the statements that apply a batch of keys.
@@ -371,20 +405,23 @@ impl Applier {
     ) -> Result<Outcome> {
         failpoint::pause(self.failpoints.apply_delay).await;
         let mut parts: Vec<Vec<Change>> = vec![changes.to_vec()];
-        let mut deferred = Vec::new();
+        let (mut deferred, mut unconfirmed) = (Vec::new(), Vec::new());
         let mut busy = Patience::default();
         while let Some(part) = parts.pop() {
             match self.try_apply(conn, &part).await {
-                Ok((Verdict::Good, held)) if !held.is_empty() => match on_busy {
-                    OnBusy::Defer => deferred.extend(held),
-                    OnBusy::Wait => {
-                        busy.wait(|| {
-                            self.held_too_long(&held[0].key, "held by another transaction")
-                        })
-                        .await?;
-                        parts.push(held);
+                Ok((Verdict::Good(missing), held)) if !held.is_empty() => {
+                    unconfirmed.extend(missing);
+                    match on_busy {
+                        OnBusy::Defer => deferred.extend(held),
+                        OnBusy::Wait => {
+                            busy.wait(|| {
+                                self.held_too_long(&held[0].key, "held by another transaction")
+                            })
+                            .await?;
+                            parts.push(held);
+                        }
                     }
-                },
+                }
                 Err(e) if is_lock_busy(&e) => {
                     if part.len() > 1 {
                         let second = part[part.len() / 2..].to_vec();
@@ -418,10 +455,29 @@ impl Applier {
                 Ok((Verdict::Short { expected, found }, _)) => {
                     return Ok(Outcome::Shortfall { expected, found })
                 }
-                Ok((Verdict::Good, _)) => busy = Patience::default(),
+                Ok((Verdict::Good(missing), _)) => {
+                    unconfirmed.extend(missing);
+                    busy = Patience::default();
+                }
             }
         }
-        Ok(Outcome::Applied(deferred))
+        Ok(Outcome::Applied {
+            deferred,
+            unconfirmed,
+        })
+    }
+
+    /// A key whose row the binlog says exists and the re-read never finds,
+    /// with no later change to explain it, `times` times over.
+    fn unmatched_key(&self, key: &KeyValue, times: u32) -> Error {
+        Error::Apply {
+            table: self.table(),
+            message: format!(
+                "the binlog says the row with key {key:?} exists after its last change, but re-reading it \
+                 from the original found no row, {times} times, with no later change to explain it: the \
+                 statements do not match this key. Nothing was swapped; please report this"
+            ),
+        }
     }
 
     fn held_too_long(&self, key: &KeyValue, why: &str) -> Error {
@@ -443,7 +499,7 @@ impl Applier {
     ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
         conn.query_drop("START TRANSACTION").await?;
         let verdict = self.statements(conn, changes).await;
-        if let Ok((Verdict::Good, _)) = verdict {
+        if let Ok((Verdict::Good(_), _)) = verdict {
             conn.query_drop("COMMIT").await?;
         } else {
             let _ = conn.query_drop("ROLLBACK").await;
@@ -511,7 +567,7 @@ impl Applier {
         changes: &[Change],
     ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
         let keys: Vec<&KeyValue> = changes.iter().map(|c| &c.key).collect();
-        let (mut reread, mut held) = (Vec::new(), Vec::new());
+        let (mut reread, mut held, mut absent) = (Vec::new(), Vec::new(), Vec::new());
         match self.dialect.skip_locked_share_clause() {
             None => reread.extend(changes.iter().cloned()),
             Some(skip_locked) => {
@@ -531,6 +587,7 @@ impl Applier {
                         if present.contains(&c.key) {
                             held.push(c);
                         } else {
+                            absent.push(c.clone());
                             reread.push(c);
                         }
                     }
@@ -538,7 +595,7 @@ impl Applier {
             }
         }
         if reread.is_empty() {
-            return Ok((Verdict::Good, held));
+            return Ok((Verdict::Good(Vec::new()), held));
         }
         let to_delete: Vec<KeyValue> = reread.iter().map(|c| c.key.clone()).collect();
         let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &to_delete);
@@ -567,9 +624,18 @@ impl Applier {
         }
         let expected = reread.iter().filter(|c| c.exists).count() as u64;
         if found < expected {
+            // `absent` holds the keys no row has by their bytes: every key
+            // missed when keys compare as bytes, more when they compare by
+            // a collation. When they account for the shortfall, the rows
+            // are gone now (a later change the tail will read deleted
+            // them): the batch stands, and those keys wait for their
+            // explanation instead of holding back the rest.
+            if absent.len() as u64 >= expected - found {
+                return Ok((Verdict::Good(absent), held));
+            }
             return Ok((Verdict::Short { expected, found }, held));
         }
-        Ok((Verdict::Good, held))
+        Ok((Verdict::Good(Vec::new()), held))
     }
 
     /// Waits until the tail has read every change committed before now, so
@@ -621,12 +687,33 @@ impl Applier {
     ) -> Result<std::result::Result<Vec<Change>, (String, Vec<Change>)>> {
         let mut work = vec![changes];
         let mut strikes = 0u32;
+        let mut unexplained_strikes: HashMap<KeyValue, u32> = HashMap::new();
         let mut deferred = Vec::new();
         while let Some(mut set) = work.pop() {
             match self.apply(conn, &set, OnBusy::Defer).await? {
-                Outcome::Applied(busy) => {
+                Outcome::Applied {
+                    deferred: busy,
+                    unconfirmed,
+                } => {
                     strikes = 0;
                     deferred.extend(busy);
+                    if unconfirmed.is_empty() {
+                        continue;
+                    }
+                    self.wait_for_tail(conn, tail).await?;
+                    let (explained, unexplained) = lock(&tail.buffer).explain(unconfirmed);
+                    for c in &unexplained {
+                        let seen = unexplained_strikes.entry(c.key.clone()).or_insert(0);
+                        *seen += 1;
+                        if *seen >= SHORTFALL_STRIKES {
+                            return Err(self.unmatched_key(&c.key, *seen));
+                        }
+                    }
+                    work.extend(
+                        [explained, unexplained]
+                            .into_iter()
+                            .filter(|s| !s.is_empty()),
+                    );
                 }
                 Outcome::Conflict(message) => {
                     set.extend(work.into_iter().flatten());
@@ -634,26 +721,23 @@ impl Applier {
                     return Ok(Err((message, set)));
                 }
                 Outcome::Shortfall { expected, found } => {
+                    // The server cannot say which keys were missed.
                     self.wait_for_tail(conn, tail).await?;
                     let explained = lock(&tail.buffer).refresh(&mut set);
-                    if explained {
-                        work.push(set);
-                    } else if set.len() > 1 {
+                    if set.len() > 1 {
+                        // Halved even when explained: under a busy writer a
+                        // large set meets a new change on every retry and
+                        // would never apply; a single key always does.
                         let half = set.split_off(set.len() / 2);
                         work.push(half);
+                        work.push(set);
+                    } else if explained {
                         work.push(set);
                     } else {
                         strikes += 1;
                         if strikes >= SHORTFALL_STRIKES {
-                            return Err(Error::Apply {
-                                table: self.table(),
-                                message: format!(
-                                    "the binlog says the row with key {:?} exists after its last change, but re-reading it \
-                                     from the original found {found} of {expected} rows, {strikes} times, with no later change \
-                                     to explain it: the statements do not match this key. Nothing was swapped; please report this",
-                                    set[0].key
-                                ),
-                            });
+                            tracing::debug!(expected, found, "the last re-read's shortfall");
+                            return Err(self.unmatched_key(&set[0].key, strikes));
                         }
                         work.push(set);
                     }
@@ -790,7 +874,10 @@ pub async fn drain_all(
             .await
             .map_err(failed)?
         {
-            Outcome::Applied(_) => {
+            Outcome::Applied { unconfirmed, .. } if !unconfirmed.is_empty() => {
+                return Err(unconfirmed_under_lock(&unconfirmed))
+            }
+            Outcome::Applied { .. } => {
                 taken.done();
             }
             Outcome::Conflict(_) => deferred.extend(taken.done()),
@@ -805,13 +892,27 @@ pub async fn drain_all(
         .await
         .map_err(failed)?
     {
-        Outcome::Applied(_) => {
+        Outcome::Applied { unconfirmed, .. } if !unconfirmed.is_empty() => {
+            Err(unconfirmed_under_lock(&unconfirmed))
+        }
+        Outcome::Applied { .. } => {
             deferred.done();
             Ok(())
         }
         Outcome::Conflict(message) => Err(DrainFailure::Collision(message)),
         Outcome::Shortfall { expected, found } => Err(short(expected, found)),
     }
+}
+
+/// Under the lock no write can explain a row the binlog says exists and the
+/// original lacks: the statements do not match those keys.
+fn unconfirmed_under_lock(unconfirmed: &[Change]) -> DrainFailure {
+    DrainFailure::Failed(format!(
+        "re-reading changed rows under the lock found no row for {} keys the binlog says exist \
+         (the first: {:?})",
+        unconfirmed.len(),
+        unconfirmed[0].key
+    ))
 }
 
 /// Writes the applied position to the changelog, if there is a new one.

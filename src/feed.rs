@@ -12,6 +12,7 @@
 //! A flush is proven by a sync marker: a row written into the changelog,
 //! which the tail reads after every change committed before it.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +24,12 @@ use crate::copy::CatchUp;
 use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
 use crate::shadow::{self, hint};
-use crate::tail::Tail;
+use crate::tail::{Tail, TailPatience};
 use crate::throttle::Throttle;
 
-/// How long a flush waits for the tail to read its marker, and for the
-/// apply loop to apply up to it.
-const TAIL_WAIT: Duration = Duration::from_secs(60);
+/// How long a flush waits for a tail that reads nothing, and for the apply
+/// loop to apply up to the marker.
+const TAIL_STALL: Duration = Duration::from_secs(60);
 const APPLY_WAIT: Duration = Duration::from_secs(300);
 
 /// Why [`ChangeFeed::flush_under_lock`] did not apply everything.
@@ -133,20 +134,31 @@ impl ChangeFeed {
             &marker.to_string(),
         )
         .await?;
-        self.tail.wait_for_marker(marker, TAIL_WAIT).await?;
+        self.tail
+            .wait_for_marker(marker, TailPatience::WhileReading(TAIL_STALL))
+            .await?;
         let Some(apply) = self.apply.as_mut() else {
             return Ok(());
         };
+        let mut applied_before = self.apply_stats.keys_applied.load(Ordering::Relaxed);
         loop {
             match tokio::time::timeout(APPLY_WAIT, apply.wait_applied(marker)).await {
                 Ok(applied) => return applied,
                 // A throttled applier is not stuck: it waits as long as
-                // the throttle holds.
+                // the throttle holds. Nor is one that keeps applying
+                // behind a busy table.
                 Err(_) if self.throttle.reason().is_some() => {}
+                Err(_)
+                    if self.apply_stats.keys_applied.load(Ordering::Relaxed) > applied_before =>
+                {
+                    applied_before = self.apply_stats.keys_applied.load(Ordering::Relaxed);
+                }
                 Err(_) => {
                     return Err(Error::Apply {
                         table: self.table(),
-                        message: format!("the applier did not catch up within {APPLY_WAIT:?}"),
+                        message: format!(
+                            "the applier applied nothing for {APPLY_WAIT:?} and did not catch up"
+                        ),
                     })
                 }
             }
@@ -203,7 +215,11 @@ impl ChangeFeed {
         // bound to reach the marker (writers are held off, so what is left
         // is what was committed before the lock).
         let _catching_up = self.tail.shared().catching_up();
-        if let Err(e) = self.tail.wait_for_marker(marker, wait).await {
+        if let Err(e) = self
+            .tail
+            .wait_for_marker(marker, TailPatience::AtMost(wait))
+            .await
+        {
             return Err(match self.tail.check() {
                 Err(stopped) => LockedFlushFailure::TailStopped(stopped),
                 Ok(()) => LockedFlushFailure::Failed(e.to_string()),

@@ -95,9 +95,12 @@ pub struct TailShared {
     /// When the last heartbeat row was read.
     pub last_heartbeat: Mutex<Option<Instant>>,
     failure: Mutex<Option<String>>,
-    marker_seen: watch::Sender<u64>,
+    /// The highest sync marker read.
+    marker_read: AtomicU64,
     /// Probes read and not yet claimed by their writer.
     probes_read: Mutex<std::collections::BTreeSet<u64>>,
+    /// Woken whenever a marker or a probe is read.
+    signal_read: tokio::sync::Notify,
     next_probe: AtomicU64,
 }
 
@@ -151,6 +154,48 @@ impl TailShared {
             .remove(&id)
     }
 
+    /// Waits until `reached()` holds, within `patience`, or until the tail
+    /// fails.
+    pub async fn wait_until(
+        &self,
+        patience: TailPatience,
+        mut reached: impl FnMut() -> bool,
+    ) -> std::result::Result<(), TailWaitFailure> {
+        let started = Instant::now();
+        let mut last_position = self.read_to();
+        let mut last_progress = started;
+        loop {
+            let read = self.signal_read.notified();
+            tokio::pin!(read);
+            read.as_mut().enable();
+            if reached() {
+                return Ok(());
+            }
+            if let Some(failure) = self.failure() {
+                return Err(TailWaitFailure::Failed(failure));
+            }
+            let position = self.read_to();
+            match patience {
+                TailPatience::AtMost(limit) if started.elapsed() > limit => {
+                    return Err(TailWaitFailure::TimedOut(limit));
+                }
+                TailPatience::WhileReading(stall) if position == last_position => {
+                    if last_progress.elapsed() > stall {
+                        return Err(TailWaitFailure::Stalled { stall, position });
+                    }
+                }
+                _ => {
+                    last_position = position;
+                    last_progress = Instant::now();
+                }
+            }
+            tokio::select! {
+                _ = read => {}
+                _ = tokio::time::sleep(WAIT_POLL) => {}
+            }
+        }
+    }
+
     /// Why the tail stopped, if it failed.
     pub fn failure(&self) -> Option<String> {
         self.failure
@@ -160,7 +205,6 @@ impl TailShared {
     }
 
     fn new(start: BinlogPosition) -> TailShared {
-        let (marker_seen, _) = watch::channel(0u64);
         TailShared {
             buffer: Arc::new(Mutex::new(apply::ChangeBuffer::default())),
             row_events: AtomicU64::new(0),
@@ -172,12 +216,58 @@ impl TailShared {
             position: Mutex::new(start),
             last_heartbeat: Mutex::new(None),
             failure: Mutex::new(None),
-            marker_seen,
+            marker_read: AtomicU64::new(0),
             probes_read: Mutex::new(std::collections::BTreeSet::new()),
+            signal_read: tokio::sync::Notify::new(),
             next_probe: AtomicU64::new(0),
         }
     }
 }
+
+/// How long a wait for the tail may last.
+#[derive(Debug, Clone, Copy)]
+pub enum TailPatience {
+    /// As long as the tail keeps reading: a tail far behind a busy binlog
+    /// is slow, not broken, and fails the wait only after reading no event
+    /// for this long.
+    WhileReading(Duration),
+    /// This long at most, whatever the tail does: for waits that hold the
+    /// application's clients.
+    AtMost(Duration),
+}
+
+/// Why a wait for the tail ended without what it waited for.
+#[derive(Debug, Clone)]
+pub enum TailWaitFailure {
+    /// The tail stopped on this error.
+    Failed(String),
+    /// The tail read no event for `stall`; it stands at `position`.
+    Stalled {
+        stall: Duration,
+        position: BinlogPosition,
+    },
+    /// The time allowed ran out.
+    TimedOut(Duration),
+}
+
+impl TailWaitFailure {
+    /// A sentence on why `what` (a marker, a probe) was not read.
+    pub fn describe(&self, what: &str) -> String {
+        match self {
+            TailWaitFailure::Failed(why) => format!("the binlog tail stopped before reading {what}: {why}"),
+            TailWaitFailure::Stalled { stall, position } => format!(
+                "the binlog tail read nothing for {stall:?} (it stands at {position}) while waiting for {what}; \
+                 check that the server still serves the binlog stream"
+            ),
+            TailWaitFailure::TimedOut(limit) => {
+                format!("{what} was not read from the binlog within {limit:?}")
+            }
+        }
+    }
+}
+
+/// How often a wait for the tail looks at its position.
+const WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// A running tail.
 pub struct Tail {
@@ -260,27 +350,18 @@ impl Tail {
     }
 
     /// Waits until the tail has read sync marker `marker` (so every change
-    /// committed before it is in the buffer), at most `timeout`.
-    pub async fn wait_for_marker(&self, marker: u64, timeout: Duration) -> Result<()> {
-        let mut rx = self.shared.marker_seen.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if *rx.borrow_and_update() >= marker {
-                return Ok(());
-            }
-            self.check()?;
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(_) => {}
-                Err(_) => {
-                    return Err(Error::Tail {
-                        table: self.table.clone(),
-                        message: format!(
-                            "sync marker {marker} not seen in the binlog within {timeout:?}"
-                        ),
-                    })
-                }
-            }
-        }
+    /// committed before it is in the buffer), within `patience`.
+    pub async fn wait_for_marker(&self, marker: u64, patience: TailPatience) -> Result<()> {
+        let shared = &self.shared;
+        shared
+            .wait_until(patience, || {
+                shared.marker_read.load(Ordering::SeqCst) >= marker
+            })
+            .await
+            .map_err(|failure| Error::Tail {
+                table: self.table.clone(),
+                message: failure.describe(&format!("sync marker {marker}")),
+            })
     }
 
     /// Stops reading and closes the stream.
@@ -730,11 +811,8 @@ impl Reader {
                 hint::SYNC_MARKER => {
                     if let Ok(marker) = text(2).parse::<u64>() {
                         apply::lock(&self.shared.buffer).mark_sync(marker);
-                        self.shared.marker_seen.send_if_modified(|v| {
-                            let changed = marker > *v;
-                            *v = (*v).max(marker);
-                            changed
-                        });
+                        self.shared.marker_read.fetch_max(marker, Ordering::SeqCst);
+                        self.shared.signal_read.notify_waiters();
                     }
                 }
                 hint::TAIL_PROBE => {
@@ -744,6 +822,7 @@ impl Reader {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(id);
+                        self.shared.signal_read.notify_waiters();
                     }
                 }
                 hint::HEARTBEAT => {
