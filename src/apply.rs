@@ -24,7 +24,7 @@ use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyPart, KeyValue, SharedKey, Side};
 use crate::server::{BinlogPosition, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
-use crate::tail::TailShared;
+use crate::tail::{TailPatience, TailShared};
 use crate::throttle::Throttle;
 
 /// Most keys applied in one statement.
@@ -67,7 +67,16 @@ pub struct ChangeBuffer {
     /// Markers read, with the epoch they closed, oldest first.
     markers: VecDeque<(u64, u64)>,
     position: Option<BinlogPosition>,
+    /// Transaction boundaries read, with the epoch they closed, oldest
+    /// first: one at most every [`CHECKPOINT_INTERVAL`].
+    checkpoints: VecDeque<(u64, BinlogPosition)>,
+    last_checkpoint: Option<Instant>,
 }
+
+/// How often a transaction boundary becomes a checkpoint: the position a
+/// resumed run restarts from once every change read before it is applied,
+/// even while the table never leaves the buffer empty.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A batch taken from the buffer.
 #[derive(Debug, Default)]
@@ -109,7 +118,35 @@ impl ChangeBuffer {
 
     /// Records a transaction boundary the tail has read past.
     pub fn mark_position(&mut self, position: BinlogPosition) {
+        if self
+            .last_checkpoint
+            .is_none_or(|at| at.elapsed() >= CHECKPOINT_INTERVAL)
+        {
+            self.checkpoints.push_back((self.epoch, position.clone()));
+            self.epoch += 1;
+            self.last_checkpoint = Some(Instant::now());
+        }
         self.position = Some(position);
+    }
+
+    /// The newest checkpoint every change read before which is applied,
+    /// taken out; `None` when no new one is. Only meaningful between
+    /// batches, like [`ChangeBuffer::applied_marker`].
+    pub fn applied_checkpoint(&mut self) -> Option<BinlogPosition> {
+        let oldest_waiting = self.oldest_waiting_epoch();
+        let mut applied = None;
+        while self
+            .checkpoints
+            .front()
+            .is_some_and(|(epoch, _)| *epoch < oldest_waiting)
+        {
+            applied = self.checkpoints.pop_front().map(|(_, position)| position);
+        }
+        applied
+    }
+
+    fn oldest_waiting_epoch(&self) -> u64 {
+        self.per_epoch.keys().next().copied().unwrap_or(u64::MAX)
     }
 
     /// Records a sync marker the tail has read: every key changed so far
@@ -123,7 +160,7 @@ impl ChangeBuffer {
     /// `None` when no new marker is. Only meaningful between batches: a key
     /// taken and not yet applied or put back holds no epoch.
     pub fn applied_marker(&mut self) -> Option<u64> {
-        let oldest_waiting = self.per_epoch.keys().next().copied().unwrap_or(u64::MAX);
+        let oldest_waiting = self.oldest_waiting_epoch();
         let mut applied = None;
         while let Some(&(epoch, marker)) = self.markers.front() {
             if epoch >= oldest_waiting {
@@ -283,8 +320,11 @@ pub enum Outcome {
         /// Keys the binlog says exist whose rows the re-read did not find:
         /// applied as absent (which is what the original holds now) and
         /// committed, but a later change must explain each, or the
-        /// statements do not match the key.
+        /// statements do not match the key. A superset of the keys missed
+        /// when keys compare by a collation: see `unconfirmed_exact`.
         unconfirmed: Vec<Change>,
+        /// `unconfirmed` holds exactly the keys whose rows were missed.
+        unconfirmed_exact: bool,
     },
     /// A row collided with another on a unique key of the new table that the
     /// original does not have. Often transient (the other row's change is
@@ -315,8 +355,9 @@ pub enum OnBusy {
 /// What one transaction of a batch ended with, before COMMIT or ROLLBACK.
 enum Verdict {
     /// Applied; the keys are those the binlog says exist that no row of
-    /// the original has now, among which is every row the re-read missed.
-    Good(Vec<Change>),
+    /// the original has by their bytes, among which is every row the
+    /// re-read missed, and the number of rows it missed.
+    Good(Vec<Change>, u64),
     Warned(String),
     Short {
         expected: u64,
@@ -405,12 +446,13 @@ impl Applier {
     ) -> Result<Outcome> {
         failpoint::pause(self.failpoints.apply_delay).await;
         let mut parts: Vec<Vec<Change>> = vec![changes.to_vec()];
-        let (mut deferred, mut unconfirmed) = (Vec::new(), Vec::new());
+        let (mut deferred, mut unconfirmed, mut missed) = (Vec::new(), Vec::new(), 0);
         let mut busy = Patience::default();
         while let Some(part) = parts.pop() {
             match self.try_apply(conn, &part).await {
-                Ok((Verdict::Good(missing), held)) if !held.is_empty() => {
-                    unconfirmed.extend(missing);
+                Ok((Verdict::Good(absent, short), held)) if !held.is_empty() => {
+                    unconfirmed.extend(absent);
+                    missed += short;
                     match on_busy {
                         OnBusy::Defer => deferred.extend(held),
                         OnBusy::Wait => {
@@ -455,14 +497,16 @@ impl Applier {
                 Ok((Verdict::Short { expected, found }, _)) => {
                     return Ok(Outcome::Shortfall { expected, found })
                 }
-                Ok((Verdict::Good(missing), _)) => {
-                    unconfirmed.extend(missing);
+                Ok((Verdict::Good(absent, short), _)) => {
+                    unconfirmed.extend(absent);
+                    missed += short;
                     busy = Patience::default();
                 }
             }
         }
         Ok(Outcome::Applied {
             deferred,
+            unconfirmed_exact: unconfirmed.len() as u64 == missed,
             unconfirmed,
         })
     }
@@ -499,7 +543,7 @@ impl Applier {
     ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
         conn.query_drop("START TRANSACTION").await?;
         let verdict = self.statements(conn, changes).await;
-        if let Ok((Verdict::Good(_), _)) = verdict {
+        if let Ok((Verdict::Good(..), _)) = verdict {
             conn.query_drop("COMMIT").await?;
         } else {
             let _ = conn.query_drop("ROLLBACK").await;
@@ -595,7 +639,7 @@ impl Applier {
             }
         }
         if reread.is_empty() {
-            return Ok((Verdict::Good(Vec::new()), held));
+            return Ok((Verdict::Good(Vec::new(), 0), held));
         }
         let to_delete: Vec<KeyValue> = reread.iter().map(|c| c.key.clone()).collect();
         let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &to_delete);
@@ -631,11 +675,11 @@ impl Applier {
             // them): the batch stands, and those keys wait for their
             // explanation instead of holding back the rest.
             if absent.len() as u64 >= expected - found {
-                return Ok((Verdict::Good(absent), held));
+                return Ok((Verdict::Good(absent, expected - found), held));
             }
             return Ok((Verdict::Short { expected, found }, held));
         }
-        Ok((Verdict::Good(Vec::new()), held))
+        Ok((Verdict::Good(Vec::new(), 0), held))
     }
 
     /// Waits until the tail has read every change committed before now, so
@@ -652,22 +696,14 @@ impl Applier {
             &probe.to_string(),
         )
         .await?;
-        let deadline = Instant::now() + TAIL_WAIT;
-        while !tail.claim_probe(probe) {
-            if let Some(failure) = tail.failure() {
-                return Err(Error::Tail {
-                    table: self.table(),
-                    message: failure,
-                });
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Apply {
-                    table: self.table(),
-                    message: format!("the binlog tail did not read the applier's probe {probe} within {TAIL_WAIT:?}"),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        tail.wait_until(TailPatience::WhileReading(TAIL_STALL), || {
+            tail.claim_probe(probe)
+        })
+        .await
+        .map_err(|failure| Error::Tail {
+            table: self.table(),
+            message: failure.describe(&format!("the applier's probe {probe}")),
+        })?;
         Ok(())
     }
 
@@ -694,6 +730,7 @@ impl Applier {
                 Outcome::Applied {
                     deferred: busy,
                     unconfirmed,
+                    unconfirmed_exact,
                 } => {
                     strikes = 0;
                     deferred.extend(busy);
@@ -701,19 +738,27 @@ impl Applier {
                         continue;
                     }
                     self.wait_for_tail(conn, tail).await?;
-                    let (explained, unexplained) = lock(&tail.buffer).explain(unconfirmed);
-                    for c in &unexplained {
-                        let seen = unexplained_strikes.entry(c.key.clone()).or_insert(0);
-                        *seen += 1;
-                        if *seen >= SHORTFALL_STRIKES {
-                            return Err(self.unmatched_key(&c.key, *seen));
-                        }
+                    let (explained, mut unexplained) = lock(&tail.buffer).explain(unconfirmed);
+                    if !explained.is_empty() {
+                        work.push(explained);
                     }
-                    work.extend(
-                        [explained, unexplained]
-                            .into_iter()
-                            .filter(|s| !s.is_empty()),
-                    );
+                    if unconfirmed_exact {
+                        // These rows were missed, and nothing explains it.
+                        for c in &unexplained {
+                            let seen = unexplained_strikes.entry(c.key.clone()).or_insert(0);
+                            *seen += 1;
+                            if *seen >= SHORTFALL_STRIKES {
+                                return Err(self.unmatched_key(&c.key, *seen));
+                            }
+                        }
+                    } else if unexplained.len() > 1 {
+                        // Keys compared by a collation: which of them were
+                        // missed is found by halving, never guessed.
+                        work.push(unexplained.split_off(unexplained.len() / 2));
+                    }
+                    if !unexplained.is_empty() {
+                        work.push(unexplained);
+                    }
                 }
                 Outcome::Conflict(message) => {
                     set.extend(work.into_iter().flatten());
@@ -815,9 +860,9 @@ impl Patience {
     }
 }
 
-/// How long the applier waits for the tail to read up to the current
-/// binlog position.
-const TAIL_WAIT: Duration = Duration::from_secs(60);
+/// How long the applier waits for a tail that reads nothing to read its
+/// probe.
+const TAIL_STALL: Duration = Duration::from_secs(60);
 
 /// How often a single key may be re-read in vain, each time after the tail
 /// has caught up, before the migration stops.
@@ -1098,10 +1143,14 @@ impl ApplyLoop {
                                 // epoch, so markers after them wait too.
                                 lock(&tail.buffer).requeue(deferred);
                             }
-                            let applied = lock(&tail.buffer).applied_marker();
+                            let (applied, checkpoint) = {
+                                let mut buffer = lock(&tail.buffer);
+                                (buffer.applied_marker(), buffer.applied_checkpoint())
+                            };
                             if let Some(m) = applied {
                                 marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
                             }
+                            unrecorded = unrecorded.max(checkpoint);
                             if nothing_applied {
                                 tokio::time::sleep(Duration::from_millis(2)).await;
                             }
@@ -1283,6 +1332,36 @@ mod tests {
         assert!(b.refresh(&mut set));
         assert!(!set[1].exists);
         assert_eq!(b.len(), 1);
+        b.insert(k(1), true);
+        assert!(
+            b.refresh(&mut set),
+            "a change back to the same state is a change"
+        );
+        assert!(!b.refresh(&mut set));
+    }
+
+    #[test]
+    fn a_checkpoint_counts_once_every_change_before_it_is_applied() {
+        let at = |pos| BinlogPosition {
+            file: "binlog.000001".into(),
+            pos,
+        };
+        let mut b = ChangeBuffer::default();
+        b.insert(k(1), true);
+        b.mark_position(at(10));
+        b.insert(k(2), true);
+        assert_eq!(b.applied_checkpoint(), None, "key 1 is still waiting");
+        let deferred = b.take(10).changes;
+        b.requeue(deferred);
+        assert_eq!(
+            b.applied_checkpoint(),
+            None,
+            "deferred keys keep their epoch"
+        );
+        let first = b.take(10).changes;
+        assert_eq!(first.len(), 2);
+        assert_eq!(b.applied_checkpoint(), Some(at(10)));
+        assert_eq!(b.applied_checkpoint(), None, "taken out once");
     }
 
     #[test]

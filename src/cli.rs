@@ -224,8 +224,14 @@ pub struct Args {
     pub timestamp_old_table: bool,
     /// Drop `_<table>_gho` and `_<table>_ghc` left by an earlier run (only
     /// when they carry shadowcut's marker).
-    #[arg(long, help_heading = "Cut-over")]
+    #[arg(long, help_heading = "Cut-over", conflicts_with = "resume")]
     pub initially_drop_ghost_table: bool,
+    /// Continue a migration of the same table with the same ALTER that was
+    /// killed (kill -9, a crash, a lost server): the new table and the
+    /// changelog it left are checked, rows copied are kept, and the binlog
+    /// is read again from the last recorded checkpoint.
+    #[arg(long, help_heading = "Cut-over")]
+    pub resume: bool,
     /// Drop `_<table>_del` left by an earlier run (only when it carries
     /// shadowcut's marker).
     #[arg(long, help_heading = "Cut-over")]
@@ -483,6 +489,7 @@ impl Args {
         config.ok_to_drop_table = self.ok_to_drop_table;
         config.timestamp_old_table = self.timestamp_old_table;
         config.initially_drop_ghost_table = self.initially_drop_ghost_table;
+        config.resume = self.resume;
         config.initially_drop_old_table = self.initially_drop_old_table;
         config.replica_server_id = self.replica_server_id;
         config.output = self.output;

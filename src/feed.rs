@@ -71,6 +71,7 @@ impl ChangeFeed {
         apply_stats: Arc<ApplyStats>,
         throttle: Arc<Throttle>,
     ) -> ChangeFeed {
+        let numbered_from = tail.shared().numbered_from;
         let apply = ApplyLoop::start(
             apply_conn,
             helpers,
@@ -87,7 +88,7 @@ impl ChangeFeed {
             apply_stats,
             throttle,
             marker_conn,
-            next_marker: 0,
+            next_marker: numbered_from,
         }
     }
 

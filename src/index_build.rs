@@ -25,7 +25,7 @@ use crate::shadow::ShadowNames;
 use crate::sql;
 
 /// The plain secondary indexes taken off the new table until the copy is done.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeferredIndexes {
     /// Definitions as `SHOW CREATE TABLE` writes them (`KEY ... (...)`), in order.
     definitions: Vec<String>,
@@ -100,6 +100,22 @@ impl DeferredIndexes {
             names: self.names[first.min(self.names.len())..].to_vec(),
             expected: self.expected.clone(),
         }
+    }
+
+    /// The deferred indexes the new table does not have yet: a killed run
+    /// may have built some before it stopped. `None` when it has them all.
+    pub fn still_missing(&self, ghost: &crate::schema::TableSchema) -> Option<DeferredIndexes> {
+        let keep: Vec<usize> = (0..self.names.len())
+            .filter(|&i| ghost.index(&self.names[i]).is_none())
+            .collect();
+        if keep.is_empty() {
+            return None;
+        }
+        Some(DeferredIndexes {
+            definitions: keep.iter().map(|&i| self.definitions[i].clone()).collect(),
+            names: keep.iter().map(|&i| self.names[i].clone()).collect(),
+            expected: self.expected.clone(),
+        })
     }
 
     /// Number of indexes deferred.

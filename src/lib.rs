@@ -7,6 +7,7 @@
 //! the new table before the swap, [`instant`] asking the server whether
 //! the ALTER can run natively instead (and running it so on request),
 //! [`plans`] comparing the application's query plans before the swap,
+//! [`resume`] continuing a killed run from its recorded checkpoint,
 //! [`control`], [`throttle`], [`hooks`], [`progress`] and [`output`] beside
 //! them, and
 //! [`migration`] running the stages in order.
@@ -28,6 +29,7 @@ pub mod migration;
 pub mod output;
 pub mod plans;
 pub mod progress;
+pub mod resume;
 pub mod schema;
 pub mod server;
 pub mod shadow;

@@ -18,7 +18,7 @@ use crate::control::listener::{Listeners, ServeConfig};
 use crate::control::{Postpone, Stop};
 use crate::copy::frontier::CopyFrontier;
 use crate::copy::sizer::ChunkSizer;
-use crate::copy::{Copier, Pace};
+use crate::copy::{Copier, CopyStart, Pace};
 use crate::cutover::CutOver;
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
@@ -31,6 +31,7 @@ use crate::inspect::{self, privileges, Plan, Preflight};
 use crate::instant::{self, Native, NativeOutcome, NativeReport, Probe};
 use crate::plans::{self, PlanCheck};
 use crate::progress::{Output, Reporter, Sources};
+use crate::resume::{self, Leftover, RecordedGhost};
 use crate::schema;
 use crate::server::{self, ConnectConfig, Dialect};
 use crate::shadow::{self, hint, marker, Heartbeat, Role, RunLock, ShadowNames};
@@ -124,6 +125,9 @@ pub struct Config {
     pub timestamp_old_table: bool,
     /// Drop a leftover ghost and changelog of an earlier run first.
     pub initially_drop_ghost_table: bool,
+    /// Continue a killed run of the same migration from its checkpoint
+    /// (see [`crate::resume`]).
+    pub resume: bool,
     /// Drop a leftover old table of an earlier run first.
     pub initially_drop_old_table: bool,
     /// Server id of the binlog connection; derived from the run when unset.
@@ -183,6 +187,7 @@ impl Config {
             ok_to_drop_table: false,
             timestamp_old_table: false,
             initially_drop_ghost_table: false,
+            resume: false,
             initially_drop_old_table: false,
             replica_server_id: None,
             heartbeat_interval: Duration::from_millis(500),
@@ -355,16 +360,31 @@ async fn connect_and_run(
         preflight.binlog = binlog;
     }
     let mut run_lock = RunLock::acquire(&topology.writer, names).await?;
+    let resumed = if config.resume {
+        match Leftover::find(&mut conn, names, &config.alter).await {
+            Ok(leftover) => Some(leftover),
+            Err(e) => {
+                run_lock.release().await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(leftover) = &resumed {
+        tracing::info!(run = %leftover.run_id, checkpoint = %leftover.checkpoint, "resuming the killed run");
+    }
     let result = Run {
         config,
         topology: &topology,
         derived_server_id: derive_server_id(preflight.server_id),
         names,
         dialect,
-        run_id,
+        run_id: resumed.as_ref().map_or(run_id, |r| r.run_id.as_str()),
         preflight: &preflight,
         hooks,
         started,
+        resumed: resumed.as_ref(),
         postponement_announced: Default::default(),
     }
     .run(&mut conn, &mut run_lock)
@@ -419,6 +439,8 @@ struct Run<'a> {
     topology: &'a Topology,
     hooks: &'a Hooks,
     started: Instant,
+    /// What the killed run this one resumes left behind.
+    resumed: Option<&'a Leftover>,
     /// The begin-postponed hooks ran.
     postponement_announced: std::sync::atomic::AtomicBool,
 }
@@ -435,6 +457,26 @@ impl Run<'_> {
     }
 
     async fn run(&self, conn: &mut Conn, run_lock: &mut RunLock) -> Result<Summary> {
+        if let Some(leftover) = self.resumed {
+            // The placeholder of a cut-over attempt the kill interrupted.
+            shadow::drop_if_marked(
+                conn,
+                self.names,
+                &self.names.old,
+                Role::Sentinel,
+                self.run_id,
+            )
+            .await?;
+            let result = self
+                .with_ghost(conn, run_lock, &leftover.recorded.ghost)
+                .await;
+            // What the killed run copied stays for another --resume, unless
+            // the operator asked to abandon the migration.
+            if matches!(result, Err(Error::Panicked { .. })) {
+                self.remove_artifacts(conn, run_lock).await;
+            }
+            return result;
+        }
         let names = self.names;
         let drop_ghost = self.config.initially_drop_ghost_table;
         shadow::clear_leftover(
@@ -520,6 +562,11 @@ impl Run<'_> {
             .ok_or_else(|| {
                 Error::refused(&names.q(&names.original), "the new table vanished", "Retry")
             })?;
+        // A killed run may have built some of its deferred indexes.
+        let resumed_deferred = self
+            .resumed
+            .and_then(|r| r.recorded.deferred.as_ref())
+            .and_then(|d| d.still_missing(&ghost_schema));
         let plan = inspect::plan(self.preflight, ghost_schema)?;
         privileges::check(
             conn,
@@ -529,6 +576,7 @@ impl Run<'_> {
             self.server_id(),
             &self.preflight.binlog.position,
             &plan.columns,
+            &self.tag(),
         )
         .await?;
         let applier = Applier::new(
@@ -552,22 +600,25 @@ impl Run<'_> {
         );
         // The server is asked about the native path in a dry run, and when
         // --prefer-instant may take it: only after every check above passed.
-        let probe = if !self.config.execute || self.config.prefer_instant {
-            Some(
-                instant::probe(
-                    &self.topology.writer,
-                    self.dialect,
-                    names,
-                    &self.config.alter,
-                    self.run_id,
-                    conn,
+        let probe =
+            if self.resumed.is_none() && (!self.config.execute || self.config.prefer_instant) {
+                Some(
+                    instant::probe(
+                        &self.topology.writer,
+                        self.dialect,
+                        names,
+                        &self.config.alter,
+                        self.run_id,
+                        conn,
+                    )
+                    .await?,
                 )
-                .await?,
-            )
-        } else {
-            None
-        };
-        let deferred = if !self.config.build_indexes_after_copy {
+            } else {
+                None
+            };
+        let deferred = if self.resumed.is_some() {
+            resumed_deferred
+        } else if !self.config.build_indexes_after_copy {
             None
         } else {
             let lead = plan
@@ -613,7 +664,7 @@ impl Run<'_> {
             .native
             .as_ref()
             .and_then(|p| p.native_algorithm)
-            .filter(|_| self.config.prefer_instant)
+            .filter(|_| self.config.prefer_instant && self.resumed.is_none())
         {
             let started = Instant::now();
             let outcome = Native {
@@ -653,18 +704,10 @@ impl Run<'_> {
                 }
             }
         }
-        shadow::create_changelog(conn, names, self.run_id).await?;
-        let description = serde_json::json!({
-            "run_id": self.run_id,
-            "table": names.q(&names.original),
-            "alter": self.config.alter,
-            "shared_key": report.shared_key,
-            "chunk_size": self.config.chunk_size,
-            "chunk_time_ms": self.config.chunk_time.map(|t| t.as_millis() as u64),
-            "copy_threads": self.config.copy_threads,
-            "apply_threads": self.config.apply_threads,
-        });
-        shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await?;
+        if self.resumed.is_none() {
+            self.record_migration(conn, ghost, deferred.as_ref(), &report)
+                .await?;
+        }
         let mut summary = self
             .execute(
                 conn,
@@ -679,6 +722,35 @@ impl Run<'_> {
             .await?;
         summary.native = native;
         Ok(summary)
+    }
+
+    /// Creates the changelog and records in it what the migration is and
+    /// what a resumed run needs to know of the new table.
+    async fn record_migration(
+        &self,
+        conn: &mut Conn,
+        ghost: &shadow::Ghost,
+        deferred: Option<&DeferredIndexes>,
+        report: &PlanReport,
+    ) -> Result<()> {
+        let names = self.names;
+        shadow::create_changelog(conn, names, self.run_id).await?;
+        let recorded = RecordedGhost {
+            ghost: ghost.clone(),
+            deferred: deferred.cloned(),
+        };
+        let description = serde_json::json!({
+            "run_id": self.run_id,
+            "table": names.q(&names.original),
+            "alter": self.config.alter,
+            "shared_key": report.shared_key,
+            "chunk_size": self.config.chunk_size,
+            "chunk_time_ms": self.config.chunk_time.map(|t| t.as_millis() as u64),
+            "copy_threads": self.config.copy_threads,
+            "apply_threads": self.config.apply_threads,
+            "resume": recorded,
+        });
+        shadow::write_changelog(conn, names, hint::MIGRATION, &description.to_string()).await
     }
 
     async fn plan_report(
@@ -868,23 +940,33 @@ impl Run<'_> {
             Some((replica, dialect)) => (replica, *dialect),
             None => (&mut *conn, self.dialect),
         };
-        let start = server::binlog_status(binlog_conn, binlog_dialect)
-            .await?
-            .ok_or_else(|| {
-                Error::refused(
-                    &names.q(&names.original),
-                    "binary logging is off",
-                    "Enable log_bin",
-                )
-            })?
-            .position;
+        let start = match self.resumed {
+            Some(leftover) => {
+                resume::check_binlog_kept(binlog_conn, names, &leftover.checkpoint).await?;
+                leftover.checkpoint.clone()
+            }
+            None => {
+                server::binlog_status(binlog_conn, binlog_dialect)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::refused(
+                            &names.q(&names.original),
+                            "binary logging is off",
+                            "Enable log_bin",
+                        )
+                    })?
+                    .position
+            }
+        };
         let variables =
             server::global_variables(binlog_conn, &["binlog_checksum", "lower_case_table_names"])
                 .await?;
         if let Some((replica, _)) = replica_conn.take() {
             let _ = replica.disconnect().await;
         }
-        shadow::write_changelog(conn, names, hint::START_POSITION, &start.to_string()).await?;
+        if self.resumed.is_none() {
+            shadow::write_changelog(conn, names, hint::START_POSITION, &start.to_string()).await?;
+        }
         let name_rule = crate::tail::statements::NameRule {
             case_insensitive: variables
                 .get("lower_case_table_names")
@@ -908,7 +990,18 @@ impl Run<'_> {
             stop.clone(),
         )
         .await?;
+        // A resumed run reads the binlog again from its checkpoint: changes
+        // above the watermark are left to the copy, which copies again
+        // everything above it.
+        let copy_start = self
+            .resumed
+            .map_or(CopyStart::Beginning, |r| r.copy_start(&plan.key));
         let frontier = Arc::new(CopyFrontier::new(&plan.key));
+        match &copy_start {
+            CopyStart::Beginning => {}
+            CopyStart::After(watermark) => frontier.dispatch(Some(watermark)),
+            CopyStart::Done => frontier.cover_everything(),
+        }
         let tail = Tail::start(TailConfig {
             connect: ConnectConfig {
                 zero_date_checks: false,
@@ -928,6 +1021,7 @@ impl Run<'_> {
             frontier: Arc::clone(&frontier),
             buffer_keys: config.buffered_keys.max(1),
             reconnect_retries: config.default_retries,
+            numbered_from: self.resumed.map_or(0, |r| r.numbered_up_to),
             failpoints: config.failpoints.clone(),
         })
         .await?;
@@ -970,6 +1064,10 @@ impl Run<'_> {
                 )
                 .await;
             sources.set_stage("copy");
+            if self.resumed.is_some() {
+                let removed = resume::trim_ghost(conn, names, &plan.key, &copy_start).await?;
+                tracing::info!(rows = removed, from = ?copy_start, "removed the new table's rows the copy copies again");
+            }
             let mut copy_conn = server::connect_session(&connect).await?;
             copier
                 .run(
@@ -980,6 +1078,7 @@ impl Run<'_> {
                     &sources.throttle,
                     stop,
                     &mut feed,
+                    &copy_start,
                 )
                 .await?;
             let _ = copy_conn.disconnect().await;

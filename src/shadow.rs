@@ -255,7 +255,7 @@ pub async fn drop_if_marked(
 
 /// The ghost after the user's ALTER, and the comment it must carry once it
 /// replaces the original.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ghost {
     /// The comment the new table must end up with (the original's, or the
     /// one the ALTER sets).

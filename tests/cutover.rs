@@ -41,23 +41,6 @@ async fn setup(conn: &mut Conn, prefix: &str, rows: i64) -> String {
     db
 }
 
-fn transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
-    let id = Value::from(rng.below(rows + 50) as i64);
-    let a = Value::from(rng.below(1000) as i64);
-    match rng.below(3) {
-        0 => vec![(
-            "INSERT INTO {T} (id, a, b) VALUES (?, ?, 'ins') ON DUPLICATE KEY UPDATE a = VALUES(a)"
-                .into(),
-            vec![id, a],
-        )],
-        1 => vec![(
-            "UPDATE {T} SET a = ?, b = 'upd' WHERE id = ?".into(),
-            vec![a, id],
-        )],
-        _ => vec![("DELETE FROM {T} WHERE id = ?".into(), vec![id])],
-    }
-}
-
 /// `writers` tasks of mirrored writes on `t` and `control` over `rows` keys,
 /// until `stop` (at most two minutes).
 fn load(
@@ -74,7 +57,7 @@ fn load(
         writers,
         stop.clone(),
         Duration::from_secs(120),
-        move |rng| transaction(rng, rows),
+        move |rng| churn_transaction(rng, rows),
     )
 }
 
@@ -379,35 +362,18 @@ async fn sigterm_under_the_lock_releases_clients_and_keeps_the_original() {
         .ok()
         .flatten()
         .map(|r: (String, String)| r.1);
-    let p = primary();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shadowcut"))
-        .args([
-            "--host",
-            &p.host,
-            "--port",
-            &p.port.to_string(),
-            "--user",
-            &p.user,
-            "--database",
-            &db,
-            "--table",
-            "t",
-        ])
-        .args([
-            "--alter",
-            "ADD COLUMN extra INT",
+    let child = cli::spawn_on_t(
+        &db,
+        "ADD COLUMN extra INT",
+        &[
             "--execute",
             "--cut-over-lock-timeout-seconds",
             "3",
             "--chunk-size",
             "100",
-        ])
-        .env("MYSQL_PWD", p.password.clone().unwrap_or_default())
-        .env("SHADOWCUT_FAILPOINTS", "lock_delay_ms=60000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        &[("SHADOWCUT_FAILPOINTS", "lock_delay_ms=60000")],
+    );
     find_connection(&mut conn, "DO SLEEP(60)", Duration::from_secs(60))
         .await
         .expect("the cut-over lock was never taken");

@@ -315,35 +315,16 @@ async fn sighup_stops_the_run_cleanly() {
     let db = simple_table(&mut conn, "sighup", 500).await;
     let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
     std::fs::write(&postpone, b"").unwrap();
-    let p = primary();
-    let child = tokio::process::Command::new(cli::BIN)
-        .args([
-            "--host",
-            &p.host,
-            "--port",
-            &p.port.to_string(),
-            "--user",
-            &p.user,
-        ])
-        .args([
-            "--database",
-            &db,
-            "--table",
-            "t",
-            "--alter",
-            "ADD COLUMN extra INT",
-        ])
-        .args([
+    let child = cli::spawn_on_t(
+        &db,
+        "ADD COLUMN extra INT",
+        &[
             "--execute",
             "--postpone-cut-over-flag-file",
             postpone.to_str().unwrap(),
-        ])
-        .env("MYSQL_PWD", p.password.clone().unwrap_or_default())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        ],
+        &[],
+    );
     // Postponed: the changelog exists and the copy is done.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !tables(&mut conn, &db).await.iter().any(|t| t == "_t_ghc") {

@@ -216,6 +216,17 @@ impl LowWatermark {
     }
 }
 
+/// Where a copy begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyStart {
+    /// At the first row.
+    Beginning,
+    /// Above this key: a resumed copy, every row up to the key copied.
+    After(KeyValue),
+    /// Nowhere: a resumed copy that had finished.
+    Done,
+}
+
 /// The copy's progress is recorded in the changelog at most this often.
 const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -310,7 +321,7 @@ impl Copier {
     /// resumed copy never skips a range. Before a chunk that collided on a
     /// new unique key is copied again, `sync` catches up: every change
     /// committed so far is applied to the new table, refreshing rows that
-    /// may be stale.
+    /// may be stale. A resumed copy begins above `start`'s watermark.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         &self,
@@ -321,9 +332,15 @@ impl Copier {
         throttle: &Throttle,
         stop: &Stop,
         sync: &mut impl CatchUp,
+        start: &CopyStart,
     ) -> Result<()> {
         // However the copy ends, no chunk will come for keys left ahead.
         let _cover = frontier.covering_everything_on_exit();
+        let mut dispatched_upper = match start {
+            CopyStart::Done => return Ok(()),
+            CopyStart::Beginning => None,
+            CopyStart::After(watermark) => Some(watermark.clone()),
+        };
         let table = self.names.q(&self.names.original);
         let mut idle = Vec::with_capacity(self.pace.threads);
         for _ in 0..self.pace.threads {
@@ -332,7 +349,6 @@ impl Copier {
         let mut sizer = self.pace.sizer.clone();
         let mut operator_rows = 0;
         let mut in_flight = FuturesUnordered::new();
-        let mut dispatched_upper: Option<KeyValue> = None;
         let mut exhausted = false;
         let mut dispatched = 0u64;
         let mut low = LowWatermark::default();

@@ -58,6 +58,7 @@ async fn attempt(conn: &mut Conn, stmt: String) -> Result<()> {
 
 /// Tries every privileged action on the new (still empty) table, and opens
 /// the binlog stream once.
+#[allow(clippy::too_many_arguments)]
 pub async fn check(
     conn: &mut Conn,
     dialect: Dialect,
@@ -66,6 +67,7 @@ pub async fn check(
     replica_server_id: u32,
     position: &BinlogPosition,
     columns: &[ColumnPair],
+    statement_tag: &str,
 ) -> Result<()> {
     let table = names.q(&names.original);
     let ghost = names.q(&names.ghost);
@@ -114,7 +116,9 @@ pub async fn check(
     ];
     for (what, privileges, statements) in tries {
         for stmt in statements {
-            if let Err(e) = attempt(conn, stmt).await {
+            // Tagged: a resumed run's tail reads these, and must know them
+            // for the run's own.
+            if let Err(e) = attempt(conn, format!("{stmt} {statement_tag}")).await {
                 let _ = conn.query_drop("UNLOCK TABLES").await;
                 if is_access_denied(&e) {
                     return Err(refusal(&table, dialect, &e, what, privileges));

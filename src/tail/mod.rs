@@ -66,6 +66,9 @@ pub struct TailConfig {
     /// Times a lost binlog connection is opened again (with backoff)
     /// before the tail gives up; the count starts over after every event.
     pub reconnect_retries: u32,
+    /// Sync markers and probes of this run are numbered above this: a
+    /// resumed run reads the killed run's again, which must not count.
+    pub numbered_from: u64,
     /// Test-only faults.
     pub failpoints: Failpoints,
 }
@@ -97,6 +100,8 @@ pub struct TailShared {
     failure: Mutex<Option<String>>,
     /// The highest sync marker read.
     marker_read: AtomicU64,
+    /// Markers and probes of this run are numbered above this.
+    pub numbered_from: u64,
     /// Probes read and not yet claimed by their writer.
     probes_read: Mutex<std::collections::BTreeSet<u64>>,
     /// Woken whenever a marker or a probe is read.
@@ -204,7 +209,7 @@ impl TailShared {
             .clone()
     }
 
-    fn new(start: BinlogPosition) -> TailShared {
+    fn new(start: BinlogPosition, numbered_from: u64) -> TailShared {
         TailShared {
             buffer: Arc::new(Mutex::new(apply::ChangeBuffer::default())),
             row_events: AtomicU64::new(0),
@@ -219,7 +224,8 @@ impl TailShared {
             marker_read: AtomicU64::new(0),
             probes_read: Mutex::new(std::collections::BTreeSet::new()),
             signal_read: tokio::sync::Notify::new(),
-            next_probe: AtomicU64::new(0),
+            next_probe: AtomicU64::new(numbered_from),
+            numbered_from,
         }
     }
 }
@@ -281,7 +287,7 @@ impl Tail {
     /// Opens the binlog stream at `config.start` and starts reading.
     pub async fn start(config: TailConfig) -> Result<Tail> {
         let stream = open_stream(&config).await?;
-        let shared = Arc::new(TailShared::new(config.start.clone()));
+        let shared = Arc::new(TailShared::new(config.start.clone(), config.numbered_from));
         let (stop, stopped) = watch::channel(false);
         let table = config.names.q(&config.names.original);
         let task = {
@@ -1013,9 +1019,10 @@ mod mysql8_events {
             frontier: Arc::new(CopyFrontier::everything()),
             buffer_keys: 1_000,
             reconnect_retries: 0,
+            numbered_from: 0,
             failpoints: Failpoints::default(),
         };
-        Reader::new(config, Arc::new(TailShared::new(start)))
+        Reader::new(config, Arc::new(TailShared::new(start, 0)))
     }
 
     fn feed(reader: &mut Reader, events: &[Vec<u8>]) -> std::result::Result<(), String> {

@@ -57,6 +57,35 @@ impl Outcome {
     }
 }
 
+/// Starts the binary on the primary for `alter` of `db`.`t`, with `args`
+/// and `env` added, its stderr piped; killed when dropped.
+pub fn spawn_on_t(
+    db: &str,
+    alter: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
+    let p = super::primary();
+    tokio::process::Command::new(BIN)
+        .args([
+            "--host",
+            &p.host,
+            "--port",
+            &p.port.to_string(),
+            "--user",
+            &p.user,
+        ])
+        .args(["--database", db, "--table", "t", "--alter", alter])
+        .args(args)
+        .env("MYSQL_PWD", p.password.clone().unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 /// Runs the binary against `target` and waits for it (at most 60 s).
 pub async fn shadowcut(
     target: &ConnectConfig,

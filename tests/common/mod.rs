@@ -213,6 +213,25 @@ pub struct LoadStats {
 /// the migrated table and on the control table.
 pub type Statement = (String, Vec<Value>);
 
+/// One transaction of a churning load on `(id INT PRIMARY KEY, a INT,
+/// b VARCHAR)` over about `rows` keys: an upsert, an update or a delete.
+pub fn churn_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    let id = Value::from(rng.below(rows + 50) as i64);
+    let a = Value::from(rng.below(1000) as i64);
+    match rng.below(3) {
+        0 => vec![(
+            "INSERT INTO {T} (id, a, b) VALUES (?, ?, 'ins') ON DUPLICATE KEY UPDATE a = VALUES(a)"
+                .into(),
+            vec![id, a],
+        )],
+        1 => vec![(
+            "UPDATE {T} SET a = ?, b = 'upd' WHERE id = ?".into(),
+            vec![a, id],
+        )],
+        _ => vec![("DELETE FROM {T} WHERE id = ?".into(), vec![id])],
+    }
+}
+
 /// Runs `writers` tasks, each executing transactions built by `make` on
 /// both `table` and `control` (the placeholder `{T}` names the table) in
 /// one transaction, until `stop` is set or `max` elapses. Deadlocks and

@@ -1,0 +1,236 @@
+//! A migration killed with SIGKILL at a dangerous point (mid-copy, while the
+//! applier works the backlog, with the cut-over's lock held) under the
+//! mirrored write load, then `--resume`d. The result must read as the
+//! server's own ALTER of the control table, and the checksum must find
+//! nothing to repair.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+const ALTER: &str = "ADD COLUMN extra INT NOT NULL DEFAULT 7, ADD INDEX a_b (a, b)";
+
+/// `t` and `control` with `rows` identical rows.
+async fn setup(conn: &mut Conn, prefix: &str, rows: i64) -> String {
+    let db = fresh_database(conn, prefix).await;
+    for table in ["t", "control"] {
+        conn.query_drop(format!(
+            "CREATE TABLE `{db}`.`{table}` (id INT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(30) NULL) ENGINE=InnoDB"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.`{table}` SELECT seq, seq % 97, CONCAT('r', seq) FROM `{db}`.seq_1_to_{rows}"
+        ))
+        .await
+        .unwrap();
+    }
+    db
+}
+
+/// Starts the binary on `t` with `failpoints` and `extra` arguments.
+fn start_binary(db: &str, failpoints: &str, extra: &[&str]) -> tokio::process::Child {
+    let mut args = vec!["--execute", "--chunk-size", "50", "--no-discover-replicas"];
+    args.extend_from_slice(extra);
+    cli::spawn_on_t(db, ALTER, &args, &[("SHADOWCUT_FAILPOINTS", failpoints)])
+}
+
+/// Starts the binary with the cut-over postponed and kills it once the
+/// copy is complete and, with `applied`, a checkpoint is recorded.
+async fn kill_after_the_copy(conn: &mut Conn, db: &str, failpoints: &str, applied: bool) {
+    let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&postpone, b"").unwrap();
+    let mut child = start_binary(
+        db,
+        failpoints,
+        &["--postpone-cut-over-flag-file", postpone.to_str().unwrap()],
+    );
+    let table = db.to_string();
+    kill_when(&mut child, conn, "the end of the copy", async |c| {
+        changelog_value(c, &table, "t", "state:copy-watermark")
+            .await
+            .is_some_and(|w| w == "\"complete\"")
+            && (!applied
+                || changelog_value(c, &table, "t", "state:applied-position")
+                    .await
+                    .is_some())
+    })
+    .await;
+    let _ = std::fs::remove_file(&postpone);
+}
+
+/// Polls until `ready` holds (at most 60 s), then kills `child` with SIGKILL.
+async fn kill_when(
+    child: &mut tokio::process::Child,
+    conn: &mut Conn,
+    what: &str,
+    mut ready: impl AsyncFnMut(&mut Conn) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(conn).await {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ = pipe.read_to_string(&mut stderr).await;
+            }
+            panic!("the run ended ({status}) before {what}:\n{stderr}");
+        }
+        assert!(Instant::now() < deadline, "the run never reached {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+}
+
+/// Resumes the killed run while the load goes on, then checks the result
+/// against the control table altered natively. Returns the summary.
+async fn resume_and_check(
+    conn: &mut Conn,
+    db: &str,
+    stop: Arc<AtomicBool>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+) -> shadowcut::Summary {
+    let mut resumed = config(db, "t", ALTER);
+    resumed.resume = true;
+    let outcome = tokio::time::timeout(Duration::from_secs(120), shadowcut::run(&resumed)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("a writer failed");
+    }
+    let summary = outcome
+        .expect("the resumed run did not end")
+        .unwrap_or_else(|e| panic!("the resumed run failed: {e}"));
+    let checksum = summary.checksum.as_ref().expect("the checksum ran");
+    assert_eq!(
+        (checksum.mismatches, checksum.repaired),
+        (0, 0),
+        "{summary:?}"
+    );
+    conn.query_drop(format!("ALTER TABLE `{db}`.`control` {ALTER}"))
+        .await
+        .unwrap();
+    let migrated = rows(conn, db, "t", "id, a, b, extra", "id").await;
+    let control = rows(conn, db, "control", "id, a, b, extra", "id").await;
+    assert_same_rows(&migrated, &control, "resumed table vs control");
+    assert_eq!(
+        definition(conn, db, "t").await.replace("`t`", "`x`"),
+        definition(conn, db, "control")
+            .await
+            .replace("`control`", "`x`"),
+        "the resumed table reads as the native ALTER"
+    );
+    summary
+}
+
+fn load(db: &str, stop: &Arc<AtomicBool>, rows: u64) -> Vec<tokio::task::JoinHandle<()>> {
+    start_mirrored_load(
+        primary(),
+        db.to_string(),
+        "t".into(),
+        "control".into(),
+        3,
+        stop.clone(),
+        Duration::from_secs(150),
+        move |rng| churn_transaction(rng, rows),
+    )
+    .1
+}
+
+/// Killed mid-copy: the resumed run keeps what was copied below the
+/// watermark and copies only the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_copy_and_resumed() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "resumecopy", 4000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&db, &stop, 4000);
+    let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
+    let table = db.clone();
+    kill_when(&mut child, &mut conn, "a recorded watermark", async |c| {
+        changelog_value(c, &table, "t", "state:copy-watermark")
+            .await
+            .is_some_and(|w| w != "\"complete\"")
+    })
+    .await;
+    assert!(tables(&mut conn, &db).await.contains(&"_t_gho".to_string()));
+    let summary = resume_and_check(&mut conn, &db, stop, writers).await;
+    assert!(
+        summary.rows_copied < 4000,
+        "the resumed run copied everything again: {summary:?}"
+    );
+}
+
+/// Killed after the copy, while postponed with the applier working the
+/// backlog: the resumed run copies nothing and reads the binlog on from the
+/// recorded checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_after_the_copy_and_resumed() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "resumeapply", 1500).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&db, &stop, 1500);
+    kill_after_the_copy(&mut conn, &db, "apply_delay_ms=5", true).await;
+    let summary = resume_and_check(&mut conn, &db, stop, writers).await;
+    assert_eq!(summary.rows_copied, 0, "{summary:?}");
+}
+
+/// Killed with the cut-over's lock held: the connections die, the server
+/// releases the lock, nothing was swapped; the resumed run swaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_during_the_cut_over_and_resumed() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "resumecut", 1000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&db, &stop, 1000);
+    let mut child = start_binary(&db, "lock_delay_ms=3000", &[]);
+    let table = db.clone();
+    kill_when(&mut child, &mut conn, "the cut-over", async |c| {
+        tables(c, &table).await.contains(&"_t_del".to_string())
+    })
+    .await;
+    let left = tables(&mut conn, &db).await;
+    assert!(
+        left.contains(&"_t_gho".to_string()),
+        "nothing may be swapped yet: {left:?}"
+    );
+    resume_and_check(&mut conn, &db, stop, writers).await;
+    assert_eq!(tables(&mut conn, &db).await, vec!["control", "t", "_t_del"]);
+}
+
+/// `--resume` refuses what it cannot continue, and leaves it as it was:
+/// no leftover at all, and a leftover of another ALTER.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resume_refuses_what_it_cannot_continue() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "resumerefuse", 300).await;
+    let mut nothing = config(&db, "t", ALTER);
+    nothing.resume = true;
+    match shadowcut::run(&nothing).await {
+        Err(shadowcut::Error::Refused(r)) => {
+            assert!(r.problem.contains("nothing to resume"), "{r:?}")
+        }
+        other => panic!("resumed from nothing: {other:?}"),
+    }
+    kill_after_the_copy(&mut conn, &db, "", false).await;
+    let mut other = config(&db, "t", "ADD COLUMN other INT");
+    other.resume = true;
+    match shadowcut::run(&other).await {
+        Err(shadowcut::Error::Refused(r)) => {
+            assert!(r.problem.contains("was for the ALTER"), "{r:?}")
+        }
+        other => panic!("resumed another ALTER: {other:?}"),
+    }
+    assert_eq!(
+        tables(&mut conn, &db).await,
+        vec!["control", "t", "_t_ghc", "_t_gho"],
+        "the leftover stays for the right --resume"
+    );
+}
