@@ -149,6 +149,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The run was stopped by a signal at a point it can resume from: the
+    /// new table and the changelog are kept.
+    #[error(
+        "migration of {table} stopped ({reason}) at a resumable point; the original table is intact. \
+         Run the same command with --resume to continue, or with --initially-drop-ghost-table to start over"
+    )]
+    Suspended {
+        /// table being migrated
+        table: String,
+        /// signal or flag
+        reason: String,
+    },
+
     /// A `--critical-load` limit was crossed (twice, when an interval is
     /// set): the run stopped.
     #[error("migration of {table} stopped: {reason}; the original table is intact. Retry when the server is less loaded, or raise --critical-load")]
@@ -181,7 +194,7 @@ impl Error {
             Error::Refused(_) => ExitCode::Refused,
             Error::Connect { .. } => ExitCode::Connection,
             Error::CutOver { .. } => ExitCode::CutOver,
-            Error::Interrupted { .. } => ExitCode::Interrupted,
+            Error::Interrupted { .. } | Error::Suspended { .. } => ExitCode::Interrupted,
             Error::CriticalLoad { .. } => ExitCode::CriticalLoad,
             Error::Panicked { .. } => ExitCode::Panicked,
             Error::Usage(_) => ExitCode::Usage,

@@ -470,6 +470,7 @@ impl Run<'_> {
             let result = self
                 .with_ghost(conn, run_lock, &leftover.recorded.ghost)
                 .await;
+            let result = self.suspend_if_resumable(conn, result).await;
             // What the killed run copied stays for another --resume, unless
             // the operator asked to abandon the migration.
             if matches!(result, Err(Error::Panicked { .. })) {
@@ -518,13 +519,37 @@ impl Run<'_> {
 
         let ghost = shadow::create_ghost(conn, names, &self.config.alter, self.run_id).await?;
         let result = self.with_ghost(conn, run_lock, &ghost).await;
+        let result = self.suspend_if_resumable(conn, result).await;
         let altered_natively = result
             .as_ref()
             .is_ok_and(|s| s.native.as_ref().is_some_and(|n| n.applied));
-        if result.is_err() || !self.config.execute || altered_natively {
+        let suspended = matches!(result, Err(Error::Suspended { .. }));
+        if (result.is_err() && !suspended) || !self.config.execute || altered_natively {
             self.remove_artifacts(conn, run_lock).await;
         }
         result
+    }
+
+    /// A run stopped by a signal once the changelog records its state is
+    /// resumable: its tables are kept and the error says how to continue.
+    async fn suspend_if_resumable(
+        &self,
+        conn: &mut Conn,
+        result: Result<Summary>,
+    ) -> Result<Summary> {
+        let Err(Error::Interrupted { table, reason }) = result else {
+            return result;
+        };
+        let recorded = shadow::table_comment(conn, &self.names.database, &self.names.changelog)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|c| c == marker(Role::Changelog, self.run_id));
+        if recorded && self.config.execute {
+            Err(Error::Suspended { table, reason })
+        } else {
+            Err(Error::Interrupted { table, reason })
+        }
     }
 
     /// Drops what this run created (never a table without this run's marker).

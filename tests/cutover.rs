@@ -424,9 +424,12 @@ async fn sigterm_under_the_lock_releases_clients_and_keeps_the_original() {
         .await
         .unwrap();
     assert_eq!(b.as_deref(), Some("during-lock"));
+    // Stopped at a resumable point: the new table and the changelog stay,
+    // the cut-over's placeholder does not.
+    assert!(stderr.contains("--resume"), "{stderr}");
     assert_eq!(
         tables(&mut conn, &db).await,
-        vec!["control", "t"],
+        vec!["control", "t", "_t_ghc", "_t_gho"],
         "{stderr}"
     );
 }
@@ -623,11 +626,12 @@ async fn changelog_state_matches_the_new_table_and_abort_mid_copy_cleans_up() {
         "the applied position {applied} is before the start {start}"
     );
 
-    // Abort mid-copy: the original is untouched and the artifacts are gone.
-    stop.raise("test abort");
+    // Abandoned mid-copy (`panic`): the original is untouched and the
+    // artifacts are gone. (A signal would keep them for --resume.)
+    stop.panic("test abort");
     let result = migration.await.unwrap();
     assert!(
-        matches!(result, Err(shadowcut::Error::Interrupted { .. })),
+        matches!(result, Err(shadowcut::Error::Panicked { .. })),
         "{result:?}"
     );
     assert_eq!(tables(&mut conn, &db).await, vec!["control", "t"]);

@@ -305,11 +305,11 @@ async fn a_killed_binlog_connection_is_reopened_where_it_stopped() {
 }
 
 /// SIGHUP (a closed SSH session) stops the binary at a safe point like
-/// SIGTERM: exit code 130, the new table and the changelog removed, the
-/// original untouched (by default SIGHUP would end the process at once
-/// and leave them behind).
+/// SIGTERM: exit code 130, the original untouched, the new table and the
+/// changelog kept, and the message says how to continue (by default
+/// SIGHUP would end the process at once). `--resume` then finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sighup_stops_the_run_cleanly() {
+async fn sighup_stops_at_a_resumable_point_and_resume_finishes() {
     let _serial = SERIAL.lock().await;
     let mut conn = client(&primary()).await;
     let db = simple_table(&mut conn, "sighup", 500).await;
@@ -326,15 +326,7 @@ async fn sighup_stops_the_run_cleanly() {
         &[],
     );
     // Postponed: the changelog exists and the copy is done.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !tables(&mut conn, &db).await.iter().any(|t| t == "_t_ghc") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_copy_complete(&mut conn, &db, "t").await;
     std::process::Command::new("kill")
         .args(["-HUP", &child.id().unwrap().to_string()])
         .status()
@@ -346,6 +338,25 @@ async fn sighup_stops_the_run_cleanly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("SIGHUP"), "{stderr}");
-    assert_eq!(tables(&mut conn, &db).await, vec!["t"], "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert_eq!(
+        tables(&mut conn, &db).await,
+        vec!["t", "_t_ghc", "_t_gho"],
+        "{stderr}"
+    );
     let _ = std::fs::remove_file(&postpone);
+    let mut resumed = config(&db, "t", "ADD COLUMN extra INT");
+    resumed.resume = true;
+    let summary = shadowcut::run(&resumed)
+        .await
+        .unwrap_or_else(|e| panic!("the resumed run failed: {e}"));
+    assert_eq!(summary.rows_copied, 0, "the copy was complete: {summary:?}");
+    assert_eq!(summary.checksum.as_ref().map(|c| c.mismatches), Some(0));
+    let migrated: Option<i64> = conn
+        .query_first(format!(
+            "SELECT COUNT(*) FROM `{db}`.`t` WHERE extra IS NULL"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(migrated, Some(500));
 }

@@ -510,7 +510,9 @@ async fn migrate_under_load(
     let result = match tokio::time::timeout(Duration::from_secs(60), handle).await {
         // A stop request that interrupted it: a hang. Any other end (an
         // error it was retrying towards, or success) is judged as usual.
-        Ok(Ok(Err(e @ shadowcut::Error::Interrupted { .. }))) if hung => Err(format!(
+        Ok(Ok(Err(
+            e @ (shadowcut::Error::Interrupted { .. } | shadowcut::Error::Suspended { .. }),
+        ))) if hung => Err(format!(
             "shadowcut hung: no end within {} s ({e})",
             MIGRATION_TIMEOUT.as_secs()
         )),

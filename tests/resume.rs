@@ -65,19 +65,22 @@ async fn kill_after_the_copy(conn: &mut Conn, db: &str, failpoints: &str, applie
     let _ = std::fs::remove_file(&postpone);
 }
 
-/// Polls until `ready` holds (at most 60 s), then kills `child` with SIGKILL.
-async fn kill_when(
+/// Polls until `ready` holds (at most 60 s), then sends `signal` (`KILL`,
+/// `TERM`, ...) to `child` and waits for it; returns its exit code and
+/// stderr.
+async fn signal_when(
     child: &mut tokio::process::Child,
     conn: &mut Conn,
     what: &str,
+    signal: &str,
     mut ready: impl AsyncFnMut(&mut Conn) -> bool,
-) {
+) -> (Option<i32>, String) {
+    use tokio::io::AsyncReadExt;
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stderr = String::new();
     while !ready(conn).await {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
             if let Some(mut pipe) = child.stderr.take() {
-                use tokio::io::AsyncReadExt;
                 let _ = pipe.read_to_string(&mut stderr).await;
             }
             panic!("the run ended ({status}) before {what}:\n{stderr}");
@@ -85,9 +88,30 @@ async fn kill_when(
         assert!(Instant::now() < deadline, "the run never reached {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.start_kill().unwrap();
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.code(), None, "killed by a signal");
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid])
+        .status()
+        .unwrap();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr).await;
+    }
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the run did not end after the signal")
+        .unwrap();
+    (status.code(), stderr)
+}
+
+/// [`signal_when`] with SIGKILL.
+async fn kill_when(
+    child: &mut tokio::process::Child,
+    conn: &mut Conn,
+    what: &str,
+    ready: impl AsyncFnMut(&mut Conn) -> bool,
+) {
+    let (code, stderr) = signal_when(child, conn, what, "KILL", ready).await;
+    assert_eq!(code, None, "not killed by the signal: {stderr}");
 }
 
 /// Resumes the killed run while the load goes on, then checks the result
@@ -161,6 +185,38 @@ async fn killed_mid_copy_and_resumed() {
     })
     .await;
     assert!(tables(&mut conn, &db).await.contains(&"_t_gho".to_string()));
+    let summary = resume_and_check(&mut conn, &db, stop, writers).await;
+    assert!(
+        summary.rows_copied < 4000,
+        "the resumed run copied everything again: {summary:?}"
+    );
+}
+
+/// SIGTERM mid-copy (a redeploy) stops at a resumable point: exit code
+/// 130, the tables kept, the message says how to continue; `--resume`
+/// finishes without copying everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_mid_copy_then_resumed() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "resumeterm", 4000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&db, &stop, 4000);
+    let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
+    let table = db.clone();
+    let (code, stderr) = signal_when(
+        &mut child,
+        &mut conn,
+        "a recorded watermark",
+        "TERM",
+        async |c| {
+            changelog_value(c, &table, "t", "state:copy-watermark")
+                .await
+                .is_some_and(|w| w != "\"complete\"")
+        },
+    )
+    .await;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
     let summary = resume_and_check(&mut conn, &db, stop, writers).await;
     assert!(
         summary.rows_copied < 4000,

@@ -91,7 +91,8 @@ impl Stop {
 
     /// Raises the request on SIGINT, SIGTERM or SIGHUP (a closed SSH
     /// session would otherwise end the process at once, leaving the new
-    /// table behind). Call once per process.
+    /// table behind); a second signal ends the process at once. Call once
+    /// per process.
     pub fn raise_on_signals(&self) {
         let stop = self.clone();
         tokio::spawn(async move {
@@ -110,6 +111,15 @@ impl Stop {
                     _ = int.recv() => stop.raise("SIGINT"),
                     _ = hup.recv() => stop.raise("SIGHUP"),
                 }
+                // A second signal stops at once: what is left is resumable
+                // (the swap is one atomic RENAME).
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = hup.recv() => {}
+                }
+                eprintln!("shadowcut: stopped at once by a second signal; run again with --resume to continue");
+                std::process::exit(130);
             }
             #[cfg(not(unix))]
             {
