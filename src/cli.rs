@@ -556,9 +556,88 @@ fn parse_chunk_time(text: &str) -> std::result::Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Overwrites a password given on the command line in the process's own
+/// argument memory, as the mysql client does, so that `ps` and
+/// `/proc/<pid>/cmdline` no longer show it. Linux only (through
+/// `/proc/self/mem`); returns whether anything was overwritten.
+#[cfg(target_os = "linux")]
+pub fn hide_password_from_process_list(password: &str) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: the 3rd field of the line is the first here.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .ok_or_else(|| invalid("no command name in /proc/self/stat"))?;
+    let field = |n: usize| -> std::io::Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| invalid("no argument bounds in /proc/self/stat"))
+    };
+    let (arg_start, arg_end) = (field(48)?, field(49)?);
+    let mut mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")?;
+    let mut args = vec![0u8; arg_end.saturating_sub(arg_start) as usize];
+    mem.seek(SeekFrom::Start(arg_start))?;
+    mem.read_exact(&mut args)?;
+    let spans = password_spans(&args, password.as_bytes());
+    for &(from, len) in &spans {
+        mem.seek(SeekFrom::Start(arg_start + from as u64))?;
+        mem.write_all(&vec![b'x'; len])?;
+    }
+    Ok(!spans.is_empty())
+}
+
+/// Where the password is in NUL-separated `args`: an argument that is the
+/// password, or its value in `--password=...` or `-p...`.
+fn password_spans(args: &[u8], password: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    if password.is_empty() {
+        return spans;
+    }
+    let mut offset = 0;
+    for arg in args.split(|b| *b == 0) {
+        let value_at = if arg == password {
+            Some(0)
+        } else {
+            [&b"--password="[..], &b"-p"[..]]
+                .iter()
+                .find(|prefix| {
+                    arg.len() == prefix.len() + password.len()
+                        && arg.starts_with(prefix)
+                        && arg.ends_with(password)
+                })
+                .map(|prefix| prefix.len())
+        };
+        if let Some(at) = value_at {
+            spans.push((offset + at, password.len()));
+        }
+        offset += arg.len() + 1;
+    }
+    spans
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_password_among_the_arguments() {
+        let args =
+            b"shadowcut\0--password\0s3cret\0-ps3cret\0--password=s3cret\0--user\0s3cretive\0";
+        let spans = password_spans(args, b"s3cret");
+        assert_eq!(spans, vec![(21, 6), (30, 6), (48, 6)]);
+        for (at, len) in spans {
+            assert_eq!(&args[at..at + len], b"s3cret");
+        }
+        assert!(password_spans(args, b"").is_empty());
+    }
 
     #[test]
     fn replicas_read_as_hosts_and_ports_with_the_primarys_credentials() {

@@ -149,10 +149,39 @@ fn report_error(e: &Error, output: Output) {
     eprintln!("shadowcut: {e}");
 }
 
+/// A password given with `--password` is visible to every user of the
+/// machine until it is overwritten; say so, and overwrite it where we can.
+fn warn_of_password_on_command_line(password: &str) {
+    #[cfg(target_os = "linux")]
+    let hidden = match shadowcut::cli::hide_password_from_process_list(password) {
+        Ok(hidden) => hidden,
+        Err(e) => {
+            tracing::debug!(error = %e, "could not overwrite the password in the process's arguments");
+            false
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    let hidden = {
+        let _ = password;
+        false
+    };
+    let after = if hidden {
+        "it was overwritten in the process list just now, but was visible until then and stays in your shell's history"
+    } else {
+        "it is visible in the process list to every user of this machine"
+    };
+    tracing::warn!(
+        "the password was given on the command line: {after}; prefer MYSQL_PWD, --ask-pass or --defaults-file"
+    );
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let output = args.output;
     shadowcut::output::init_logging(output);
+    if let Some(password) = &args.password {
+        warn_of_password_on_command_line(password);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -243,3 +243,84 @@ async fn a_refused_run_calls_the_failure_hook_with_the_error() {
     assert_eq!(recorded(&dir, "shadowcut-on-success", "runs"), "");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A password given with `--password` is overwritten in the process's own
+/// arguments (`/proc/<pid>/cmdline`, what `ps` shows) with a warning, and
+/// appears nowhere else: not in the JSON output, the logs, the status the
+/// socket serves, or the hooks' environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_password_on_the_command_line_is_hidden_and_never_shown() {
+    let mut conn = client(&primary()).await;
+    let db = simple_table(&mut conn, "hidepass", 500).await;
+    let (user, _drop_user) = hooks_user(&mut conn).await;
+    let dir = hooks_dir(&db);
+    for step in ["startup", "before-row-copy", "status", "success"] {
+        recording_hook(&dir, &format!("shadowcut-on-{step}"), "exit 0");
+    }
+    let postpone = dir.join("postpone");
+    let socket = dir.join("control.sock");
+    std::fs::write(&postpone, b"").unwrap();
+    let child = tokio::process::Command::new(cli::BIN)
+        .args(["--host", &user.host, "--port", &user.port.to_string()])
+        .args(["--user", &user.user, "--password", PASSWORD])
+        .args([
+            "--database",
+            &db,
+            "--table",
+            "t",
+            "--alter",
+            "ADD COLUMN extra INT",
+        ])
+        .args(["--execute", "--output", "json", "--no-discover-replicas"])
+        .args(["--hooks-path", &dir.display().to_string()])
+        .args(["--hooks-status-interval", "1"])
+        .args([
+            "--postpone-cut-over-flag-file",
+            &postpone.display().to_string(),
+        ])
+        .args(["--serve-socket-file", &socket.display().to_string()])
+        .env_remove("MYSQL_PWD")
+        .env_remove("SHADOWCUT_TEST_DSN")
+        .env_remove("SHADOWCUT_TEST_REPLICA_DSN")
+        .env("SHADOWCUT_LOG", "shadowcut=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    wait_for_copy_complete(&mut conn, &db, "t").await;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("--password"), "{cmdline}");
+    assert!(
+        !cmdline.contains(PASSWORD),
+        "the process list shows the password: {cmdline}"
+    );
+    let status = status(&socket).await.to_string();
+    assert!(!status.contains(PASSWORD), "{status}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::fs::remove_file(&postpone).unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("the run did not end")
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("the password was given on the command line"),
+        "{stdout}{stderr}"
+    );
+    assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD));
+    for step in ["startup", "before-row-copy", "status", "success"] {
+        let all = recorded(&dir, &format!("shadowcut-on-{step}"), "all");
+        assert!(!all.is_empty(), "hook {step} did not run");
+        assert!(
+            !all.contains(PASSWORD),
+            "{step}'s environment holds the password"
+        );
+    }
+}
