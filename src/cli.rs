@@ -196,6 +196,11 @@ pub struct Args {
     /// this many milliseconds (the application's queries slow down too).
     #[arg(long, help_heading = "Throttling")]
     pub max_query_latency_millis: Option<u64>,
+    /// Hold the copy and the applier back while the data directory's disk
+    /// has less free space than this (bytes, or with K, M, G, T), where the
+    /// server shows it (MariaDB: the `disks` plugin).
+    #[arg(long, value_parser = crate::inspect::disk::parse_size, help_heading = "Throttling")]
+    pub min_free_disk: Option<u64>,
     /// The canary query for --max-query-latency-millis (default: a
     /// primary-key lookup of the first row of the table).
     #[arg(long, help_heading = "Throttling")]
@@ -483,6 +488,7 @@ impl Args {
         config.throttle.discover_replicas = !self.no_discover_replicas;
         config.throttle.max_query_latency =
             self.max_query_latency_millis.map(Duration::from_millis);
+        config.throttle.min_free_disk = self.min_free_disk;
         config.throttle.latency_query = self.latency_query;
         config.cut_over_lock_timeout = Duration::from_secs(self.cut_over_lock_timeout_seconds);
         config.cut_over_attempts = self.cut_over_attempts.max(1);

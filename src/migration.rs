@@ -517,6 +517,9 @@ impl Run<'_> {
         )
         .await?;
 
+        if self.config.execute {
+            crate::inspect::disk::check_room(conn, names).await?;
+        }
         let ghost = shadow::create_ghost(conn, names, &self.config.alter, self.run_id).await?;
         let result = self.with_ghost(conn, run_lock, &ghost).await;
         let result = self.suspend_if_resumable(conn, result).await;

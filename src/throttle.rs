@@ -102,6 +102,8 @@ pub struct ThrottleConfig {
     /// The canary query timed at each look (the migration sets a
     /// primary-key lookup on the original table unless one is given).
     pub latency_query: Option<String>,
+    /// Throttle while the data directory's disk has fewer free bytes.
+    pub min_free_disk: Option<u64>,
     /// How often the reasons are checked.
     pub interval: Duration,
 }
@@ -112,6 +114,7 @@ impl ThrottleConfig {
             || !self.critical_load.is_empty()
             || self.throttle_query.is_some()
             || self.max_query_latency.is_some()
+            || self.min_free_disk.is_some()
     }
 
     fn watches_replicas(&self) -> bool {
@@ -309,6 +312,16 @@ impl Throttler {
             let limits = throttle.limits();
             check_limits(watcher.server().await?, &limits).await?;
         }
+        if watcher.config.min_free_disk.is_some()
+            && crate::inspect::disk::free_bytes(watcher.server().await?)
+                .await
+                .is_none()
+        {
+            tracing::warn!(
+                "--min-free-disk cannot be watched: the server does not show its free disk space \
+                 (MariaDB: INSTALL SONAME 'disks')"
+            );
+        }
         if watcher.config.watches_replicas() {
             for replica in &watcher.config.replicas {
                 watcher.replicas.push((
@@ -419,6 +432,17 @@ impl Watcher {
                 return Ok(Check::Throttle(Some(format!(
                     "throttle-query returned {v}"
                 ))));
+            }
+        }
+        if let Some(min) = self.config.min_free_disk {
+            if let Some(free) = crate::inspect::disk::free_bytes(self.server().await?).await {
+                if free < min {
+                    return Ok(Check::Throttle(Some(format!(
+                        "the data directory's disk has {} MB free (min-free-disk {} MB)",
+                        free / 1_048_576,
+                        min / 1_048_576
+                    ))));
+                }
             }
         }
         if let (Some(limit), Some(query)) = (

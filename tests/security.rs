@@ -12,18 +12,7 @@ const PASSWORD: &str = "ed-9Wq4-curve";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_authenticated_by_ed25519_migrates() {
     let mut conn = client(&primary()).await;
-    let installed: Option<String> = conn
-        .query_first(
-            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'",
-        )
-        .await
-        .unwrap();
-    if installed.is_none() {
-        // Shipped with Debian's mariadb-server.
-        conn.query_drop("INSTALL SONAME 'auth_ed25519'")
-            .await
-            .unwrap();
-    }
+    ensure_plugin(&mut conn, "ed25519", "auth_ed25519").await;
     let db = simple_table(&mut conn, "ed25519", 300).await;
     let user = format!("ed_{}", std::process::id());
     // The user lives on the primary alone: the shared replica has no

@@ -328,3 +328,43 @@ async fn the_default_latency_canary_runs_and_lets_an_idle_migration_through() {
     let migration = tokio::spawn(async move { shadowcut::run(&config).await });
     finish_released(&mut conn, &db, migration).await;
 }
+
+/// With less free space on the data directory's disk than
+/// `--min-free-disk` (here: a terabyte more than there is), the copy waits
+/// and the status says why; the disk is seen through MariaDB's `disks`
+/// plugin, installed here when missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn min_free_disk_holds_the_copy_while_the_disk_is_short() {
+    let _exclusive = LOAD.write().await;
+    let mut conn = client(&primary()).await;
+    ensure_plugin(&mut conn, "DISKS", "disks").await;
+    let datadir: String = conn.query_first("SELECT @@datadir").await.unwrap().unwrap();
+    let free: u64 = conn
+        .exec_first(
+            "SELECT Available * 1024 FROM information_schema.DISKS WHERE ? LIKE CONCAT(Path, '%') ORDER BY LENGTH(Path) DESC LIMIT 1",
+            (&datadir,),
+        )
+        .await
+        .unwrap()
+        .expect("no disk holds the data directory");
+    let db = setup(&mut conn, "minfreedisk").await;
+    let socket = std::env::temp_dir().join(format!("{db}.sock"));
+    let mut config = throttled_config(&db);
+    config.throttle.min_free_disk = Some(free + (1 << 40));
+    config.serve.socket_file = Some(socket.clone());
+    let stop = config.stop.clone();
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    assert_nothing_copied_for(&mut conn, &db, Duration::from_millis(1000), &mut migration).await;
+    let reason = status(&socket).await["throttled"].to_string();
+    assert!(reason.contains("min-free-disk"), "{reason}");
+    stop.panic("test done");
+    let result = tokio::time::timeout(Duration::from_secs(30), migration)
+        .await
+        .expect("the run did not stop")
+        .unwrap();
+    assert!(
+        matches!(result, Err(shadowcut::Error::Panicked { .. })),
+        "{result:?}"
+    );
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+}

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::copy::Copier;
 use crate::error::{Result, SqlContext};
+use crate::inspect::disk;
 use crate::server::{self, ConnectConfig};
 use crate::shadow::ShadowNames;
 
@@ -76,18 +77,11 @@ pub async fn estimate(
     } else {
         rows_estimate
     };
-    let sizes: Option<(Option<u64>, Option<u64>)> = conn
-        .exec_first(
-            "SELECT DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&names.database, &names.original),
-        )
-        .await
-        .context(|| format!("reading the size of {table}"))?;
-    let (data, index) = sizes.unwrap_or_default();
-    impact.table_bytes = data.unwrap_or(0) + index.unwrap_or(0);
-    impact.binlog_bytes = data.unwrap_or(0);
+    let needed = disk::needed(conn, names).await?;
+    impact.table_bytes = needed.table_bytes;
+    impact.binlog_bytes = needed.binlog_bytes;
     impact.binlog_retention_s = binlog_retention(conn).await?;
-    impact.free_disk_bytes = free_disk(conn).await;
+    impact.free_disk_bytes = disk::free_bytes(conn).await;
 
     let (sample_rows, took) = copier
         .sample(conn, SAMPLE_ROWS.min(impact.rows.max(1)))
@@ -110,7 +104,7 @@ pub async fn estimate(
         }
     }
     if let Some(free) = impact.free_disk_bytes {
-        let needed = impact.table_bytes + impact.binlog_bytes;
+        let needed = needed.total();
         if free < needed {
             impact.warnings.push(format!(
                 "the data directory has {free} bytes free; the new table and the binlog need about {needed}"
@@ -146,22 +140,6 @@ async fn binlog_retention(conn: &mut Conn) -> Result<Option<u64>> {
         (_, Some(d)) => Some(d),
         (s, None) => s,
     })
-}
-
-/// Free bytes of the disk holding the data directory, from MariaDB's
-/// `information_schema.DISKS` (a plugin; absent elsewhere).
-async fn free_disk(conn: &mut Conn) -> Option<u64> {
-    let datadir: String = conn.query_first("SELECT @@datadir").await.ok()??;
-    let disks: Vec<(String, u64)> = conn
-        .query("SELECT Path, Available * 1024 FROM information_schema.DISKS")
-        .await
-        .ok()?;
-    // The longest mount path that holds the data directory.
-    disks
-        .into_iter()
-        .filter(|(path, _)| datadir.starts_with(path.as_str()))
-        .max_by_key(|(path, _)| path.len())
-        .map(|(_, free)| free)
 }
 
 async fn replica_lag(replica: &ConnectConfig, dialect: server::Dialect) -> Option<u64> {

@@ -5,6 +5,7 @@
 //! again when they refuse.
 
 pub mod alter;
+pub mod disk;
 pub mod impact;
 pub mod keys;
 pub mod privileges;

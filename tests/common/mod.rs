@@ -101,6 +101,24 @@ pub async fn simple_table(conn: &mut Conn, prefix: &str, rows: i64) -> String {
     db
 }
 
+/// Installs the server plugin `name` from `soname` unless it is there
+/// (plugins ship with Debian's mariadb-server; installing one is not
+/// replicated).
+pub async fn ensure_plugin(conn: &mut Conn, name: &str, soname: &str) {
+    let installed: Option<String> = conn
+        .exec_first(
+            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = ?",
+            (name,),
+        )
+        .await
+        .unwrap();
+    if installed.is_none() {
+        conn.query_drop(format!("INSTALL SONAME '{soname}'"))
+            .await
+            .unwrap();
+    }
+}
+
 /// Tables of a database.
 pub async fn tables(conn: &mut Conn, db: &str) -> Vec<String> {
     conn.exec("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", (db,))
