@@ -18,7 +18,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use tokio::sync::watch;
 
-use crate::error::{is_lock_busy, server_code, Error, Result};
+use crate::error::{is_connection_lost, is_lock_busy, server_code, Error, Result};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyPart, KeyValue, SharedKey, Side};
@@ -480,6 +480,15 @@ impl Applier {
                 Err(e) => {
                     if let (Some(1062), mysql_async::Error::Server(s)) = (server_code(&e), &e) {
                         return Ok(Outcome::Conflict(s.message.clone()));
+                    }
+                    if is_connection_lost(&e) {
+                        return Err(Error::Sql {
+                            context: format!(
+                                "applying changes to {}",
+                                self.names.q(&self.names.ghost)
+                            ),
+                            source: e,
+                        });
                     }
                     return Err(Error::Apply {
                         table: self.table(),
@@ -1041,6 +1050,30 @@ pub struct ApplyStats {
     pub parallel_generations: AtomicU64,
 }
 
+/// How the apply loop opens its connections again when one is lost.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    /// The session settings of the applier's connections.
+    pub connect: crate::server::ConnectConfig,
+    /// Times in a row a lost connection is opened again before the loop
+    /// fails (`--default-retries`).
+    pub retries: u32,
+}
+
+impl Reconnect {
+    /// Replaces `conn` and every helper with fresh sessions (which of them
+    /// was lost is not known); one that cannot be opened stays as it was,
+    /// and fails the next try.
+    async fn reopen(&self, conn: &mut Conn, helpers: &mut [Conn]) {
+        for c in std::iter::once(conn).chain(helpers.iter_mut()) {
+            match crate::server::connect_session(&self.connect).await {
+                Ok(fresh) => *c = fresh,
+                Err(e) => tracing::warn!(error = %e, "reopening an applier connection failed"),
+            }
+        }
+    }
+}
+
 /// The background task that keeps applying the buffer to the new table
 /// until stopped. The cut-over stops it and drains the rest itself.
 pub struct ApplyLoop {
@@ -1067,6 +1100,7 @@ impl ApplyLoop {
         tail: Arc<TailShared>,
         stats: Arc<ApplyStats>,
         throttle: Arc<Throttle>,
+        reconnect: Reconnect,
     ) -> ApplyLoop {
         let (stop, mut stopped) = watch::channel(false);
         let (marker_tx, applied_marker) = watch::channel(0u64);
@@ -1074,6 +1108,7 @@ impl ApplyLoop {
             let mut conflict_since: Option<Instant> = None;
             let mut last_position_write = Instant::now();
             let mut unrecorded: Option<BinlogPosition> = None;
+            let mut lost = 0u32;
             loop {
                 if *stopped.borrow() {
                     break;
@@ -1115,15 +1150,32 @@ impl ApplyLoop {
                     }
                 } else {
                     let count = batch.changes.len() as u64;
-                    let outcome = if parallel && batch.changes.len() > BATCH_KEYS {
+                    // Kept to go back into the buffer if a connection is lost.
+                    let taken = batch.changes.clone();
+                    let applied = if parallel && batch.changes.len() > BATCH_KEYS {
                         stats.parallel_generations.fetch_add(1, Ordering::Relaxed);
                         applier
                             .apply_generation(&mut conn, &mut helpers, &tail, batch.changes)
-                            .await?
+                            .await
                     } else {
                         applier
                             .apply_explained(&mut conn, &tail, batch.changes)
-                            .await?
+                            .await
+                    };
+                    let outcome = match applied {
+                        Ok(outcome) => {
+                            lost = 0;
+                            outcome
+                        }
+                        Err(e) if e.is_connection_lost() && lost < reconnect.retries => {
+                            lost += 1;
+                            tracing::warn!(error = %e, attempt = lost, "an applier connection was lost; reconnecting");
+                            lock(&tail.buffer).requeue(taken);
+                            tokio::time::sleep(crate::table_lock::retry_delay(lost)).await;
+                            reconnect.reopen(&mut conn, &mut helpers).await;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
                     };
                     match outcome {
                         Ok(deferred) => {

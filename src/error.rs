@@ -211,6 +211,15 @@ impl Error {
         })
     }
 
+    /// True when the connection of the failed statement was lost (see
+    /// [`is_connection_lost`]).
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Sql { source, .. } | Error::Connect { source, .. } => is_connection_lost(source),
+            _ => false,
+        }
+    }
+
     /// The server error code, when this error wraps a server error.
     pub fn server_code(&self) -> Option<u16> {
         match self {
@@ -233,6 +242,26 @@ pub fn server_code(err: &mysql_async::Error) -> Option<u16> {
 /// deadlock (1213). The statement (and its transaction) rolled back;
 /// retrying, smaller or later, is safe.
 pub const LOCK_BUSY_CODES: [u16; 3] = [1205, 1213, 3572];
+
+/// Server errors that end the connection: killed (MariaDB 1927, MySQL's
+/// `KILL` 1317 arrives as a lost connection), the server shutting down
+/// (1053), and the client's "gone away" and "lost" (2006, 2013).
+pub const CONNECTION_LOST_CODES: [u16; 4] = [1053, 1927, 2006, 2013];
+
+/// True when a statement failed because its connection went away (a
+/// network fault, a `KILL`, a server restart): the statement may or may not
+/// have run, and the connection must be opened again.
+pub fn is_connection_lost(err: &mysql_async::Error) -> bool {
+    match err {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Driver(d) => matches!(
+            d,
+            mysql_async::DriverError::ConnectionClosed | mysql_async::DriverError::PoolDisconnected
+        ),
+        mysql_async::Error::Server(s) => CONNECTION_LOST_CODES.contains(&s.code),
+        _ => false,
+    }
+}
 
 /// True when a statement failed for a lock (see [`LOCK_BUSY_CODES`]).
 pub fn is_lock_busy(err: &mysql_async::Error) -> bool {

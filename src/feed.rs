@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use mysql_async::Conn;
 
-use crate::apply::{self, Applier, ApplyLoop, ApplyStats, DrainFailure};
+use crate::apply::{self, Applier, ApplyLoop, ApplyStats, DrainFailure, Reconnect};
 use crate::checksum::ApplyControl;
 use crate::copy::CatchUp;
 use crate::error::{Error, Result};
@@ -55,32 +55,39 @@ pub struct ChangeFeed {
     throttle: Arc<Throttle>,
     marker_conn: Conn,
     next_marker: u64,
+    reconnect: Reconnect,
 }
 
 impl ChangeFeed {
-    /// Starts the apply loop on `apply_conn` (and `helpers`, for batches
-    /// in parallel) over what `tail` reads; `marker_conn` writes the sync
-    /// markers of [`ChangeFeed::flush`]. Nothing is applied while
-    /// `throttle` holds.
-    pub fn start(
+    /// Starts the apply loop over what `tail` reads, on its own session
+    /// and `helpers` more (for batches in parallel), opened with
+    /// `reconnect`'s settings like the one that writes the sync markers of
+    /// [`ChangeFeed::flush`]. Nothing is applied while `throttle` holds.
+    pub async fn start(
         tail: Tail,
         applier: Applier,
-        apply_conn: Conn,
-        helpers: Vec<Conn>,
-        marker_conn: Conn,
+        helpers: usize,
         apply_stats: Arc<ApplyStats>,
         throttle: Arc<Throttle>,
-    ) -> ChangeFeed {
+        reconnect: Reconnect,
+    ) -> Result<ChangeFeed> {
         let numbered_from = tail.shared().numbered_from;
+        let apply_conn = crate::server::connect_session(&reconnect.connect).await?;
+        let mut helper_conns = Vec::with_capacity(helpers);
+        for _ in 0..helpers {
+            helper_conns.push(crate::server::connect_session(&reconnect.connect).await?);
+        }
+        let marker_conn = crate::server::connect_session(&reconnect.connect).await?;
         let apply = ApplyLoop::start(
             apply_conn,
-            helpers,
+            helper_conns,
             applier.clone(),
             Arc::clone(tail.shared()),
             Arc::clone(&apply_stats),
             Arc::clone(&throttle),
+            reconnect.clone(),
         );
-        ChangeFeed {
+        Ok(ChangeFeed {
             tail,
             apply: Some(apply),
             idle_helpers: Vec::new(),
@@ -89,7 +96,8 @@ impl ChangeFeed {
             throttle,
             marker_conn,
             next_marker: numbered_from,
-        }
+            reconnect,
+        })
     }
 
     fn table(&self) -> String {
@@ -187,6 +195,7 @@ impl ChangeFeed {
             Arc::clone(self.tail.shared()),
             Arc::clone(&self.apply_stats),
             Arc::clone(&self.throttle),
+            self.reconnect.clone(),
         ));
     }
 

@@ -623,6 +623,7 @@ impl Run<'_> {
                 sizer: ChunkSizer::new(self.config.chunk_size, self.config.chunk_time),
                 nice_ratio: self.config.nice_ratio,
                 threads: self.config.copy_threads,
+                retries: self.config.default_retries,
             },
             self.config.failpoints.clone(),
         );
@@ -1063,22 +1064,23 @@ impl Run<'_> {
         );
         let mut heartbeat =
             Some(Heartbeat::start(&connect, names.clone(), config.heartbeat_interval).await?);
-        let apply_conn = server::connect_session(&connect).await?;
-        let mut apply_helpers = Vec::new();
-        if plan.key.rows_are_distinct_by_bytes() {
-            for _ in 1..config.apply_threads.max(1) {
-                apply_helpers.push(server::connect_session(&connect).await?);
-            }
-        }
+        let apply_helpers = if plan.key.rows_are_distinct_by_bytes() {
+            config.apply_threads.max(1) - 1
+        } else {
+            0
+        };
         let mut feed = ChangeFeed::start(
             tail,
             applier.clone(),
-            apply_conn,
             apply_helpers,
-            server::connect_session(&connect).await?,
             Arc::clone(&sources.apply),
             Arc::clone(&sources.throttle),
-        );
+            crate::apply::Reconnect {
+                connect: connect.clone(),
+                retries: config.default_retries,
+            },
+        )
+        .await?;
 
         let mut backlog_at_swap = 0;
         let mut replication_stopped = false;

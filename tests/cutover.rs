@@ -49,16 +49,7 @@ fn load(
     stop: &Arc<AtomicBool>,
     rows: u64,
 ) -> (Arc<LoadStats>, Vec<tokio::task::JoinHandle<()>>) {
-    start_mirrored_load(
-        primary(),
-        db.to_string(),
-        "t".into(),
-        "control".into(),
-        writers,
-        stop.clone(),
-        Duration::from_secs(120),
-        move |rng| churn_transaction(rng, rows),
-    )
+    load_t_and_control(db, writers, stop, move |rng| churn_transaction(rng, rows))
 }
 
 async fn assert_matches_control(conn: &mut Conn, db: &str) {

@@ -235,16 +235,8 @@ async fn a_killed_binlog_connection_is_reopened_where_it_stopped() {
     .await
     .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (stats, writers) = start_mirrored_load(
-        primary(),
-        db.clone(),
-        "t".into(),
-        "control".into(),
-        3,
-        stop.clone(),
-        Duration::from_secs(120),
-        |rng| mirrored_write(rng, ROWS as u64),
-    );
+    let (stats, writers) =
+        load_t_and_control(&db, 3, &stop, |rng| mirrored_write(rng, ROWS as u64));
     let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.failpoints.chunk_delay = Some(Duration::from_millis(40));
     let killer = {
@@ -359,4 +351,96 @@ async fn sighup_stops_at_a_resumable_point_and_resume_finishes() {
         .await
         .unwrap();
     assert_eq!(migrated, Some(500));
+}
+
+/// Kills, in turn, a connection seen running a statement that starts with
+/// one of each group of `prefixes`, while `run` goes on; returns how many
+/// were killed.
+async fn kill_statements_of<T>(
+    prefixes: &[&[String]],
+    run: &tokio::task::JoinHandle<T>,
+    within: Duration,
+) -> usize {
+    let mut conn = client(&primary()).await;
+    let deadline = std::time::Instant::now() + within;
+    let mut killed = 0;
+    for group in prefixes {
+        let matches = vec!["INFO LIKE ?"; group.len()].join(" OR ");
+        let params: Vec<String> = group.iter().map(|p| format!("{p}%")).collect();
+        while std::time::Instant::now() < deadline && !run.is_finished() {
+            let id: Option<u64> = conn
+                .exec_first(
+                    format!("SELECT ID FROM information_schema.PROCESSLIST WHERE ({matches}) AND ID <> CONNECTION_ID() LIMIT 1"),
+                    params.clone(),
+                )
+                .await
+                .unwrap();
+            if let Some(id) = id {
+                if conn
+                    .query_drop(format!("KILL CONNECTION {id}"))
+                    .await
+                    .is_ok()
+                {
+                    killed += 1;
+                }
+                break;
+            }
+        }
+    }
+    killed
+}
+
+/// A copy worker's and the applier's connections are killed mid-run under
+/// the mirrored write load: each is opened again and its work done again
+/// (a chunk copied again with IGNORE, a batch's keys put back in the
+/// buffer). The table ends equal to the control, the checksum repairs
+/// nothing. With `--default-retries 0` the same kill fails the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_worker_connections_are_opened_again() {
+    let _serial = SERIAL.lock().await;
+    for retries in [10, 0] {
+        let mut conn = client(&primary()).await;
+        let db = churn_tables(&mut conn, "killworker", 8000).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (_stats, writers) =
+            load_t_and_control(&db, 3, &stop, |rng| churn_transaction(rng, 8000));
+        let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 7");
+        config.default_retries = retries;
+        config.failpoints.chunk_delay = Some(Duration::from_millis(20));
+        let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+        let ghost = format!("`{db}`.`_t_gho`");
+        let copy = [format!("INSERT IGNORE INTO {ghost}")];
+        let apply = [
+            format!("DELETE FROM {ghost}"),
+            format!("INSERT INTO {ghost}"),
+        ];
+        let killed =
+            kill_statements_of(&[&copy, &apply], &migration, Duration::from_secs(30)).await;
+        let result = tokio::time::timeout(Duration::from_secs(120), migration)
+            .await
+            .expect("the migration did not end")
+            .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in writers {
+            w.await.expect("a writer failed");
+        }
+        if retries == 0 {
+            // The first kill ends the run: nothing is left to kill.
+            assert!(killed >= 1, "no connection was found to kill");
+            assert!(result.is_err(), "survived the kill without retries");
+            continue;
+        }
+        assert_eq!(killed, 2, "both connections were found and killed");
+        let summary =
+            result.unwrap_or_else(|e| panic!("the migration did not survive the kills: {e}"));
+        let checksum = summary.checksum.as_ref().expect("the checksum ran");
+        assert_eq!(
+            (checksum.mismatches, checksum.repaired),
+            (0, 0),
+            "{summary:?}"
+        );
+        let migrated = rows(&mut conn, &db, "t", "id, a, b", "id").await;
+        let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
+        assert_same_rows(&migrated, &control, "migrated table vs control");
+    }
 }

@@ -16,24 +16,6 @@ use mysql_async::Conn;
 
 const ALTER: &str = "ADD COLUMN extra INT NOT NULL DEFAULT 7, ADD INDEX a_b (a, b)";
 
-/// `t` and `control` with `rows` identical rows.
-async fn setup(conn: &mut Conn, prefix: &str, rows: i64) -> String {
-    let db = fresh_database(conn, prefix).await;
-    for table in ["t", "control"] {
-        conn.query_drop(format!(
-            "CREATE TABLE `{db}`.`{table}` (id INT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(30) NULL) ENGINE=InnoDB"
-        ))
-        .await
-        .unwrap();
-        conn.query_drop(format!(
-            "INSERT INTO `{db}`.`{table}` SELECT seq, seq % 97, CONCAT('r', seq) FROM `{db}`.seq_1_to_{rows}"
-        ))
-        .await
-        .unwrap();
-    }
-    db
-}
-
 /// Starts the binary on `t` with `failpoints` and `extra` arguments.
 fn start_binary(db: &str, failpoints: &str, extra: &[&str]) -> tokio::process::Child {
     let mut args = vec!["--execute", "--chunk-size", "50", "--no-discover-replicas"];
@@ -155,17 +137,7 @@ async fn resume_and_check(
 }
 
 fn load(db: &str, stop: &Arc<AtomicBool>, rows: u64) -> Vec<tokio::task::JoinHandle<()>> {
-    start_mirrored_load(
-        primary(),
-        db.to_string(),
-        "t".into(),
-        "control".into(),
-        3,
-        stop.clone(),
-        Duration::from_secs(150),
-        move |rng| churn_transaction(rng, rows),
-    )
-    .1
+    load_t_and_control(db, 3, stop, move |rng| churn_transaction(rng, rows)).1
 }
 
 /// Killed mid-copy: the resumed run keeps what was copied below the
@@ -173,7 +145,7 @@ fn load(db: &str, stop: &Arc<AtomicBool>, rows: u64) -> Vec<tokio::task::JoinHan
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_mid_copy_and_resumed() {
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "resumecopy", 4000).await;
+    let db = churn_tables(&mut conn, "resumecopy", 4000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&db, &stop, 4000);
     let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
@@ -198,7 +170,7 @@ async fn killed_mid_copy_and_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_mid_copy_then_resumed() {
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "resumeterm", 4000).await;
+    let db = churn_tables(&mut conn, "resumeterm", 4000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&db, &stop, 4000);
     let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
@@ -230,7 +202,7 @@ async fn sigterm_mid_copy_then_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_after_the_copy_and_resumed() {
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "resumeapply", 1500).await;
+    let db = churn_tables(&mut conn, "resumeapply", 1500).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&db, &stop, 1500);
     kill_after_the_copy(&mut conn, &db, "apply_delay_ms=5", true).await;
@@ -243,7 +215,7 @@ async fn killed_after_the_copy_and_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_the_cut_over_and_resumed() {
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "resumecut", 1000).await;
+    let db = churn_tables(&mut conn, "resumecut", 1000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&db, &stop, 1000);
     let mut child = start_binary(&db, "lock_delay_ms=3000", &[]);
@@ -266,7 +238,7 @@ async fn killed_during_the_cut_over_and_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resume_refuses_what_it_cannot_continue() {
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "resumerefuse", 300).await;
+    let db = churn_tables(&mut conn, "resumerefuse", 300).await;
     let mut nothing = config(&db, "t", ALTER);
     nothing.resume = true;
     match shadowcut::run(&nothing).await {

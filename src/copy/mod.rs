@@ -173,6 +173,9 @@ pub struct Pace {
     pub nice_ratio: f64,
     /// Chunks copied at once.
     pub threads: usize,
+    /// Times a worker's lost connection is opened again, in a row, before
+    /// the copy fails (`--default-retries`).
+    pub retries: u32,
 }
 
 /// A chunk handed back by its worker.
@@ -392,7 +395,9 @@ impl Copier {
                 dispatched_upper = chunk.upper.clone();
                 frontier.dispatch(chunk.upper.as_ref());
                 if let Some(worker) = idle.pop() {
-                    in_flight.push(self.copy_range(worker, dispatched, chunk, size, stats, stop));
+                    in_flight.push(
+                        self.copy_range(worker, connect, dispatched, chunk, size, stats, stop),
+                    );
                     dispatched += 1;
                 }
             }
@@ -442,7 +447,8 @@ impl Copier {
                         });
                     }
                     sync.catch_up().await?;
-                    in_flight.push(self.copy_range(worker, index, chunk, size, stats, stop));
+                    in_flight
+                        .push(self.copy_range(worker, connect, index, chunk, size, stats, stop));
                 }
             }
         }
@@ -454,16 +460,37 @@ impl Copier {
     /// again at half the size, down to the busy row alone, which waits out
     /// its writer; the rest of the chunk follows. `took` is the chunk's
     /// time when nothing disturbed it, for the sizer.
+    /// Copies one chunk on `conn`; a lost connection is opened again (at
+    /// most [`Pace::retries`] times in a row) and the chunk copied again,
+    /// which is harmless: the copy inserts with IGNORE, and a row already
+    /// there counts as copied.
+    #[allow(clippy::too_many_arguments)]
     async fn copy_range(
         &self,
         mut conn: Conn,
+        connect: &ConnectConfig,
         index: u64,
         chunk: Chunk,
         size: u64,
         stats: &Arc<CopyStats>,
         stop: &Stop,
     ) -> RangeDone {
-        let outcome = self.copy_parts(&mut conn, &chunk, size, stats, stop).await;
+        let mut lost = 0;
+        let outcome = loop {
+            let outcome = self.copy_parts(&mut conn, &chunk, size, stats, stop).await;
+            match outcome {
+                Err(e) if e.is_connection_lost() && lost < self.pace.retries => {
+                    lost += 1;
+                    tracing::warn!(error = %e, attempt = lost, "a copy connection was lost; reconnecting");
+                    tokio::time::sleep(crate::table_lock::retry_delay(lost)).await;
+                    match crate::server::connect_session(connect).await {
+                        Ok(fresh) => conn = fresh,
+                        Err(e) => tracing::warn!(error = %e, "reopening a copy connection failed"),
+                    }
+                }
+                outcome => break outcome,
+            }
+        };
         RangeDone {
             conn,
             index,

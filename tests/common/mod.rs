@@ -231,6 +231,25 @@ pub struct LoadStats {
 /// the migrated table and on the control table.
 pub type Statement = (String, Vec<Value>);
 
+/// A database with `t` and `control`, both `(id INT PRIMARY KEY, a INT,
+/// b VARCHAR)` holding the same `rows` rows, for [`churn_transaction`].
+pub async fn churn_tables(conn: &mut Conn, prefix: &str, rows: i64) -> String {
+    let db = fresh_database(conn, prefix).await;
+    for table in ["t", "control"] {
+        conn.query_drop(format!(
+            "CREATE TABLE `{db}`.`{table}` (id INT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(30) NULL) ENGINE=InnoDB"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.`{table}` SELECT seq, seq % 97, CONCAT('r', seq) FROM `{db}`.seq_1_to_{rows}"
+        ))
+        .await
+        .unwrap();
+    }
+    db
+}
+
 /// One transaction of a churning load on `(id INT PRIMARY KEY, a INT,
 /// b VARCHAR)` over about `rows` keys: an upsert, an update or a delete.
 pub fn churn_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
@@ -302,6 +321,29 @@ where
         })
         .collect();
     (stats, handles)
+}
+
+/// [`start_mirrored_load`] on `t` and `control` of `db` on the primary,
+/// for at most two minutes.
+pub fn load_t_and_control<F>(
+    db: &str,
+    writers: u64,
+    stop: &Arc<AtomicBool>,
+    make: F,
+) -> (Arc<LoadStats>, Vec<tokio::task::JoinHandle<()>>)
+where
+    F: Fn(&mut Rng) -> Vec<Statement> + Send + Sync + 'static,
+{
+    start_mirrored_load(
+        primary(),
+        db.to_string(),
+        "t".into(),
+        "control".into(),
+        writers,
+        stop.clone(),
+        Duration::from_secs(120),
+        make,
+    )
 }
 
 /// Runs `stmts` on `table` and then `control`, statement by statement, in
