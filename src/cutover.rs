@@ -159,7 +159,11 @@ impl CutOver<'_> {
             // A session that holds the table in a long transaction would
             // keep the RENAME, and every client queued behind it, waiting:
             // the attempt is not made while one does.
-            let outcome = match self.long_holder(control).await {
+            let holder = match self.backup_in_progress(control).await {
+                Some(backup) => Some(backup),
+                None => self.long_holder(control).await,
+            };
+            let outcome = match holder {
                 Some(holder) => Attempt::Retry(holder),
                 None => {
                     let mut drain = feed.pause().await?;
@@ -227,6 +231,20 @@ impl CutOver<'_> {
                 "connection {id} has held the table for {} s (an open transaction?): not locking behind it",
                 seconds.unwrap_or(0)
             )
+        })
+    }
+
+    /// A running backup (`BACKUP STAGE`, `FLUSH TABLES WITH READ LOCK`,
+    /// `LOCK INSTANCE FOR BACKUP`) as a reason not to attempt: the RENAME
+    /// would wait for it with every client queued behind. `None` also when
+    /// the server does not show metadata locks.
+    async fn backup_in_progress(&self, control: &mut Conn) -> Option<String> {
+        let holders: Vec<(u64, String)> = control
+            .query(self.dialect.backup_holders_sql())
+            .await
+            .ok()?;
+        holders.first().map(|(id, what)| {
+            format!("connection {id} is taking a backup ({what}): not locking during it")
         })
     }
 

@@ -228,6 +228,31 @@ impl Dialect {
         }
     }
 
+    /// Sessions taking a backup that a RENAME would queue behind (and every
+    /// client with it): MariaDB's `BACKUP STAGE` and `FLUSH TABLES WITH
+    /// READ LOCK` hold the backup lock in these modes (every DML holds it
+    /// too, in `MDL_BACKUP_DML`, which is no backup); MySQL's `LOCK
+    /// INSTANCE FOR BACKUP` and `FLUSH TABLES WITH READ LOCK` hold the
+    /// backup or the global lock shared. Returns (connection, what).
+    pub fn backup_holders_sql(&self) -> &'static str {
+        match self.flavor {
+            Flavor::MariaDb => {
+                "SELECT THREAD_ID, LOCK_MODE FROM information_schema.METADATA_LOCK_INFO \
+                 WHERE LOCK_TYPE = 'Backup lock' AND LOCK_MODE IN ('MDL_BACKUP_START', \
+                 'MDL_BACKUP_FLUSH', 'MDL_BACKUP_WAIT_FLUSH', 'MDL_BACKUP_WAIT_DDL', \
+                 'MDL_BACKUP_WAIT_COMMIT', 'MDL_BACKUP_FTWRL1', 'MDL_BACKUP_FTWRL2', \
+                 'MDL_BACKUP_BLOCK_DDL')"
+            }
+            Flavor::MySql => {
+                "SELECT th.PROCESSLIST_ID, m.OBJECT_TYPE \
+                 FROM performance_schema.metadata_locks m \
+                 JOIN performance_schema.threads th ON th.THREAD_ID = m.OWNER_THREAD_ID \
+                 WHERE m.OBJECT_TYPE IN ('BACKUP LOCK', 'GLOBAL') AND m.LOCK_TYPE = 'SHARED' \
+                 AND m.LOCK_STATUS = 'GRANTED'"
+            }
+        }
+    }
+
     /// Statements that stop and start a replica's SQL thread.
     pub fn replica_sql_thread_sql(&self) -> (&'static str, &'static str) {
         if self.mysql_at_least((8, 0, 22)) {
@@ -562,6 +587,7 @@ mod tests {
         assert_eq!(d.all_replica_status_sql(), "SHOW ALL SLAVES STATUS");
         assert_eq!(d.replica_hosts_sql(), "SHOW SLAVE HOSTS");
         assert!(d.long_table_holders_sql().contains("METADATA_LOCK_INFO"));
+        assert!(d.backup_holders_sql().contains("MDL_BACKUP_FTWRL2"));
         assert_eq!(d.share_lock_clause(), "LOCK IN SHARE MODE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "LOCK IN SHARE MODE");
         assert_eq!(
@@ -598,6 +624,7 @@ mod tests {
         assert!(d
             .long_table_holders_sql()
             .contains("performance_schema.metadata_locks"));
+        assert!(d.backup_holders_sql().contains("'BACKUP LOCK'"));
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
         assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));

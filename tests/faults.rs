@@ -110,9 +110,13 @@ async fn open_transaction_on(db: &str) -> (mysql_async::Conn, u32) {
     (holder, id)
 }
 
-/// Migrates `db`.`t` (1 s lock timeout, 3 attempts) while a client writes
-/// every 20 ms; the outcome and the client's longest wait.
-async fn cut_over_next_to_a_writer(db: &str) -> (shadowcut::Result<shadowcut::Summary>, Duration) {
+/// Migrates `db`.`t` (1 s lock timeout, 3 attempts, the cut-over
+/// postponed while `postpone` exists) while a client writes every 20 ms;
+/// the outcome and the client's longest wait.
+async fn cut_over_next_to_a_writer(
+    db: &str,
+    postpone: Option<std::path::PathBuf>,
+) -> (shadowcut::Result<shadowcut::Summary>, Duration) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probe = {
         let (db, stop) = (db.to_string(), stop.clone());
@@ -133,6 +137,7 @@ async fn cut_over_next_to_a_writer(db: &str) -> (shadowcut::Result<shadowcut::Su
     let mut config = config(db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.cut_over_lock_timeout = Duration::from_secs(1);
     config.cut_over_attempts = 3;
+    config.postpone_cut_over_flag_file = postpone;
     let result = tokio::time::timeout(Duration::from_secs(90), shadowcut::run(&config))
         .await
         .expect("the cut-over did not give up");
@@ -151,7 +156,7 @@ async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
     let mut conn = client(&primary()).await;
     let db = simple_table(&mut conn, "longtrx", 500).await;
     let (mut holder, _) = open_transaction_on(&db).await;
-    let (result, longest) = cut_over_next_to_a_writer(&db).await;
+    let (result, longest) = cut_over_next_to_a_writer(&db, None).await;
     holder.query_drop("ROLLBACK").await.unwrap();
     let err = result.expect_err("the transaction holds the table through every attempt");
     assert_eq!(err.exit_code(), shadowcut::ExitCode::CutOver, "{err}");
@@ -172,30 +177,79 @@ async fn a_long_transaction_never_makes_clients_wait_past_the_timeout() {
 async fn a_visible_long_transaction_is_not_locked_behind() {
     let _serial = SERIAL.lock().await;
     let mut conn = client(&primary()).await;
-    let installed: Option<String> = conn
-        .query_first("SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'")
-        .await
-        .unwrap();
-    let _uninstall = installed.is_none().then(|| cli::SqlOnDrop {
-        config: primary(),
-        statements: vec!["UNINSTALL SONAME 'metadata_lock_info'".into()],
-    });
-    if installed.is_none() {
-        conn.query_drop("INSTALL SONAME 'metadata_lock_info'")
-            .await
-            .unwrap();
-    }
+    let _uninstall = show_metadata_locks(&mut conn).await;
     let db = simple_table(&mut conn, "visibletrx", 500).await;
     let (mut holder, holder_id) = open_transaction_on(&db).await;
     // The transaction must be older than the lock timeout to count.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (result, longest) = cut_over_next_to_a_writer(&db).await;
+    let (result, longest) = cut_over_next_to_a_writer(&db, None).await;
     holder.query_drop("ROLLBACK").await.unwrap();
     let err = result.expect_err("the transaction holds the table through every attempt");
     assert_eq!(err.exit_code(), shadowcut::ExitCode::CutOver, "{err}");
     assert!(
         err.to_string()
             .contains(&format!("connection {holder_id} has held the table")),
+        "{err}"
+    );
+    assert!(
+        longest < Duration::from_millis(500),
+        "a client waited {longest:?} although no attempt locked"
+    );
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+}
+
+/// Installs MariaDB's `metadata_lock_info` plugin for the test's length
+/// when it is missing (the guard uninstalls it).
+async fn show_metadata_locks(conn: &mut mysql_async::Conn) -> Option<cli::SqlOnDrop> {
+    let installed: Option<String> = conn
+        .query_first("SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO'")
+        .await
+        .unwrap();
+    if installed.is_some() {
+        return None;
+    }
+    conn.query_drop("INSTALL SONAME 'metadata_lock_info'")
+        .await
+        .unwrap();
+    Some(cli::SqlOnDrop {
+        config: primary(),
+        statements: vec!["UNINSTALL SONAME 'metadata_lock_info'".into()],
+    })
+}
+
+/// A backup in progress (`BACKUP STAGE`) would hold the swap's RENAME and
+/// every client behind it: where the server shows metadata locks, the
+/// cut-over does not lock while it runs, clients never queue, and the run
+/// gives up after its attempts naming the backup, the original untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_backup_is_not_locked_behind() {
+    let _serial = SERIAL.lock().await;
+    let mut conn = client(&primary()).await;
+    let _uninstall = show_metadata_locks(&mut conn).await;
+    let db = simple_table(&mut conn, "backup", 500).await;
+    let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&postpone, b"").unwrap();
+    // The backup starts once the copy is done (a later stage would block
+    // the run's own DDL as well), then the cut-over is released.
+    let backup = {
+        let (db, postpone) = (db.clone(), postpone.clone());
+        tokio::spawn(async move {
+            let mut c = client(&primary()).await;
+            wait_for_copy_complete(&mut c, &db, "t").await;
+            c.query_drop("BACKUP STAGE START").await.unwrap();
+            std::fs::remove_file(&postpone).unwrap();
+            c
+        })
+    };
+    let (result, longest) = cut_over_next_to_a_writer(&db, Some(postpone)).await;
+    let mut backup = backup.await.unwrap();
+    let backup_id = backup.id();
+    backup.query_drop("BACKUP STAGE END").await.unwrap();
+    let err = result.expect_err("the backup runs through every attempt");
+    assert_eq!(err.exit_code(), shadowcut::ExitCode::CutOver, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("connection {backup_id} is taking a backup")),
         "{err}"
     );
     assert!(
