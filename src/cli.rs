@@ -234,8 +234,8 @@ pub struct Args {
     /// Continue a migration of the same table with the same ALTER that was
     /// killed (kill -9, a crash, a lost server): the new table and the
     /// changelog it left are checked, rows copied are kept, and the binlog
-    /// is read again from the last recorded checkpoint.
-    #[arg(long, help_heading = "Cut-over")]
+    /// is read again from the last recorded checkpoint. Needs --execute.
+    #[arg(long, help_heading = "Cut-over", requires = "execute")]
     pub resume: bool,
     /// Drop `_<table>_del` left by an earlier run (only when it carries
     /// shadowcut's marker).

@@ -298,6 +298,11 @@ pub async fn run(config: &Config) -> Result<Summary> {
             )
         })?;
     let run_id = shadow::new_run_id();
+    if config.resume && !config.execute {
+        return Err(Error::Usage(
+            "--resume continues a migration: it needs --execute".into(),
+        ));
+    }
     if let Some(dir) = config.hooks_path.as_ref().filter(|d| !d.is_dir()) {
         return Err(Error::Usage(format!(
             "--hooks-path {} is not a directory",

@@ -239,6 +239,13 @@ async fn killed_during_the_cut_over_and_resumed() {
 async fn resume_refuses_what_it_cannot_continue() {
     let mut conn = client(&primary()).await;
     let db = churn_tables(&mut conn, "resumerefuse", 300).await;
+    let mut dry = config(&db, "t", ALTER);
+    dry.resume = true;
+    dry.execute = false;
+    assert!(
+        matches!(shadowcut::run(&dry).await, Err(shadowcut::Error::Usage(_))),
+        "--resume without --execute"
+    );
     let mut nothing = config(&db, "t", ALTER);
     nothing.resume = true;
     match shadowcut::run(&nothing).await {
