@@ -531,8 +531,18 @@ impl Run<'_> {
         let altered_natively = result
             .as_ref()
             .is_ok_and(|s| s.native.as_ref().is_some_and(|n| n.applied));
-        let suspended = matches!(result, Err(Error::Suspended { .. }));
-        if (result.is_err() && !suspended) || !self.config.execute || altered_natively {
+        let resumable = match &result {
+            Err(Error::Suspended { .. }) => true,
+            Err(e) if e.is_connection_lost() && self.recorded(conn, run_lock).await => {
+                tracing::warn!(
+                    "a connection was lost past its retries: the new table and the changelog are kept; \
+                     run the same command with --resume to continue"
+                );
+                true
+            }
+            _ => false,
+        };
+        if (result.is_err() && !resumable) || !self.config.execute || altered_natively {
             self.remove_artifacts(conn, run_lock).await;
         }
         result
@@ -548,16 +558,28 @@ impl Run<'_> {
         let Err(Error::Interrupted { table, reason }) = result else {
             return result;
         };
-        let recorded = shadow::table_comment(conn, &self.names.database, &self.names.changelog)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|c| c == marker(Role::Changelog, self.run_id));
-        if recorded && self.config.execute {
+        if self.is_recorded(conn).await && self.config.execute {
             Err(Error::Suspended { table, reason })
         } else {
             Err(Error::Interrupted { table, reason })
         }
+    }
+
+    /// The changelog of this run exists: the run recorded what a resumed
+    /// run needs.
+    async fn is_recorded(&self, conn: &mut Conn) -> bool {
+        shadow::table_comment(conn, &self.names.database, &self.names.changelog)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|c| c == marker(Role::Changelog, self.run_id))
+    }
+
+    /// [`Run::is_recorded`], asked on the run lock's connection when the
+    /// main one is gone, for a run with `--execute`.
+    async fn recorded(&self, conn: &mut Conn, run_lock: &mut RunLock) -> bool {
+        self.config.execute
+            && (self.is_recorded(conn).await || self.is_recorded(run_lock.conn()).await)
     }
 
     /// Drops what this run created (never a table without this run's marker).

@@ -498,3 +498,80 @@ async fn killed_worker_connections_are_opened_again() {
         assert_same_rows(&migrated, &control, "migrated table vs control");
     }
 }
+
+/// Waits until the copy has recorded a watermark (it is under way).
+async fn wait_for_watermark(conn: &mut mysql_async::Conn, db: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while changelog_value(conn, db, "t", "state:copy-watermark")
+        .await
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "the copy never began");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The main connection (it finds the chunk boundaries) is killed mid-copy
+/// under the mirrored load: the run fails, but keeps the new table and the
+/// changelog, and `--resume` finishes it equal to the control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_main_connection_leaves_a_resumable_run() {
+    let _serial = SERIAL.lock().await;
+    let mut conn = client(&primary()).await;
+    let db = churn_tables(&mut conn, "killmain", 8000).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (_stats, writers) = load_t_and_control(&db, 3, &stop, |rng| churn_transaction(rng, 8000));
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 7");
+    config.failpoints.chunk_delay = Some(Duration::from_millis(20));
+    // The run's first connection is its main one: every connection opened
+    // after this one is the run's (the tests of this binary run one at a
+    // time), but for the writers, which use the database.
+    let before: u64 = client(&primary())
+        .await
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    let first = config.clone();
+    let migration = tokio::spawn(async move { shadowcut::run(&first).await });
+    wait_for_watermark(&mut conn, &db).await;
+    let main: u64 = conn
+        .exec_first(
+            "SELECT MIN(ID) FROM information_schema.PROCESSLIST WHERE ID > ? AND COMMAND <> 'Binlog Dump' \
+             AND (DB IS NULL OR DB <> ?)",
+            (before, &db),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    conn.query_drop(format!("KILL CONNECTION {main}"))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), migration)
+        .await
+        .expect("the migration did not end")
+        .unwrap();
+    let err = result.expect_err("the run survived the loss of its main connection");
+    assert!(err.is_connection_lost(), "{err}");
+    assert_eq!(
+        tables(&mut conn, &db).await,
+        vec!["control", "t", "_t_ghc", "_t_gho"]
+    );
+    let mut resumed = config;
+    resumed.resume = true;
+    let outcome = shadowcut::run(&resumed).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("a writer failed");
+    }
+    let summary = outcome.unwrap_or_else(|e| panic!("the resumed run failed: {e}"));
+    let checksum = summary.checksum.as_ref().expect("the checksum ran");
+    assert_eq!(
+        (checksum.mismatches, checksum.repaired),
+        (0, 0),
+        "{summary:?}"
+    );
+    let migrated = rows(&mut conn, &db, "t", "id, a, b", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
+    assert_same_rows(&migrated, &control, "resumed table vs control");
+}
