@@ -427,15 +427,33 @@ impl fmt::Display for BinlogPosition {
     }
 }
 
+/// Opens a bare connection. An "access denied" is asked again twice:
+/// mysql_common drops a final zero byte of the nonce an `ed25519` account's
+/// server sends (`AuthSwitchRequest::plugin_data`), so one login in 256
+/// signs the wrong nonce and is refused; the next nonce is fresh. A wrong
+/// password is refused three times, which costs nothing.
+pub async fn open(config: &ConnectConfig) -> std::result::Result<Conn, mysql_async::Error> {
+    let mut refused = 0;
+    loop {
+        match Conn::new(config.opts()).await {
+            Err(e) if crate::error::server_code(&e) == Some(ACCESS_DENIED) && refused < 2 => {
+                refused += 1
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The server's "access denied" error.
+const ACCESS_DENIED: u16 = 1045;
+
 /// Opens a connection with the fixed session settings, detects the dialect,
 /// and checks that the session's writes are binlogged.
 pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
-    let mut conn = Conn::new(config.opts())
-        .await
-        .map_err(|source| Error::Connect {
-            target: config.target(),
-            source,
-        })?;
+    let mut conn = open(config).await.map_err(|source| Error::Connect {
+        target: config.target(),
+        source,
+    })?;
     let version: String = conn
         .query_first("SELECT VERSION()")
         .await

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{Event, RowsEventData, TableMapEvent};
 use mysql_async::prelude::*;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_async::{BinlogStream, BinlogStreamRequest};
 use tokio::sync::watch;
 
 use crate::apply::{self, SharedBuffer};
@@ -379,7 +379,7 @@ impl Tail {
 
 async fn open_stream(config: &TailConfig) -> Result<BinlogStream> {
     let table = config.names.q(&config.names.original);
-    let mut conn = Conn::new(config.connect.opts())
+    let mut conn = crate::server::open(&config.connect)
         .await
         .map_err(|source| Error::Connect {
             target: config.connect.target(),
@@ -413,7 +413,7 @@ pub async fn probe(
     server_id: u32,
     start: &BinlogPosition,
 ) -> std::result::Result<(), mysql_async::Error> {
-    let conn = Conn::new(connect.opts()).await?;
+    let conn = crate::server::open(connect).await?;
     let request = BinlogStreamRequest::new(server_id)
         .with_filename(start.file.as_bytes())
         .with_pos(start.pos);
