@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
 use crate::inspect::topology::TopologyConfig;
 use crate::migration::Config;
+use crate::option_file::{Defaults, OptionFiles};
 use crate::progress::Output;
-use crate::server::ConnectConfig;
+use crate::server::{ConnectConfig, TlsConfig, TlsVerify};
 use crate::throttle::parse_load_limits;
 
 /// Examples shown at the end of `--help`.
@@ -56,11 +57,11 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(name = "shadowcut", version, max_term_width = 100, after_help = EXAMPLES)]
 pub struct Args {
-    /// Server host name or address [default: the defaults file's, else
+    /// Server host name or address [default: the option files', else
     /// 127.0.0.1].
     #[arg(long, help_heading = "Connection")]
     pub host: Option<String>,
-    /// Server TCP port [default: the defaults file's, else 3306].
+    /// Server TCP port [default: the option files', else 3306].
     #[arg(long, short = 'P', help_heading = "Connection")]
     pub port: Option<u16>,
     /// Unix socket path (used instead of --host/--port).
@@ -76,10 +77,37 @@ pub struct Args {
     /// Prompt for the password on the terminal.
     #[arg(long, help_heading = "Connection")]
     pub ask_pass: bool,
-    /// Read host, port, socket, user and password from the [client] section
-    /// of this my.cnf-style file.
-    #[arg(long, help_heading = "Connection")]
+    /// Read this my.cnf-style file only, instead of /etc/my.cnf,
+    /// /etc/mysql/my.cnf, $MYSQL_HOME/my.cnf and ~/.my.cnf (their [client],
+    /// [client-server], [client-mariadb] and [shadowcut] groups: host,
+    /// port, socket, user, password and the ssl settings).
+    #[arg(long, help_heading = "Connection", conflicts_with_all = ["no_defaults", "defaults_extra_file"])]
     pub defaults_file: Option<PathBuf>,
+    /// Read this option file after the standard ones, before ~/.my.cnf.
+    #[arg(long, help_heading = "Connection", conflicts_with = "no_defaults")]
+    pub defaults_extra_file: Option<PathBuf>,
+    /// Read no option file.
+    #[arg(long, help_heading = "Connection")]
+    pub no_defaults: bool,
+    /// Connect over TLS, checking the server's certificate and host name
+    /// (against the built-in public roots, or --ssl-ca). Implied by the
+    /// other --ssl flags; never used over a Unix socket.
+    #[arg(long, help_heading = "Connection")]
+    pub ssl: bool,
+    /// PEM file of the CA(s) that signed the server's certificate; only
+    /// these are trusted.
+    #[arg(long, help_heading = "Connection")]
+    pub ssl_ca: Option<PathBuf>,
+    /// PEM client certificate (chain), for accounts that REQUIRE X509.
+    #[arg(long, help_heading = "Connection", requires = "ssl_key")]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM private key of --ssl-cert.
+    #[arg(long, help_heading = "Connection", requires = "ssl_cert")]
+    pub ssl_key: Option<PathBuf>,
+    /// Encrypt without checking the server's certificate or name: open to
+    /// a man in the middle.
+    #[arg(long, help_heading = "Connection")]
+    pub ssl_allow_insecure: bool,
 
     /// Database of the table.
     #[arg(long, short = 'd', help_heading = "Migration")]
@@ -312,107 +340,142 @@ pub struct Args {
     pub status_interval_seconds: u64,
 }
 
-/// The `[client]` settings of a my.cnf file.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ClientOptions {
-    /// host=
-    pub host: Option<String>,
-    /// port=
-    pub port: Option<u16>,
-    /// socket=
-    pub socket: Option<String>,
-    /// user=
-    pub user: Option<String>,
-    /// password=
-    pub password: Option<String>,
-}
-
-/// Parses the `[client]` (and `[shadowcut]`) sections of a my.cnf file.
-pub fn parse_defaults_file(text: &str) -> ClientOptions {
-    let mut opts = ClientOptions::default();
-    let mut in_section = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if line.starts_with('[') {
-            let name = line
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_ascii_lowercase();
-            in_section = name == "client" || name == "shadowcut";
-            continue;
-        }
-        if !in_section {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim().to_ascii_lowercase().replace('-', "_");
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value)
-            .to_string();
-        match key.as_str() {
-            "host" => opts.host = Some(value),
-            "port" => opts.port = value.parse().ok(),
-            "socket" => opts.socket = Some(value),
-            "user" => opts.user = Some(value),
-            "password" => opts.password = Some(value),
-            _ => {}
+impl Args {
+    /// Which option files the flags ask for.
+    fn defaults(&self) -> Defaults {
+        match (&self.defaults_file, &self.defaults_extra_file) {
+            _ if self.no_defaults => Defaults::Nothing,
+            (Some(only), _) => Defaults::Only(only.clone()),
+            (None, Some(extra)) => Defaults::StandardAnd(extra.clone()),
+            (None, None) => Defaults::Standard,
         }
     }
-    opts
-}
 
-impl Args {
-    /// Resolves credentials and builds the migration config. A value given
-    /// on the command line wins over the defaults file, even when it equals
-    /// the default; the password comes from --password, then the prompt of
-    /// --ask-pass (asked for, so it wins over the environment), then
-    /// MYSQL_PWD, then the file.
-    pub fn into_config(self) -> Result<Config> {
-        let file = match &self.defaults_file {
-            Some(path) => {
-                parse_defaults_file(&std::fs::read_to_string(path).map_err(|source| Error::Io {
-                    context: format!("reading --defaults-file {}", path.display()),
-                    source,
-                })?)
-            }
-            None => ClientOptions::default(),
+    /// Where and how to connect, from the command line and the option
+    /// files. A value given on the command line wins, even when it equals
+    /// the default. The password comes from --password, then the prompt of
+    /// --ask-pass (or of a bare `password` in a file), then MYSQL_PWD, then
+    /// the files. A socket from a file is used only when the command line
+    /// names no host or port and the files' host is absent or `localhost`,
+    /// as the clients connect to `localhost` through the socket.
+    pub fn connect_config(&self) -> Result<ConnectConfig> {
+        let file = OptionFiles::load(&self.defaults())?;
+        let file_port = match file.value("port") {
+            None => None,
+            Some(port) => Some(port.parse::<u16>().map_err(|_| {
+                Error::Usage(format!("option file: port={port} is not a TCP port"))
+            })?),
         };
-        let password =
-            match (self.password.clone(), self.ask_pass) {
-                (Some(p), _) => Some(p),
-                (None, true) => Some(rpassword::prompt_password("Password: ").map_err(
-                    |source| Error::Io {
-                        context: "reading the password from the terminal".into(),
-                        source,
-                    },
-                )?),
-                (None, false) => std::env::var("MYSQL_PWD").ok().or(file.password.clone()),
-            };
-        let connect = ConnectConfig {
+        let prompt = |why: &str| {
+            rpassword::prompt_password(format!("Password{why}: ")).map_err(|source| Error::Io {
+                context: "reading the password from the terminal".into(),
+                source,
+            })
+        };
+        let password = match (&self.password, self.ask_pass) {
+            (Some(p), _) => Some(p.clone()),
+            (None, true) => Some(prompt("")?),
+            (None, false) => match std::env::var("MYSQL_PWD") {
+                Ok(p) => Some(p),
+                Err(_) => match file.get("password") {
+                    Some(Some(p)) => Some(p.to_string()),
+                    Some(None) => Some(prompt(" (a bare 'password' in the option file asks)")?),
+                    None => None,
+                },
+            },
+        };
+        let file_host = file.value("host");
+        let socket = match &self.socket {
+            Some(socket) => Some(socket.clone()),
+            None if self.host.is_none()
+                && self.port.is_none()
+                && file_host.is_none_or(|h| h == "localhost") =>
+            {
+                file.value("socket").map(str::to_string)
+            }
+            None => None,
+        };
+        Ok(ConnectConfig {
             host: self
                 .host
                 .clone()
-                .or(file.host.clone())
+                .or(file_host.map(str::to_string))
                 .unwrap_or_else(|| "127.0.0.1".into()),
-            port: self.port.or(file.port).unwrap_or(3306),
-            socket: self.socket.clone().or(file.socket.clone()),
+            port: self.port.or(file_port).unwrap_or(3306),
+            socket,
             user: self
                 .user
                 .clone()
-                .or(file.user.clone())
+                .or(file.value("user").map(str::to_string))
                 .unwrap_or_else(|| "root".into()),
             password,
+            tls: self.tls_config(&file)?,
             zero_date_checks: false,
+        })
+    }
+
+    /// TLS from the --ssl flags, else from the files' ssl keys: `ssl`,
+    /// `ssl-ca`, `ssl-cert`, `ssl-key` (each implies TLS, as in the mariadb
+    /// client), `ssl-mode` (MySQL: DISABLED and PREFERRED talk in the clear,
+    /// REQUIRED checks nothing, VERIFY_IDENTITY the chain and the name;
+    /// VERIFY_CA is checked as VERIFY_IDENTITY, see [`TlsVerify`]) and
+    /// `ssl-verify-server-cert=0` (checks nothing). Unlike the clients, a
+    /// certificate is checked unless told otherwise.
+    fn tls_config(&self, file: &OptionFiles) -> Result<Option<TlsConfig>> {
+        let path =
+            |flag: &Option<PathBuf>, key: &str| flag.clone().or(file.value(key).map(PathBuf::from));
+        let ca = path(&self.ssl_ca, "ssl-ca");
+        let cert = path(&self.ssl_cert, "ssl-cert");
+        let key = path(&self.ssl_key, "ssl-key");
+        let on_command_line =
+            self.ssl || self.ssl_allow_insecure || self.ssl_ca.is_some() || self.ssl_cert.is_some();
+        let mode = file.value("ssl-mode").map(str::to_ascii_uppercase);
+        let file_verify = match mode.as_deref() {
+            None => None,
+            Some("DISABLED" | "PREFERRED") => None,
+            Some("REQUIRED") => Some(TlsVerify::Nothing),
+            Some("VERIFY_CA") => {
+                tracing::warn!("option file: ssl-mode=VERIFY_CA is checked as VERIFY_IDENTITY (the server's certificate must name the host connected to)");
+                Some(TlsVerify::Identity)
+            }
+            Some("VERIFY_IDENTITY") => Some(TlsVerify::Identity),
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "option file: ssl-mode={other} is not DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY"
+                )))
+            }
         };
+        let in_files = match file.flag("ssl")? {
+            Some(false) => false,
+            _ if matches!(mode.as_deref(), Some("DISABLED" | "PREFERRED")) => false,
+            Some(true) => true,
+            None => file_verify.is_some() || ca.is_some() || cert.is_some(),
+        };
+        if !on_command_line && !in_files {
+            return Ok(None);
+        }
+        if cert.is_some() != key.is_some() {
+            return Err(Error::Usage(
+                "ssl-cert and ssl-key go together: give both or neither".into(),
+            ));
+        }
+        let verify =
+            if self.ssl_allow_insecure || file.flag("ssl-verify-server-cert")? == Some(false) {
+                TlsVerify::Nothing
+            } else {
+                file_verify.unwrap_or_default()
+            };
+        Ok(Some(TlsConfig {
+            ca,
+            cert,
+            key,
+            verify,
+        }))
+    }
+
+    /// Builds the migration config.
+    pub fn into_config(self) -> Result<Config> {
+        let connect = self.connect_config()?;
         let failpoints = Failpoints::from_env().map_err(Error::Usage)?;
         let mut config = Config::new(connect, &self.database, &self.table, &self.alter);
         config.execute = self.execute;
@@ -653,6 +716,7 @@ mod tests {
             socket: Some("/s".into()),
             user: "u".into(),
             password: Some("pw".into()),
+            tls: None,
             zero_date_checks: false,
         };
         let replicas = parse_replicas("r1:3307, r2", &primary).unwrap();
@@ -685,16 +749,6 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         Args::command().debug_assert();
-    }
-
-    #[test]
-    fn reads_the_client_section_only() {
-        let text = "[mysqld]\nport=1\n[client]\nuser = dba\npassword=\"s3 cret\"\nport=3307\n# c\nsocket=/tmp/s\n[other]\nuser=x\n";
-        let o = parse_defaults_file(text);
-        assert_eq!(o.user.as_deref(), Some("dba"));
-        assert_eq!(o.password.as_deref(), Some("s3 cret"));
-        assert_eq!(o.port, Some(3307));
-        assert_eq!(o.socket.as_deref(), Some("/tmp/s"));
     }
 
     #[test]
@@ -747,7 +801,9 @@ mod tests {
         ]))
         .into_config()
         .unwrap();
-        let bare = Args::parse_from(base).into_config().unwrap();
+        let bare = Args::parse_from(base.iter().chain(&["--no-defaults"]))
+            .into_config()
+            .unwrap();
         std::fs::remove_file(&dir).unwrap();
         assert_eq!(
             (from_file.connect.host.as_str(), from_file.connect.port),
@@ -761,6 +817,94 @@ mod tests {
             (bare.connect.host.as_str(), bare.connect.port),
             ("127.0.0.1", 3306)
         );
+    }
+
+    /// Connection settings from `file` as an option file and `flags`.
+    fn connect_with(file: &str, flags: &[&str]) -> Result<ConnectConfig> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "shadowcut-cnf-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, file).unwrap();
+        let base = ["shadowcut", "-d", "db", "-t", "t", "--alter", "ADD c INT"];
+        let defaults = ["--defaults-file", path.to_str().unwrap()];
+        let args = Args::parse_from(base.iter().chain(&defaults).chain(flags));
+        let config = args.connect_config();
+        std::fs::remove_file(&path).unwrap();
+        config
+    }
+
+    #[test]
+    fn a_socket_from_the_file_is_used_only_for_localhost() {
+        let socket = |file: &str, flags: &[&str]| connect_with(file, flags).unwrap().socket;
+        let file = "[client-server]\nsocket=/run/s.sock\n";
+        assert_eq!(socket(file, &[]).as_deref(), Some("/run/s.sock"));
+        assert_eq!(socket(file, &["--host", "127.0.0.1"]), None);
+        assert_eq!(socket(file, &["--port", "3307"]), None);
+        assert_eq!(socket(&format!("{file}host=db1\n"), &[]), None);
+        assert_eq!(
+            socket(&format!("{file}host=localhost\n"), &[]).as_deref(),
+            Some("/run/s.sock")
+        );
+        assert_eq!(
+            socket(file, &["--host", "h", "--socket", "/x.sock"]).as_deref(),
+            Some("/x.sock")
+        );
+    }
+
+    #[test]
+    fn tls_comes_from_the_flags_or_the_files_ssl_keys() {
+        let tls = |file: &str, flags: &[&str]| connect_with(file, flags).unwrap().tls;
+        let verify = |file: &str, flags: &[&str]| tls(file, flags).map(|t| t.verify);
+        assert_eq!(tls("[client]\n", &[]), None);
+        assert_eq!(verify("[client]\n", &["--ssl"]), Some(TlsVerify::Identity));
+        assert_eq!(
+            verify("[client]\n", &["--ssl-allow-insecure"]),
+            Some(TlsVerify::Nothing)
+        );
+        let with_ca = tls("[client]\n", &["--ssl-ca", "/ca.pem"]).unwrap();
+        assert_eq!(with_ca.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(with_ca.verify, TlsVerify::Identity);
+
+        assert_eq!(verify("[client]\nssl\n", &[]), Some(TlsVerify::Identity));
+        assert_eq!(
+            verify("[client]\nssl-ca=/ca.pem\n", &[]),
+            Some(TlsVerify::Identity)
+        );
+        assert_eq!(
+            verify("[client]\nssl-mode=required\n", &[]),
+            Some(TlsVerify::Nothing)
+        );
+        assert_eq!(
+            verify("[client]\nssl-mode=VERIFY_CA\n", &[]),
+            Some(TlsVerify::Identity)
+        );
+        assert_eq!(verify("[client]\nssl-mode=PREFERRED\n", &[]), None);
+        assert_eq!(verify("[client]\nssl-ca=/ca.pem\nskip-ssl\n", &[]), None);
+        assert_eq!(
+            verify("[client]\nssl\nssl-verify-server-cert=0\n", &[]),
+            Some(TlsVerify::Nothing)
+        );
+        // The command line turns TLS on over a file that turns it off.
+        assert_eq!(
+            verify("[client]\nskip-ssl\n", &["--ssl"]),
+            Some(TlsVerify::Identity)
+        );
+        let client = tls(
+            "[client]\nssl-cert=/c.pem\nssl-key=/k.pem\n",
+            &["--ssl-ca", "/ca.pem"],
+        )
+        .unwrap();
+        assert_eq!(client.cert.as_deref(), Some(std::path::Path::new("/c.pem")));
+        assert_eq!(client.key.as_deref(), Some(std::path::Path::new("/k.pem")));
+
+        let refused = |file: &str| connect_with(file, &[]).unwrap_err().to_string();
+        assert!(refused("[client]\nssl-cert=/c.pem\n").contains("ssl-key"));
+        assert!(refused("[client]\nssl-mode=sometimes\n").contains("ssl-mode"));
+        assert!(refused("[client]\nport=abc\n").contains("port=abc"));
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub enum Error {
     Refused(Refusal),
 
     /// Connecting or authenticating failed.
-    #[error("cannot connect to {target}: {source}. Check --host/--port/--socket, the user and the password")]
+    #[error("cannot connect to {target}: {source}. {}", connect_hint(source))]
     Connect {
         /// host:port or socket path
         target: String,
@@ -226,6 +226,22 @@ impl Error {
             Error::Sql { source, .. } | Error::Connect { source, .. } => server_code(source),
             _ => None,
         }
+    }
+}
+
+/// What to check after a failed connection: the TLS settings when the
+/// handshake failed on them, the address and credentials otherwise.
+fn connect_hint(err: &mysql_async::Error) -> &'static str {
+    let text = err.to_string().to_ascii_lowercase();
+    if matches!(
+        err,
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)
+    ) {
+        "The server does not offer TLS: give it ssl_cert and ssl_key, or connect without --ssl"
+    } else if text.contains("certificate") || text.contains("tls") {
+        "Check --ssl-ca (the CA that signed the server's certificate), that the certificate names the host connected to, and --ssl-cert/--ssl-key; --ssl-allow-insecure encrypts without checking the server"
+    } else {
+        "Check --host/--port/--socket, the user and the password"
     }
 }
 

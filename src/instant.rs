@@ -754,6 +754,7 @@ mod tests {
             socket: None,
             user: "u".into(),
             password: None,
+            tls: None,
             zero_date_checks: false,
         };
         let native = Native {

@@ -26,6 +26,7 @@ pub mod index_build;
 pub mod inspect;
 pub mod instant;
 pub mod migration;
+pub mod option_file;
 pub mod output;
 pub mod plans;
 pub mod progress;

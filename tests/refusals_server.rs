@@ -12,8 +12,8 @@
 mod common;
 
 use common::cli::*;
+use common::extra_server::ExtraServer;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
@@ -83,81 +83,6 @@ async fn setup(server: &ConnectConfig, name: Option<&str>, prefix: &str) -> (Con
 // ---------------------------------------------------------------------------
 // Throwaway servers and restored globals
 // ---------------------------------------------------------------------------
-
-fn sandbox_script() -> String {
-    std::env::var("SHADOWCUT_SANDBOX_SCRIPT")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sandbox").to_string())
-}
-
-/// A server started with `scripts/sandbox start`, stopped (synchronously)
-/// when dropped, whatever the test did.
-struct ExtraServer {
-    dir: String,
-    config: ConnectConfig,
-    replica: Option<ConnectConfig>,
-}
-
-impl ExtraServer {
-    async fn start(args: &[&str]) -> ExtraServer {
-        let script = sandbox_script();
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(&script)
-                .arg("start")
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("running {script} start: {e}"))
-        })
-        .await
-        .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let value = |key: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{key}=")))
-                .map(str::to_string)
-        };
-        // Stop whatever started before looking at anything else.
-        let dir = value("SHADOWCUT_SANDBOX_DIR");
-        let dsn = value("SHADOWCUT_TEST_DSN");
-        let (Some(dir), Some(dsn), true) = (dir.clone(), dsn, output.status.success()) else {
-            if let Some(dir) = dir {
-                stop_sandbox(&dir);
-            }
-            panic!(
-                "scripts/sandbox start failed ({})\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        ExtraServer {
-            config: common::parse_dsn(&dsn),
-            replica: value("SHADOWCUT_TEST_REPLICA_DSN").map(|d| common::parse_dsn(&d)),
-            dir,
-        }
-    }
-}
-
-fn stop_sandbox(dir: &str) {
-    match Command::new(sandbox_script())
-        .arg("stop")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => {}
-        other => eprintln!("warning: scripts/sandbox stop {dir} failed: {other:?}"),
-    }
-}
-
-impl Drop for ExtraServer {
-    fn drop(&mut self) {
-        stop_sandbox(&self.dir);
-    }
-}
 
 /// Sets a global variable of the shared sandbox; the returned guard puts
 /// the old value back. Numbers are written bare (boolean variables refuse

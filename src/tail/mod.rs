@@ -1003,6 +1003,7 @@ mod mysql8_events {
                 socket: None,
                 user: "u".into(),
                 password: None,
+                tls: None,
                 zero_date_checks: false,
             },
             server_id: 1,

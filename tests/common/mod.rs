@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod extra_server;
 pub mod fuzz;
 pub mod mirror;
 
@@ -33,6 +34,7 @@ pub fn parse_dsn(dsn: &str) -> ConnectConfig {
         socket: None,
         user,
         password,
+        tls: None,
         zero_date_checks: false,
     }
 }
@@ -160,6 +162,34 @@ pub async fn rows(
 }
 
 /// Asserts two row lists are equal, reporting the first difference.
+/// The checksum before the swap ran, found nothing different and
+/// repaired nothing.
+pub fn assert_clean_checksum(summary: &shadowcut::Summary) {
+    let checksum = summary.checksum.as_ref().expect("the checksum ran");
+    assert_eq!(
+        (checksum.mismatches, checksum.repaired),
+        (0, 0),
+        "{summary:?}"
+    );
+}
+
+/// Alters `db`.`control` natively with `alter` and compares `db`.`t`
+/// with it, row for row, on `columns` (ordered by `id`).
+pub async fn assert_t_as_native_alter(
+    conn: &mut Conn,
+    db: &str,
+    alter: &str,
+    columns: &str,
+    what: &str,
+) {
+    conn.query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
+        .await
+        .unwrap();
+    let migrated = rows(conn, db, "t", columns, "id").await;
+    let control = rows(conn, db, "control", columns, "id").await;
+    assert_same_rows(&migrated, &control, what);
+}
+
 pub fn assert_same_rows(left: &[Vec<Value>], right: &[Vec<Value>], what: &str) {
     if let Some(diff) = first_difference(left, right) {
         panic!("{what}: {diff}");
@@ -225,6 +255,8 @@ pub struct LoadStats {
     pub retries: AtomicU64,
     /// Statements that waited longer than `slow_threshold` and then succeeded.
     pub slow_statements: AtomicU64,
+    /// Connections lost and opened again (only by a load across restarts).
+    pub reconnects: AtomicU64,
 }
 
 /// A transaction of the mirrored load: the same statements, in order, on
@@ -287,30 +319,110 @@ pub fn start_mirrored_load<F>(
 where
     F: Fn(&mut Rng) -> Vec<Statement> + Send + Sync + 'static,
 {
+    let target = LoadTarget {
+        config,
+        db,
+        table,
+        control,
+        reconnect: false,
+    };
+    run_mirrored_load(target, writers, stop, max, make)
+}
+
+/// [`start_mirrored_load`] whose writers outlive a server restart: a lost
+/// connection is opened again and the load goes on with its next
+/// transaction. The lost one changed both tables or neither (one
+/// transaction), so the mirror holds whatever became of its COMMIT.
+#[allow(clippy::too_many_arguments)]
+pub fn start_mirrored_load_across_restarts<F>(
+    config: ConnectConfig,
+    db: String,
+    writers: u64,
+    stop: Arc<AtomicBool>,
+    max: Duration,
+    make: F,
+) -> (Arc<LoadStats>, Vec<tokio::task::JoinHandle<()>>)
+where
+    F: Fn(&mut Rng) -> Vec<Statement> + Send + Sync + 'static,
+{
+    let target = LoadTarget {
+        config,
+        db,
+        table: "t".into(),
+        control: "control".into(),
+        reconnect: true,
+    };
+    run_mirrored_load(target, writers, stop, max, make)
+}
+
+#[derive(Clone)]
+struct LoadTarget {
+    config: ConnectConfig,
+    db: String,
+    table: String,
+    control: String,
+    reconnect: bool,
+}
+
+impl LoadTarget {
+    /// A writer's session: in the database, in a time zone that is neither
+    /// the server's (-07:00) nor the tool's (UTC). With `reconnect`, tried
+    /// for up to a minute (the server may be restarting).
+    async fn session(&self) -> Conn {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let opened = async {
+                let mut conn = Conn::new(self.config.opts()).await?;
+                conn.query_drop(format!("USE `{}`", self.db)).await?;
+                conn.query_drop("SET SESSION innodb_lock_wait_timeout = 10, lock_wait_timeout = 60, time_zone = '+05:30'")
+                    .await?;
+                Ok::<Conn, mysql_async::Error>(conn)
+            }
+            .await;
+            match opened {
+                Ok(conn) => return conn,
+                Err(e) if self.reconnect && Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("a load writer cannot connect: {e}"),
+            }
+        }
+    }
+}
+
+fn run_mirrored_load<F>(
+    target: LoadTarget,
+    writers: u64,
+    stop: Arc<AtomicBool>,
+    max: Duration,
+    make: F,
+) -> (Arc<LoadStats>, Vec<tokio::task::JoinHandle<()>>)
+where
+    F: Fn(&mut Rng) -> Vec<Statement> + Send + Sync + 'static,
+{
     let stats = Arc::new(LoadStats::default());
     let make = Arc::new(make);
     let handles = (0..writers)
         .map(|w| {
-            let (config, db, table, control, stop, stats, make) =
-                (config.clone(), db.clone(), table.clone(), control.clone(), stop.clone(), stats.clone(), make.clone());
+            let (target, stop, stats, make) = (target.clone(), stop.clone(), stats.clone(), make.clone());
             tokio::spawn(async move {
-                let mut conn = client(&config).await;
-                conn.query_drop(format!("USE `{db}`")).await.unwrap();
-                // Writers work in a time zone that is neither the server's
-                // (-07:00) nor the tool's (UTC).
-                conn.query_drop("SET SESSION innodb_lock_wait_timeout = 10, lock_wait_timeout = 60, time_zone = '+05:30'")
-                    .await
-                    .unwrap();
+                let mut conn = target.session().await;
                 let mut rng = Rng::new(w + 1 + std::process::id() as u64);
                 let started = Instant::now();
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < max {
                     let stmts = make(&mut rng);
                     loop {
-                        match run_mirrored(&mut conn, &stmts, &table, &control, &stats).await {
+                        match run_mirrored(&mut conn, &stmts, &target.table, &target.control, &stats).await {
                             Ok(()) => break,
                             Err(e) if matches!(&e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205) => {
                                 let _ = conn.query_drop("ROLLBACK").await;
                                 stats.retries.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) if target.reconnect && shadowcut::error::is_connection_lost(&e) => {
+                                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                                conn = target.session().await;
+                                break;
                             }
                             Err(e) => panic!("load writer failed: {e} on {stmts:?}"),
                         }
