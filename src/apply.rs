@@ -1224,7 +1224,21 @@ impl ApplyLoop {
                     }
                 }
                 if last_position_write.elapsed() > Duration::from_secs(1) {
-                    record_position(&mut conn, &applier.names, unrecorded.take()).await?;
+                    let position = unrecorded.take();
+                    let mut lost = 0;
+                    while let Err(e) =
+                        record_position(&mut conn, &applier.names, position.clone()).await
+                    {
+                        crate::server::recover_lost(
+                            e,
+                            &mut lost,
+                            &mut conn,
+                            &reconnect.connect,
+                            reconnect.retries,
+                            "applier",
+                        )
+                        .await?;
+                    }
                     last_position_write = Instant::now();
                 }
             }

@@ -136,13 +136,26 @@ impl ChangeFeed {
     /// Returns once every change committed before the call is applied.
     pub async fn flush(&mut self) -> Result<()> {
         let marker = self.next_marker();
-        shadow::write_changelog(
+        let mut lost = 0;
+        while let Err(e) = shadow::write_changelog(
             &mut self.marker_conn,
             self.applier.names(),
             hint::SYNC_MARKER,
             &marker.to_string(),
         )
-        .await?;
+        .await
+        {
+            let (connect, retries) = (&self.reconnect.connect, self.reconnect.retries);
+            crate::server::recover_lost(
+                e,
+                &mut lost,
+                &mut self.marker_conn,
+                connect,
+                retries,
+                "sync marker",
+            )
+            .await?;
+        }
         self.tail
             .wait_for_marker(marker, TailPatience::WhileReading(TAIL_STALL))
             .await?;

@@ -85,6 +85,9 @@ pub struct Hooks {
     dir: Option<PathBuf>,
     timeout: Duration,
     facts: Vec<(String, String)>,
+    /// The id of the killed run a `--resume` continues, known once its
+    /// tables are found (they keep their markers with that id).
+    resumed_run_id: std::sync::OnceLock<String>,
 }
 
 impl Hooks {
@@ -98,7 +101,15 @@ impl Hooks {
                 .iter()
                 .map(|(name, value)| (format!("SHADOWCUT_{name}"), value.clone()))
                 .collect(),
+            resumed_run_id: std::sync::OnceLock::new(),
         }
+    }
+
+    /// From now on every hook is also given `SHADOWCUT_RESUMED_RUN_ID`: the
+    /// id of the killed run this one continues, which its tables' markers
+    /// carry (`SHADOWCUT_RUN_ID` stays this process's).
+    pub fn resuming(&self, run_id: &str) {
+        let _ = self.resumed_run_id.set(run_id.to_string());
     }
 
     /// True when a hooks directory was given.
@@ -145,6 +156,11 @@ impl Hooks {
                 .env_remove("MYSQL_PWD")
                 .env("SHADOWCUT_HOOK", step.file_prefix())
                 .envs(self.facts.iter().map(|(k, v)| (k, v)))
+                .envs(
+                    self.resumed_run_id
+                        .get()
+                        .map(|id| ("SHADOWCUT_RESUMED_RUN_ID", id)),
+                )
                 .envs(extra.iter().map(|(k, v)| (format!("SHADOWCUT_{k}"), v)))
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())

@@ -364,7 +364,7 @@ async fn connect_and_run(
     if let Some(binlog) = replica_binlog {
         preflight.binlog = binlog;
     }
-    let mut run_lock = RunLock::acquire(&topology.writer, names).await?;
+    let mut run_lock = RunLock::acquire(&topology.writer, names, config.default_retries).await?;
     let resumed = if config.resume {
         match Leftover::find(&mut conn, names, &config.alter).await {
             Ok(leftover) => Some(leftover),
@@ -378,6 +378,7 @@ async fn connect_and_run(
     };
     if let Some(leftover) = &resumed {
         tracing::info!(run = %leftover.run_id, checkpoint = %leftover.checkpoint, "resuming the killed run");
+        hooks.resuming(&leftover.run_id);
     }
     let result = Run {
         config,
@@ -533,12 +534,24 @@ impl Run<'_> {
             .is_ok_and(|s| s.native.as_ref().is_some_and(|n| n.applied));
         let resumable = match &result {
             Err(Error::Suspended { .. }) => true,
-            Err(e) if e.is_connection_lost() && self.recorded(conn, run_lock).await => {
-                tracing::warn!(
-                    "a connection was lost past its retries: the new table and the changelog are kept; \
-                     run the same command with --resume to continue"
-                );
-                true
+            Err(e) if e.is_connection_lost() && self.config.execute => {
+                match self.recorded(conn, run_lock).await {
+                    Some(true) => {
+                        tracing::warn!(
+                            "a connection was lost past its retries: the new table and the changelog are kept; \
+                             run the same command with --resume to continue"
+                        );
+                        true
+                    }
+                    Some(false) => false,
+                    None => {
+                        tracing::warn!(
+                            "the server cannot be reached: the new table and the changelog (if recorded) stay; \
+                             once it is back, run the same command with --resume to continue"
+                        );
+                        true
+                    }
+                }
             }
             _ => false,
         };
@@ -575,11 +588,17 @@ impl Run<'_> {
             .is_some_and(|c| c == marker(Role::Changelog, self.run_id))
     }
 
-    /// [`Run::is_recorded`], asked on the run lock's connection when the
-    /// main one is gone, for a run with `--execute`.
-    async fn recorded(&self, conn: &mut Conn, run_lock: &mut RunLock) -> bool {
-        self.config.execute
-            && (self.is_recorded(conn).await || self.is_recorded(run_lock.conn()).await)
+    /// [`Run::is_recorded`], asked on the main connection, else the run
+    /// lock's, else a fresh one; `None` when the server answers on none
+    /// (restarting, unreachable): nothing can be dropped then anyway.
+    async fn recorded(&self, conn: &mut Conn, run_lock: &mut RunLock) -> Option<bool> {
+        if self.is_recorded(conn).await || self.is_recorded(run_lock.conn()).await {
+            return Some(true);
+        }
+        let mut fresh = server::connect_session(&self.topology.writer).await.ok()?;
+        let recorded = self.is_recorded(&mut fresh).await;
+        let _ = fresh.disconnect().await;
+        Some(recorded)
     }
 
     /// Drops what this run created (never a table without this run's marker).
@@ -1139,6 +1158,11 @@ impl Run<'_> {
                 )
                 .await?;
             let _ = copy_conn.disconnect().await;
+            // The main connection and the run lock sat idle through the
+            // copy: a server restart or a network fault meanwhile is
+            // repaired here, before they are needed.
+            self.revive(conn).await?;
+            run_lock.verify(&names.q(&names.original)).await?;
             let _ = self
                 .hooks
                 .run(
@@ -1205,6 +1229,7 @@ impl Run<'_> {
                 );
                 Some(report)
             };
+            self.revive(conn).await?;
             let query_plans = self.check_plans(conn, true, &[]).await?;
             if let Some(reason) = plans::worse_reason(&query_plans) {
                 tracing::warn!(%reason, "a query plan is worse on the new table");
@@ -1285,6 +1310,7 @@ impl Run<'_> {
 
         // Swapped: what remains is tidying up.
         sources.set_stage("done");
+        self.revive(conn).await?;
         let kept = if self.topology.test_on_replica {
             let undone = self.undo_rehearsed_swap(conn).await;
             self.restart_replication(conn).await;
@@ -1451,6 +1477,17 @@ impl Run<'_> {
 
     /// `--verify-queries` on the new table: its definition only, or (`full`,
     /// once it holds the rows) the whole plans.
+    /// Opens the main connection again if it was lost while idle.
+    async fn revive(&self, conn: &mut Conn) -> Result<()> {
+        server::revive(
+            conn,
+            &self.topology.writer,
+            self.config.default_retries,
+            "main",
+        )
+        .await
+    }
+
     async fn check_plans(
         &self,
         conn: &mut Conn,

@@ -412,13 +412,17 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Starts the heartbeat on its own connection.
+    /// Starts the heartbeat on its own connection. A lost connection is
+    /// opened again at the next beat, for as long as the run lasts: a
+    /// missing beat only makes replicas look lagging, which holds the copy
+    /// back, never lets it run ahead.
     pub async fn start(
         config: &ConnectConfig,
         names: ShadowNames,
         interval: Duration,
     ) -> Result<Heartbeat> {
-        let mut conn = crate::server::connect_session(config).await?;
+        let mut conn = Some(crate::server::connect_session(config).await?);
+        let config = config.clone();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
@@ -427,13 +431,28 @@ impl Heartbeat {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis());
-                write_changelog(&mut conn, &names, hint::HEARTBEAT, &now.to_string()).await?;
+                if conn.is_none() {
+                    conn = crate::server::connect_session(&config).await.ok();
+                }
+                if let Some(session) = conn.as_mut() {
+                    match write_changelog(session, &names, hint::HEARTBEAT, &now.to_string()).await
+                    {
+                        Ok(()) => {}
+                        Err(e) if e.is_connection_lost() => {
+                            tracing::warn!(error = %e, "the heartbeat's connection was lost; opening it again at the next beat");
+                            conn = None;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = stopped.changed() => break,
                 }
             }
-            let _ = conn.disconnect().await;
+            if let Some(session) = conn {
+                let _ = session.disconnect().await;
+            }
             Ok(())
         });
         Ok(Heartbeat { stop, task })
@@ -451,6 +470,8 @@ impl Heartbeat {
 pub struct RunLock {
     conn: Conn,
     name: String,
+    config: ConnectConfig,
+    retries: u32,
 }
 
 impl RunLock {
@@ -467,15 +488,16 @@ impl RunLock {
         format!("shadowcut.{hash:016x}")
     }
 
-    /// Takes the lock, or refuses when another run holds it.
-    pub async fn acquire(config: &ConnectConfig, names: &ShadowNames) -> Result<RunLock> {
+    /// Takes the lock, or refuses when another run holds it. A lost
+    /// connection is opened again up to `retries` times by [`Self::verify`].
+    pub async fn acquire(
+        config: &ConnectConfig,
+        names: &ShadowNames,
+        retries: u32,
+    ) -> Result<RunLock> {
         let mut conn = crate::server::connect_session(config).await?;
         let name = Self::lock_name(&names.database, &names.original);
-        let got: Option<i64> = conn
-            .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
-            .await
-            .context(|| format!("taking the run lock {name}"))?;
-        if got != Some(1) {
+        if !Self::take(&mut conn, &name).await? {
             let holder: Option<u64> = conn
                 .exec_first("SELECT IS_USED_LOCK(?)", (&name,))
                 .await
@@ -489,7 +511,20 @@ impl RunLock {
                 "Wait for it to finish, or stop it",
             ));
         }
-        Ok(RunLock { conn, name })
+        Ok(RunLock {
+            conn,
+            name,
+            config: config.clone(),
+            retries,
+        })
+    }
+
+    async fn take(conn: &mut Conn, name: &str) -> Result<bool> {
+        let got: Option<i64> = conn
+            .exec_first("SELECT GET_LOCK(?, 0)", (name,))
+            .await
+            .context(|| format!("taking the run lock {name}"))?;
+        Ok(got == Some(1))
     }
 
     /// A connection that lives for the whole run, for control statements
@@ -498,29 +533,46 @@ impl RunLock {
         &mut self.conn
     }
 
-    /// Checks that this run still holds the lock: its connection may have
-    /// been closed (a KILL, a network fault) while the run went on, and
-    /// another migration of the table may have started since. Asked before
-    /// the swap.
+    /// Checks that this run still holds the lock. When its connection was
+    /// lost (a KILL, a network fault, a server restart), the lock went with
+    /// it: a fresh connection takes it again if it is free, and the run
+    /// goes on, since no other migration can have started meanwhile without
+    /// holding it still. When another connection holds it, the run stops.
+    /// Asked after the copy and before the swap.
     pub async fn verify(&mut self, table: &str) -> Result<()> {
         let held: std::result::Result<Option<Option<i64>>, _> = self
             .conn
             .exec_first("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", (&self.name,))
             .await;
+        let lost = |why: String| {
+            Error::refused(
+                table,
+                format!("this run no longer holds its lock {:?} ({why})", self.name),
+                "Nothing was swapped. Make sure no other migration of the table runs, then start again",
+            )
+        };
         match held {
             Ok(Some(Some(1))) => Ok(()),
-            other => Err(Error::refused(
-                table,
-                format!(
-                    "this run no longer holds its lock {:?} ({})",
-                    self.name,
-                    match other {
-                        Err(e) => format!("its connection failed: {e}"),
-                        _ => "another connection holds it, or none".to_string(),
-                    }
-                ),
-                "Nothing was swapped. Make sure no other migration of the table runs, then start again",
-            )),
+            Err(e) if crate::error::is_connection_lost(&e) => {
+                tracing::warn!(error = %e, lock = %self.name, "the run lock's connection was lost; taking the lock again");
+                let mut fresh = crate::server::reopen(&self.config, self.retries, "run lock")
+                    .await
+                    .map_err(|e| {
+                        lost(format!(
+                            "its connection failed and could not be opened again: {e}"
+                        ))
+                    })?;
+                if !Self::take(&mut fresh, &self.name).await? {
+                    return Err(lost(
+                        "its connection was lost, and another connection has taken it since".into(),
+                    ));
+                }
+                self.conn = fresh;
+                tracing::info!(lock = %self.name, "the run lock is held again");
+                Ok(())
+            }
+            Err(e) => Err(lost(format!("its connection failed: {e}"))),
+            Ok(_) => Err(lost("another connection holds it, or none".into())),
         }
     }
 

@@ -324,10 +324,11 @@ impl Throttler {
         }
         if watcher.config.watches_replicas() {
             for replica in &watcher.config.replicas {
-                watcher.replicas.push((
-                    replica.target(),
-                    crate::server::connect_session(replica).await?,
-                ));
+                watcher.replicas.push(WatchedReplica {
+                    target: replica.target(),
+                    conn: Some(crate::server::connect_session(replica).await?),
+                    config: replica.clone(),
+                });
             }
         }
         // The first look happens before the copy starts: a server already
@@ -353,13 +354,21 @@ impl Throttler {
 /// Looks over which the canary query's p95 latency is taken.
 pub const LATENCY_WINDOW: usize = 10;
 
+/// A replica whose lag is watched, on a connection opened again at the
+/// next look when lost (a replica restarted meanwhile).
+struct WatchedReplica {
+    target: String,
+    config: ConnectConfig,
+    conn: Option<Conn>,
+}
+
 /// The throttler's connections and what it watches.
 struct Watcher {
     config: ThrottleConfig,
     connect: ConnectConfig,
     /// Opened when a server-side reason is first watched.
     server: Option<Conn>,
-    replicas: Vec<(String, Conn)>,
+    replicas: Vec<WatchedReplica>,
     /// The canary query's latest latencies, oldest first.
     latencies: std::collections::VecDeque<Duration>,
 }
@@ -472,8 +481,9 @@ impl Watcher {
         if let Some(changelog) = &self.config.changelog {
             let mut lags = Vec::with_capacity(self.replicas.len());
             let mut lagging = None;
-            for (target, replica) in self.replicas.iter_mut() {
-                let lag = replica_lag(replica, target, changelog).await;
+            for replica in self.replicas.iter_mut() {
+                let lag = replica.lag(changelog).await;
+                let target = &replica.target;
                 lags.push(ReplicaLag {
                     replica: target.clone(),
                     lag_s: lag.as_ref().ok().map(Duration::as_secs_f64),
@@ -509,37 +519,49 @@ enum Check {
     Throttle(Option<String>),
 }
 
-/// The age of `replica`'s copy of the heartbeat, or why it counts as
-/// lagging without one: missing (the changelog has not reached it) or
-/// unreadable.
-async fn replica_lag(
-    replica: &mut Conn,
-    target: &str,
-    changelog: &str,
-) -> std::result::Result<Duration, String> {
-    let read: std::result::Result<Option<String>, _> = replica
-        .exec_first(
-            format!("SELECT value FROM {changelog} WHERE hint = ?"),
-            (crate::shadow::hint::HEARTBEAT,),
-        )
-        .await;
-    let written_ms: u128 = match read {
-        Ok(Some(value)) => value
-            .parse()
-            .map_err(|_| format!("replica {target}: the heartbeat reads {value}"))?,
-        Ok(None) => return Err(format!("replica {target} has no heartbeat yet")),
-        Err(e) => {
-            return Err(format!(
-                "replica {target}: the heartbeat cannot be read ({e})"
-            ))
+impl WatchedReplica {
+    /// The age of the replica's copy of the heartbeat, or why it counts as
+    /// lagging without one: missing (the changelog has not reached it),
+    /// unreadable, or the replica unreachable.
+    async fn lag(&mut self, changelog: &str) -> std::result::Result<Duration, String> {
+        let target = &self.target;
+        if self.conn.is_none() {
+            self.conn = Some(
+                crate::server::connect_session(&self.config)
+                    .await
+                    .map_err(|e| format!("replica {target} cannot be reached ({e})"))?,
+            );
         }
-    };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    Ok(Duration::from_millis(
-        now_ms.saturating_sub(written_ms) as u64
-    ))
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(format!("replica {target} cannot be reached"));
+        };
+        let read: std::result::Result<Option<String>, _> = conn
+            .exec_first(
+                format!("SELECT value FROM {changelog} WHERE hint = ?"),
+                (crate::shadow::hint::HEARTBEAT,),
+            )
+            .await;
+        let written_ms: u128 = match read {
+            Ok(Some(value)) => value
+                .parse()
+                .map_err(|_| format!("replica {target}: the heartbeat reads {value}"))?,
+            Ok(None) => return Err(format!("replica {target} has no heartbeat yet")),
+            Err(e) => {
+                if crate::error::is_connection_lost(&e) {
+                    self.conn = None;
+                }
+                return Err(format!(
+                    "replica {target}: the heartbeat cannot be read ({e})"
+                ));
+            }
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Ok(Duration::from_millis(
+            now_ms.saturating_sub(written_ms) as u64
+        ))
+    }
 }
 
 /// The 95th percentile of `samples` (nearest rank).

@@ -19,7 +19,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn a_migration_outlives_a_five_second_wait_timeout() {
     let _serial = SERIAL.lock().await;
     let mut conn = client(&primary()).await;
-    let db = simple_table(&mut conn, "waittimeout", 2000).await;
+    let db = churn_tables(&mut conn, "waittimeout", 2000).await;
     let old: u64 = conn
         .query_first("SELECT @@GLOBAL.wait_timeout")
         .await
@@ -32,68 +32,103 @@ async fn a_migration_outlives_a_five_second_wait_timeout() {
     conn.query_drop("SET GLOBAL wait_timeout = 5")
         .await
         .unwrap();
+    // The writers never sit idle for 5 s; the run's connections do.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (_stats, writers) = load_t_and_control(&db, 3, &stop, |rng| churn_transaction(rng, 2000));
     let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
     std::fs::write(&postpone, b"").unwrap();
-    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    let alter = "ADD COLUMN extra INT NOT NULL DEFAULT 1";
+    let mut config = config(&db, "t", alter);
     config.postpone_cut_over_flag_file = Some(postpone.clone());
     let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    // Twice the timeout with every connection of the run idle.
+    // Twice the timeout with the main connection and the run lock idle.
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(!migration.is_finished(), "{:?}", migration.await);
     std::fs::remove_file(&postpone).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(60), migration)
+    let result = tokio::time::timeout(Duration::from_secs(60), migration)
         .await
         .expect("the migration did not end")
-        .unwrap()
-        .unwrap_or_else(|e| panic!("the migration did not outlive wait_timeout=5: {e}"));
-    assert_eq!(summary.rows_copied, 2000);
-    assert_eq!(summary.checksum.as_ref().map(|c| c.mismatches), Some(0));
-    let migrated: Option<i64> = conn
-        .query_first(format!("SELECT COUNT(*) FROM `{db}`.`t` WHERE extra = 1"))
-        .await
         .unwrap();
-    assert_eq!(migrated, Some(2000));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("a writer failed");
+    }
+    let summary =
+        result.unwrap_or_else(|e| panic!("the migration did not outlive wait_timeout=5: {e}"));
+    assert_clean_checksum(&summary);
+    let what = "migrated under wait_timeout=5 vs control";
+    assert_t_as_native_alter(&mut conn, &db, alter, "id, a, b, extra", what).await;
 }
 
-/// The run lock's connection is killed while the cut-over is postponed:
-/// before the swap the run finds it no longer holds the lock (another
-/// migration of the table could have started) and stops, the original
-/// untouched.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_run_lock_stops_the_run_before_the_swap() {
-    let _serial = SERIAL.lock().await;
-    let mut conn = client(&primary()).await;
-    let db = simple_table(&mut conn, "lostlock", 500).await;
-    let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
-    std::fs::write(&postpone, b"").unwrap();
-    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
-    config.postpone_cut_over_flag_file = Some(postpone.clone());
-    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
-    let lock = shadowcut::shadow::RunLock::lock_name(&db, "t");
-    let holder = loop {
+/// Waits until the run lock of `db`.`t` is held and returns its holder.
+async fn run_lock_holder(conn: &mut mysql_async::Conn, db: &str) -> u64 {
+    let lock = shadowcut::shadow::RunLock::lock_name(db, "t");
+    loop {
         let holder: Option<Option<u64>> = conn
             .exec_first("SELECT IS_USED_LOCK(?)", (&lock,))
             .await
             .unwrap();
         if let Some(Some(id)) = holder {
-            break id;
+            return id;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    conn.query_drop(format!("KILL CONNECTION {holder}"))
-        .await
-        .unwrap();
-    std::fs::remove_file(&postpone).unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(60), migration)
-        .await
-        .expect("the migration did not end")
-        .unwrap()
-        .expect_err("a run without its lock must not swap");
-    assert!(
-        err.to_string().contains("no longer holds its lock"),
-        "{err}"
-    );
-    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+    }
+}
+
+/// The run lock's connection is killed while the cut-over is postponed.
+/// Nobody else holds the lock: the run takes it again on a fresh
+/// connection and swaps. Another session took it meanwhile (another
+/// migration of the table could have started): the run stops before the
+/// swap, the original untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_run_lock_is_taken_again_unless_another_holds_it() {
+    let _serial = SERIAL.lock().await;
+    let mut conn = client(&primary()).await;
+    for taken_meanwhile in [false, true] {
+        let db = simple_table(&mut conn, "lostlock", 500).await;
+        let postpone = std::env::temp_dir().join(format!("{db}.postpone"));
+        std::fs::write(&postpone, b"").unwrap();
+        let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+        config.postpone_cut_over_flag_file = Some(postpone.clone());
+        let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+        wait_for_watermark(&mut conn, &db).await;
+        let holder = run_lock_holder(&mut conn, &db).await;
+        conn.query_drop(format!("KILL CONNECTION {holder}"))
+            .await
+            .unwrap();
+        let mut rival = client(&primary()).await;
+        if taken_meanwhile {
+            let lock = shadowcut::shadow::RunLock::lock_name(&db, "t");
+            let got: Option<i64> = rival
+                .exec_first("SELECT GET_LOCK(?, 5)", (&lock,))
+                .await
+                .unwrap();
+            assert_eq!(got, Some(1));
+        }
+        std::fs::remove_file(&postpone).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(60), migration)
+            .await
+            .expect("the migration did not end")
+            .unwrap();
+        if taken_meanwhile {
+            let err = result.expect_err("a run without its lock must not swap");
+            assert!(
+                err.to_string()
+                    .contains("another connection has taken it since"),
+                "{err}"
+            );
+            assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+        } else {
+            let summary = result.unwrap_or_else(|e| panic!("the lock was not taken again: {e}"));
+            assert_eq!(summary.rows_copied, 500);
+            let migrated: Option<i64> = conn
+                .query_first(format!("SELECT COUNT(*) FROM `{db}`.`t` WHERE extra = 1"))
+                .await
+                .unwrap();
+            assert_eq!(migrated, Some(500));
+        }
+        let _ = rival.disconnect().await;
+    }
 }
 
 /// A session in a transaction that read `db`.`t` (it keeps the table's
@@ -338,12 +373,7 @@ async fn a_killed_binlog_connection_is_reopened_where_it_stopped() {
             > 50,
         "the load barely ran"
     );
-    let checksum = summary.checksum.as_ref().expect("the checksum ran");
-    assert_eq!(
-        (checksum.mismatches, checksum.repaired),
-        (0, 0),
-        "{summary:?}"
-    );
+    assert_clean_checksum(&summary);
     let migrated = rows(&mut conn, &db, "t", "id, a", "id").await;
     let control = rows(&mut conn, &db, "control", "id, a", "id").await;
     assert_same_rows(&migrated, &control, "migrated table vs control");
@@ -486,12 +516,7 @@ async fn killed_worker_connections_are_opened_again() {
         assert_eq!(killed, 2, "both connections were found and killed");
         let summary =
             result.unwrap_or_else(|e| panic!("the migration did not survive the kills: {e}"));
-        let checksum = summary.checksum.as_ref().expect("the checksum ran");
-        assert_eq!(
-            (checksum.mismatches, checksum.repaired),
-            (0, 0),
-            "{summary:?}"
-        );
+        assert_clean_checksum(&summary);
         let migrated = rows(&mut conn, &db, "t", "id, a, b", "id").await;
         let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
         assert_same_rows(&migrated, &control, "migrated table vs control");
@@ -510,17 +535,18 @@ async fn wait_for_watermark(conn: &mut mysql_async::Conn, db: &str) {
     }
 }
 
-/// The main connection (it finds the chunk boundaries) is killed mid-copy
-/// under the mirrored load: the run fails, but keeps the new table and the
-/// changelog, and `--resume` finishes it equal to the control.
+/// The main connection is killed mid-copy under the mirrored load (it
+/// sits idle there): it is opened again after the copy, and the run
+/// finishes equal to the control with a checksum that repairs nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_main_connection_leaves_a_resumable_run() {
+async fn a_lost_main_connection_is_opened_again() {
     let _serial = SERIAL.lock().await;
     let mut conn = client(&primary()).await;
     let db = churn_tables(&mut conn, "killmain", 8000).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (_stats, writers) = load_t_and_control(&db, 3, &stop, |rng| churn_transaction(rng, 8000));
-    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 7");
+    let alter = "ADD COLUMN extra INT NOT NULL DEFAULT 7";
+    let mut config = config(&db, "t", alter);
     config.failpoints.chunk_delay = Some(Duration::from_millis(20));
     // The run's first connection is its main one: every connection opened
     // after this one is the run's (the tests of this binary run one at a
@@ -531,8 +557,7 @@ async fn a_lost_main_connection_leaves_a_resumable_run() {
         .await
         .unwrap()
         .unwrap();
-    let first = config.clone();
-    let migration = tokio::spawn(async move { shadowcut::run(&first).await });
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
     wait_for_watermark(&mut conn, &db).await;
     let main: u64 = conn
         .exec_first(
@@ -550,27 +575,94 @@ async fn a_lost_main_connection_leaves_a_resumable_run() {
         .await
         .expect("the migration did not end")
         .unwrap();
-    let err = result.expect_err("the run survived the loss of its main connection");
-    assert!(err.is_connection_lost(), "{err}");
-    assert_eq!(
-        tables(&mut conn, &db).await,
-        vec!["control", "t", "_t_ghc", "_t_gho"]
-    );
-    let mut resumed = config;
-    resumed.resume = true;
-    let outcome = shadowcut::run(&resumed).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in writers {
         w.await.expect("a writer failed");
     }
-    let summary = outcome.unwrap_or_else(|e| panic!("the resumed run failed: {e}"));
-    let checksum = summary.checksum.as_ref().expect("the checksum ran");
-    assert_eq!(
-        (checksum.mismatches, checksum.repaired),
-        (0, 0),
-        "{summary:?}"
-    );
-    let migrated = rows(&mut conn, &db, "t", "id, a, b", "id").await;
-    let control = rows(&mut conn, &db, "control", "id, a, b", "id").await;
-    assert_same_rows(&migrated, &control, "resumed table vs control");
+    let summary = result.unwrap_or_else(|e| panic!("the lost main connection failed the run: {e}"));
+    assert_clean_checksum(&summary);
+    let what = "migrated table vs control";
+    assert_t_as_native_alter(&mut conn, &db, alter, "id, a, b, extra", what).await;
+}
+
+/// A restart of the primary mid-copy, under the mirrored load (on a server
+/// of the test's own: a clean shutdown, then the same port and data).
+/// Down for a second, the run rides it out: the binlog stream, the copy,
+/// the applier, the heartbeat, the main connection and the run lock are
+/// opened again, and the result equals the control. Down for longer than
+/// `--default-retries` last, the run fails, keeps its tables, and
+/// `--resume` finishes once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_primary_is_ridden_out_or_resumed() {
+    use common::extra_server::ExtraServer;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let server = ExtraServer::start(&["--no-replica"]).await;
+    let alter = "ADD COLUMN extra INT NOT NULL DEFAULT 7";
+    let rows_in = 8000;
+    for (down, retries) in [(Duration::from_secs(1), 10), (Duration::from_secs(6), 2)] {
+        let mut conn = client(&server.config).await;
+        let db = churn_tables(&mut conn, "restart", rows_in).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stats, writers) = start_mirrored_load_across_restarts(
+            server.config.clone(),
+            db.clone(),
+            3,
+            stop.clone(),
+            Duration::from_secs(150),
+            move |rng| churn_transaction(rng, rows_in as u64),
+        );
+        let mut config = config(&db, "t", alter);
+        config.connect = server.config.clone();
+        config.chunk_size = 100;
+        config.chunk_time = None;
+        config.default_retries = retries;
+        config.failpoints.chunk_delay = Some(Duration::from_millis(50));
+        let first = config.clone();
+        let migration = tokio::spawn(async move { shadowcut::run(&first).await });
+        wait_for_watermark(&mut conn, &db).await;
+        server.restart_primary(down).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(120), migration)
+            .await
+            .expect("the migration did not end")
+            .unwrap();
+        let mut conn = client(&server.config).await;
+        let uptime: Option<(String, u64)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Uptime'")
+            .await
+            .unwrap();
+        let summary = if retries == 10 {
+            outcome.unwrap_or_else(|e| panic!("the run did not ride out a restart: {e}"))
+        } else {
+            let err = outcome.expect_err("the run outlived an outage longer than its retries");
+            assert!(err.is_connection_lost(), "{err}");
+            assert_eq!(
+                tables(&mut conn, &db).await,
+                vec!["control", "t", "_t_ghc", "_t_gho"],
+                "the failed run kept its tables"
+            );
+            let mut resumed = config.clone();
+            resumed.resume = true;
+            tokio::time::timeout(Duration::from_secs(120), shadowcut::run(&resumed))
+                .await
+                .expect("the resumed run did not end")
+                .unwrap_or_else(|e| panic!("the resumed run failed: {e}"))
+        };
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.await.expect("a writer failed");
+        }
+        assert!(
+            uptime.is_some_and(|(_, seconds)| seconds < 100),
+            "the server was not restarted during the run"
+        );
+        assert!(
+            stats.reconnects.load(Ordering::Relaxed) > 0,
+            "the writers never saw the restart"
+        );
+        assert_clean_checksum(&summary);
+        let what = "migrated across a restart vs control";
+        assert_t_as_native_alter(&mut conn, &db, alter, "id, a, b, extra", what).await;
+    }
 }

@@ -104,8 +104,29 @@ async fn resume_and_check(
     stop: Arc<AtomicBool>,
     writers: Vec<tokio::task::JoinHandle<()>>,
 ) -> shadowcut::Summary {
+    // The killed run's id, from its changelog's marker.
+    let comment: Option<String> = conn
+        .exec_first(
+            "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '_t_ghc'",
+            (db,),
+        )
+        .await
+        .unwrap();
+    let killed_run = comment
+        .and_then(|c| c.rsplit(':').next().map(str::to_string))
+        .expect("the killed run left its changelog");
+    let hooks = std::env::temp_dir().join(format!("{db}-hooks"));
+    std::fs::create_dir_all(&hooks).unwrap();
+    let hook = hooks.join("shadowcut-on-success");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\nenv > {}/success.env\n", hooks.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut resumed = config(db, "t", ALTER);
     resumed.resume = true;
+    resumed.hooks_path = Some(hooks.clone());
     let outcome = tokio::time::timeout(Duration::from_secs(120), shadowcut::run(&resumed)).await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {
@@ -114,18 +135,22 @@ async fn resume_and_check(
     let summary = outcome
         .expect("the resumed run did not end")
         .unwrap_or_else(|e| panic!("the resumed run failed: {e}"));
-    let checksum = summary.checksum.as_ref().expect("the checksum ran");
-    assert_eq!(
-        (checksum.mismatches, checksum.repaired),
-        (0, 0),
-        "{summary:?}"
+    assert_clean_checksum(&summary);
+    let env = std::fs::read_to_string(hooks.join("success.env")).unwrap_or_default();
+    assert!(
+        env.lines()
+            .any(|l| l == format!("SHADOWCUT_RESUMED_RUN_ID={killed_run}")),
+        "the hooks were not told which run was resumed ({killed_run}):\n{env}"
     );
-    conn.query_drop(format!("ALTER TABLE `{db}`.`control` {ALTER}"))
-        .await
-        .unwrap();
-    let migrated = rows(conn, db, "t", "id, a, b, extra", "id").await;
-    let control = rows(conn, db, "control", "id, a, b, extra", "id").await;
-    assert_same_rows(&migrated, &control, "resumed table vs control");
+    let _ = std::fs::remove_dir_all(&hooks);
+    assert_t_as_native_alter(
+        conn,
+        db,
+        ALTER,
+        "id, a, b, extra",
+        "resumed table vs control",
+    )
+    .await;
     assert_eq!(
         definition(conn, db, "t").await.replace("`t`", "`x`"),
         definition(conn, db, "control")
@@ -164,36 +189,41 @@ async fn killed_mid_copy_and_resumed() {
     );
 }
 
-/// SIGTERM mid-copy (a redeploy) stops at a resumable point: exit code
-/// 130, the tables kept, the message says how to continue; `--resume`
-/// finishes without copying everything again.
+/// SIGTERM (a redeploy) and SIGHUP (a closed SSH session) mid-copy, under
+/// the mirrored load, stop at a resumable point: exit code 130, the tables
+/// kept, the message names the signal and says how to continue;
+/// `--resume` finishes without copying everything again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_mid_copy_then_resumed() {
-    let mut conn = client(&primary()).await;
-    let db = churn_tables(&mut conn, "resumeterm", 4000).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers = load(&db, &stop, 4000);
-    let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
-    let table = db.clone();
-    let (code, stderr) = signal_when(
-        &mut child,
-        &mut conn,
-        "a recorded watermark",
-        "TERM",
-        async |c| {
-            changelog_value(c, &table, "t", "state:copy-watermark")
-                .await
-                .is_some_and(|w| w != "\"complete\"")
-        },
-    )
-    .await;
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("--resume"), "{stderr}");
-    let summary = resume_and_check(&mut conn, &db, stop, writers).await;
-    assert!(
-        summary.rows_copied < 4000,
-        "the resumed run copied everything again: {summary:?}"
-    );
+async fn sigterm_and_sighup_mid_copy_then_resumed() {
+    for signal in ["TERM", "HUP"] {
+        let mut conn = client(&primary()).await;
+        let prefix = format!("resume{}", signal.to_lowercase());
+        let db = churn_tables(&mut conn, &prefix, 4000).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = load(&db, &stop, 4000);
+        let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
+        let table = db.clone();
+        let (code, stderr) = signal_when(
+            &mut child,
+            &mut conn,
+            "a recorded watermark",
+            signal,
+            async |c| {
+                changelog_value(c, &table, "t", "state:copy-watermark")
+                    .await
+                    .is_some_and(|w| w != "\"complete\"")
+            },
+        )
+        .await;
+        assert_eq!(code, Some(130), "SIG{signal}: {stderr}");
+        assert!(stderr.contains(&format!("SIG{signal}")), "{stderr}");
+        assert!(stderr.contains("--resume"), "{stderr}");
+        let summary = resume_and_check(&mut conn, &db, stop, writers).await;
+        assert!(
+            summary.rows_copied < 4000,
+            "the resumed run copied everything again after SIG{signal}: {summary:?}"
+        );
+    }
 }
 
 /// Killed after the copy, while postponed with the applier working the

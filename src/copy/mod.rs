@@ -383,14 +383,27 @@ impl Copier {
                 // query saw no row left: a row whose writer is still
                 // committing is invisible to it, and its change may have been
                 // left to the copy. The chunk's locking read waits for it.
-                let chunk = self
-                    .chunker
-                    .next_chunk(conn, dispatched_upper.as_ref(), size)
-                    .await?
-                    .unwrap_or(Chunk {
-                        lower: dispatched_upper.clone(),
-                        upper: None,
-                    });
+                let mut lost = 0;
+                let next = loop {
+                    match self
+                        .chunker
+                        .next_chunk(conn, dispatched_upper.as_ref(), size)
+                        .await
+                    {
+                        Ok(next) => break next,
+                        Err(e) => {
+                            let retries = self.pace.retries;
+                            crate::server::recover_lost(
+                                e, &mut lost, conn, connect, retries, "copy",
+                            )
+                            .await?
+                        }
+                    }
+                };
+                let chunk = next.unwrap_or(Chunk {
+                    lower: dispatched_upper.clone(),
+                    upper: None,
+                });
                 exhausted = chunk.upper.is_none();
                 dispatched_upper = chunk.upper.clone();
                 frontier.dispatch(chunk.upper.as_ref());
@@ -426,13 +439,7 @@ impl Copier {
                     if let Some(upper) = low.finished(index, chunk.upper) {
                         if watermark_written.elapsed() >= WATERMARK_INTERVAL {
                             let watermark = serde_json::to_string(&upper).unwrap_or_default();
-                            shadow::write_changelog(
-                                conn,
-                                &self.names,
-                                hint::COPY_WATERMARK,
-                                &watermark,
-                            )
-                            .await?;
+                            self.record_watermark(conn, connect, &watermark).await?;
                             watermark_written = Instant::now();
                         }
                     }
@@ -452,7 +459,23 @@ impl Copier {
                 }
             }
         }
-        shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, "\"complete\"").await?;
+        self.record_watermark(conn, connect, "\"complete\"").await
+    }
+
+    /// Writes the copy's low watermark to the changelog.
+    async fn record_watermark(
+        &self,
+        conn: &mut Conn,
+        connect: &ConnectConfig,
+        watermark: &str,
+    ) -> Result<()> {
+        let mut lost = 0;
+        while let Err(e) =
+            shadow::write_changelog(conn, &self.names, hint::COPY_WATERMARK, watermark).await
+        {
+            crate::server::recover_lost(e, &mut lost, conn, connect, self.pace.retries, "copy")
+                .await?;
+        }
         Ok(())
     }
 
