@@ -523,6 +523,9 @@ pub struct Verification<'a> {
     pub statement_tag: &'a str,
     /// Test-only faults.
     pub failpoints: &'a Failpoints,
+    /// Times in a row a round that lost a connection is started again
+    /// (`--default-retries`).
+    pub retries: u32,
 }
 
 impl Verification<'_> {
@@ -539,14 +542,34 @@ impl Verification<'_> {
         };
         let mut pending: Option<Vec<Chunk>> = None;
         let mut round = 0;
+        let mut lost = 0;
         loop {
             let mut drain = control.pause().await?;
             let snapshots = self.open_snapshots(&mut drain, control, &mut report).await;
             control.resume(drain);
             let repaired_before = pending.as_ref().map_or(0, Vec::len);
-            let (differing, rows) = checksum
-                .compare(snapshots?, pending.take(), &mut report)
-                .await?;
+            let counted = report.chunks_checked;
+            let compared = match snapshots {
+                Ok(snapshots) => {
+                    checksum
+                        .compare(snapshots, pending.clone(), &mut report)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            // A connection lost mid-round (a server restart, a KILL): the
+            // round is taken again in fresh snapshots; comparing is a read.
+            let (differing, rows) = match compared {
+                Err(e) if e.is_connection_lost() && lost < self.retries => {
+                    lost += 1;
+                    tracing::warn!(error = %e, attempt = lost, "a checksum connection was lost; comparing again in new snapshots");
+                    report.chunks_checked = counted;
+                    tokio::time::sleep(crate::table_lock::retry_delay(lost)).await;
+                    continue;
+                }
+                compared => compared?,
+            };
+            lost = 0;
             if round == 0 {
                 report.rows_checked = rows;
                 report.mismatches = differing.len() as u64;
@@ -568,7 +591,18 @@ impl Verification<'_> {
             }
             let mut conn = crate::server::connect_session(self.connect).await?;
             for chunk in &differing {
-                checksum.repair(&mut conn, self.applier, chunk).await?;
+                let mut lost = 0;
+                while let Err(e) = checksum.repair(&mut conn, self.applier, chunk).await {
+                    crate::server::recover_lost(
+                        e,
+                        &mut lost,
+                        &mut conn,
+                        self.connect,
+                        self.retries,
+                        "checksum repair",
+                    )
+                    .await?;
+                }
             }
             let _ = conn.disconnect().await;
             pending = Some(differing);

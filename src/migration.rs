@@ -1218,6 +1218,7 @@ impl Run<'_> {
                     lock_timeout: config.cut_over_lock_timeout,
                     statement_tag: &self.tag(),
                     failpoints: &config.failpoints,
+                    retries: config.default_retries,
                 };
                 let report = verification.run(&mut feed).await?;
                 tracing::info!(

@@ -473,11 +473,12 @@ async fn kill_statements_of<T>(
     killed
 }
 
-/// A copy worker's and the applier's connections are killed mid-run under
-/// the mirrored write load: each is opened again and its work done again
-/// (a chunk copied again with IGNORE, a batch's keys put back in the
-/// buffer). The table ends equal to the control, the checksum repairs
-/// nothing. With `--default-retries 0` the same kill fails the run.
+/// A copy worker's, the applier's and a checksum snapshot's connections
+/// are killed mid-run under the mirrored write load: each is opened again
+/// and its work done again (a chunk copied again with IGNORE, a batch's
+/// keys put back in the buffer, the checksum round compared again in new
+/// snapshots). The table ends equal to the control, the checksum repairs
+/// nothing. With `--default-retries 0` the first kill fails the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_worker_connections_are_opened_again() {
     let _serial = SERIAL.lock().await;
@@ -490,6 +491,8 @@ async fn killed_worker_connections_are_opened_again() {
         let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 7");
         config.default_retries = retries;
         config.failpoints.chunk_delay = Some(Duration::from_millis(20));
+        // Many small checksum chunks: one is always running to be killed.
+        config.checksum_chunk_size = 100;
         let migration = tokio::spawn(async move { shadowcut::run(&config).await });
         let ghost = format!("`{db}`.`_t_gho`");
         let copy = [format!("INSERT IGNORE INTO {ghost}")];
@@ -497,8 +500,13 @@ async fn killed_worker_connections_are_opened_again() {
             format!("DELETE FROM {ghost}"),
             format!("INSERT INTO {ghost}"),
         ];
-        let killed =
-            kill_statements_of(&[&copy, &apply], &migration, Duration::from_secs(30)).await;
+        let checksum = ["SELECT COUNT(*), COALESCE(BIT_XOR(".to_string()];
+        let killed = kill_statements_of(
+            &[&copy, &apply, &checksum],
+            &migration,
+            Duration::from_secs(30),
+        )
+        .await;
         let result = tokio::time::timeout(Duration::from_secs(120), migration)
             .await
             .expect("the migration did not end")
@@ -513,7 +521,7 @@ async fn killed_worker_connections_are_opened_again() {
             assert!(result.is_err(), "survived the kill without retries");
             continue;
         }
-        assert_eq!(killed, 2, "both connections were found and killed");
+        assert_eq!(killed, 3, "every connection was found and killed");
         let summary =
             result.unwrap_or_else(|e| panic!("the migration did not survive the kills: {e}"));
         assert_clean_checksum(&summary);
