@@ -40,6 +40,24 @@ pub struct Column {
     pub auto_increment: bool,
 }
 
+/// The largest value an integer column of `data_type` (`int`,
+/// `smallint`, ...) holds; `None` for other types.
+pub fn integer_maximum(data_type: &str, unsigned: bool) -> Option<u64> {
+    let bits = match data_type.to_ascii_lowercase().as_str() {
+        "tinyint" => 8,
+        "smallint" => 16,
+        "mediumint" => 24,
+        "int" | "integer" => 32,
+        "bigint" => 64,
+        _ => return None,
+    };
+    Some(if unsigned {
+        u64::MAX >> (64 - bits)
+    } else {
+        u64::MAX >> (65 - bits)
+    })
+}
+
 impl Column {
     /// The value a native ALTER gives existing rows in this column when it
     /// is added NOT NULL without a default (the type's implicit default),
@@ -734,6 +752,18 @@ impl SharedKey {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn integer_maxima_follow_the_type_and_its_sign() {
+        assert_eq!(integer_maximum("tinyint", false), Some(127));
+        assert_eq!(integer_maximum("TINYINT", true), Some(255));
+        assert_eq!(integer_maximum("smallint", true), Some(65_535));
+        assert_eq!(integer_maximum("mediumint", false), Some(8_388_607));
+        assert_eq!(integer_maximum("int", true), Some(4_294_967_295));
+        assert_eq!(integer_maximum("bigint", false), Some(i64::MAX as u64));
+        assert_eq!(integer_maximum("bigint", true), Some(u64::MAX));
+        assert_eq!(integer_maximum("double", false), None);
+    }
 
     pub fn col(name: &str, data_type: &str, charset: Option<(&str, &str)>) -> Column {
         Column {

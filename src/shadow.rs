@@ -268,6 +268,50 @@ pub struct Ghost {
     pub native_copies_rows: bool,
 }
 
+/// Refuses an `AUTO_INCREMENT = N` beyond what the new table's
+/// AUTO_INCREMENT column holds. A native ALTER that copies the table
+/// records such a counter (and the table's next insert fails), but InnoDB
+/// drops it on any later ALTER of a table, so the swap could not carry it:
+/// found by the differential fuzzer (seed 30003).
+async fn check_auto_increment_range(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    requested: Option<u64>,
+) -> Result<()> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    let column: Option<(String, String, String)> = conn
+        .exec_first(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'",
+            (&names.database, &names.ghost),
+        )
+        .await
+        .context(|| {
+            format!(
+                "reading the AUTO_INCREMENT column of {}",
+                names.q(&names.ghost)
+            )
+        })?;
+    let Some((name, data_type, column_type)) = column else {
+        return Ok(());
+    };
+    let unsigned = column_type.to_ascii_lowercase().contains("unsigned");
+    match crate::schema::integer_maximum(&data_type, unsigned) {
+        Some(max) if requested > max => Err(Error::refused(
+            &names.q(&names.original),
+            format!(
+                "the ALTER sets AUTO_INCREMENT = {requested}, beyond the largest value of the AUTO_INCREMENT column {} ({column_type}: {max}); \
+                 a native ALTER would record it and every later insert would fail, and the server drops such a counter on the swap",
+                sql::ident(&name)
+            ),
+            "Give an AUTO_INCREMENT within the column's range, or widen the column in the same ALTER; nothing was changed",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Creates the ghost with `CREATE TABLE ... LIKE`, applies the ALTER to it,
 /// and marks it. An ALTER the server rejects is a refusal carrying the
 /// server's message.
@@ -331,6 +375,10 @@ pub async fn create_ghost(
         .context(|| format!("reading the options of {ghost}"))?
         .unwrap_or((None, None));
     let final_comment = final_comment.unwrap_or_default();
+    if let Err(refusal) = check_auto_increment_range(conn, names, requested_auto_increment).await {
+        let _ = drop_table(conn, names, &names.ghost).await;
+        return Err(refusal);
+    }
     conn.query_drop(format!(
         "ALTER TABLE {ghost} COMMENT = {}",
         sql::literal(&marker(Role::Ghost, run_id))

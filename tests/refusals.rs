@@ -830,6 +830,32 @@ async fn refuses_while_another_migration_holds_the_run_lock() {
 // The ALTER
 // ---------------------------------------------------------------------------
 
+/// An AUTO_INCREMENT beyond the column's range: the server's own COPY keeps
+/// it (and every later insert fails), but it drops such a counter on any
+/// later ALTER, so the swap could not carry it (fuzzer seed 30003).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_an_auto_increment_beyond_the_columns_range() {
+    let (mut conn, db, _cleanup) = setup(
+        "ref_autoinc",
+        &["CREATE TABLE t (id SMALLINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB",
+          "INSERT INTO t (v) VALUES (1), (2)"],
+    )
+    .await;
+    check_refusal(
+        &mut conn,
+        &db,
+        "t",
+        "ADD COLUMN c INT NULL, AUTO_INCREMENT = 1000565",
+        &[],
+        &[
+            "AUTO_INCREMENT = 1000565",
+            "smallint(5) unsigned: 65535",
+            "widen the column",
+        ],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_an_alter_the_server_rejects_with_the_server_message() {
     let (mut conn, db, _cleanup) = setup("ref_alterfails", PLAIN).await;
