@@ -479,10 +479,6 @@ impl Copier {
         Ok(())
     }
 
-    /// Copies one chunk on `conn`. A part that meets a busy row is tried
-    /// again at half the size, down to the busy row alone, which waits out
-    /// its writer; the rest of the chunk follows. `took` is the chunk's
-    /// time when nothing disturbed it, for the sizer.
     /// Copies one chunk on `conn`; a lost connection is opened again (at
     /// most [`Pace::retries`] times in a row) and the chunk copied again,
     /// which is harmless: the copy inserts with IGNORE, and a row already
@@ -523,6 +519,10 @@ impl Copier {
         }
     }
 
+    /// Copies one chunk on `conn`. A part that meets a busy row is tried
+    /// again at half the size, down to the busy row alone, which waits out
+    /// its writer; the rest of the chunk follows. `took` is the chunk's
+    /// time when nothing disturbed it, for the sizer.
     async fn copy_parts(
         &self,
         conn: &mut Conn,
