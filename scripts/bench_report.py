@@ -147,6 +147,19 @@ def sysbench_in(prefix, t0, t1):
     }
 
 
+def deadlocks_in(prefix):
+    """The deadlocks InnoDB logged during a loaded run: how many, and how
+    many had a statement or lock of a tool's on either side (its tables,
+    `_sbtest1_gho` or `_sbtest1_new`, both start with `_sbtest1_`)."""
+    try:
+        text = open(prefix + ".deadlocks", errors="replace").read()
+    except OSError:
+        return None
+    blocks = text.split("*** (1) TRANSACTION")[1:]
+    with_tool = [b for b in blocks if "_sbtest1_" in b.split("WE ROLL BACK")[0]]
+    return {"deadlocks": len(blocks), "with_tool": len(with_tool)}
+
+
 def probe_in(prefix, t0, t1, cut_from=None):
     """The probe's statements that overlap [t0, t1] (and [cut_from, t1])."""
     samples = []
@@ -276,6 +289,7 @@ def load_run(r, threads):
         d["output_errors"] = errs[:10]
     d["sysbench"] = sysbench_in(r["prefix"], t0, t1)
     d["probe"] = probe_in(r["prefix"], t0, t1, cut_from)
+    d["deadlocks"] = deadlocks_in(r["prefix"])
     if d["sysbench"] and d["sysbench"]["threads_min"] is not None and d["sysbench"]["threads_min"] < threads:
         d["note"] = "; ".join(filter(None, [d["note"], "sysbench threads fell to %d of %d" % (
             d["sysbench"]["threads_min"], threads)]))
@@ -417,6 +431,13 @@ def main():
                     codes[c] = codes.get(c, 0) + n
             notes.append("probe errors (code: count over all runs): " +
                          ", ".join("%s: %d" % kv for kv in sorted(codes.items())))
+        logged = [d.get("deadlocks") for d in m["runs"] if d.get("deadlocks")]
+        if logged:
+            m["deadlocks"] = sum(x["deadlocks"] for x in logged)
+            m["deadlocks_with_tool"] = sum(x["with_tool"] for x in logged)
+            if m["deadlocks"] or key != "baseline":
+                notes.append("deadlocks InnoDB logged over the %d run(s), warm-up included: %d, %d of them "
+                             "with a statement of the tool's" % (len(logged), m["deadlocks"], m["deadlocks_with_tool"]))
         short = [d["run"] for d in m["runs"] if (d.get("sysbench") or {}).get("tps_from") == "overlapping"]
         if short:
             notes.append("tx/s of run(s) %s: from the sysbench seconds overlapping the run (none lies inside it)"
