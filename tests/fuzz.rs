@@ -15,7 +15,9 @@
 //!   before its ALTER) with no tool table left, else DEFECT; then if the
 //!   native ALTER fails too: BOTH-REFUSED; if it succeeds: REFUSED (a
 //!   refusal, exit code 3: counted, acceptable) or SUSPECT (any other
-//!   failure: listed, not fatal).
+//!   failure: listed, not fatal), unless the native ALTER fails on a copy
+//!   of the seed rows that no load touched (`seeded`): the load had removed
+//!   what stopped shadowcut before the control was altered, so BOTH-REFUSED.
 //!
 //! When the ALTER leaves every column the load writes as it is, the load runs
 //! straight through the cut-over; otherwise (and sometimes anyway) it stops
@@ -180,10 +182,16 @@ fn start_load(
     (load, handles)
 }
 
-/// Creates `t` and `control` and fills both with the same seed rows.
+/// The tables every case starts with: the one shadowcut migrates, the
+/// control the load mirrors, and a copy of the seed rows that nothing
+/// writes to (what the copy found at its start, for [`classify`]).
+const CASE_TABLES: [&str; 3] = ["t", "control", "seeded"];
+
+/// Creates `t`, `control` and `seeded` and fills them with the same seed
+/// rows.
 async fn set_up(conn: &mut Conn, db: &str, case: &Case) -> Result<(), String> {
     let ddl = case.table.create_sql();
-    for table in ["t", "control"] {
+    for table in CASE_TABLES {
         conn.query_drop(ddl.replace("{T}", &format!("{}.{}", q(db), q(table))))
             .await
             .map_err(|e| format!("CREATE: {e}"))?;
@@ -199,7 +207,7 @@ async fn set_up(conn: &mut Conn, db: &str, case: &Case) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut rng = case.seed_rng();
     for (sql, params) in case.workload.seed_statements(&mut rng, case.rows) {
-        for table in ["t", "control"] {
+        for table in CASE_TABLES {
             conn.exec_drop(sql.replace("{T}", &q(table)), params.clone())
                 .await
                 .map_err(|e| format!("seed rows: {e}"))?;
@@ -407,7 +415,7 @@ async fn leftovers(conn: &mut Conn, db: &str) -> Vec<String> {
     tables(conn, db)
         .await
         .into_iter()
-        .filter(|t| t != "t" && t != "control")
+        .filter(|t| !CASE_TABLES.contains(&t.as_str()))
         .collect()
 }
 
@@ -775,10 +783,21 @@ async fn classify(
                 );
             }
             let mut native = native_session(config).await;
+            // The load may have removed the rows that stopped the copy
+            // before the control is altered: the native ALTER then gets a
+            // second chance on the seed rows the copy started from.
+            let native_at_start = format!("ALTER TABLE {}.`seeded` {}", q(db), case.alter.sql);
             match native.query_drop(&native_alter).await {
                 Err(n) => (
                     Outcome::BothRefused,
                     format!("both refused; native: {n}"),
+                    vec![text],
+                ),
+                Ok(()) if !refusal && native.query_drop(&native_at_start).await.is_err() => (
+                    Outcome::BothRefused,
+                    "shadowcut failed; the native ALTER fails on the seed rows the copy started from \
+                     (the load changed them before the control was altered)"
+                        .into(),
                     vec![text],
                 ),
                 Ok(()) => (
