@@ -381,8 +381,7 @@ impl LoadTarget {
             .await;
             match opened {
                 Ok(conn) => return conn,
-                Err(e) if self.reconnect && Instant::now() < deadline => {
-                    let _ = e;
+                Err(_) if self.reconnect && Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => panic!("a load writer cannot connect: {e}"),
