@@ -71,27 +71,13 @@ impl OptionFiles {
         let home_file = std::env::var_os("HOME").map(|h| Path::new(&h).join(".my.cnf"));
         match which {
             Defaults::Nothing => {}
-            Defaults::Only(path) => {
-                if !path.is_file() {
-                    return Err(Error::Usage(format!(
-                        "--defaults-file {}: no such file",
-                        path.display()
-                    )));
-                }
-                files.read_file(path, 0)?;
-            }
+            Defaults::Only(path) => files.read_named(path, "--defaults-file")?,
             Defaults::Standard | Defaults::StandardAnd(_) => {
                 for path in standard() {
                     files.read_file(&path, 0)?;
                 }
                 if let Defaults::StandardAnd(extra) = which {
-                    if !extra.is_file() {
-                        return Err(Error::Usage(format!(
-                            "--defaults-extra-file {}: no such file",
-                            extra.display()
-                        )));
-                    }
-                    files.read_file(extra, 0)?;
+                    files.read_named(extra, "--defaults-extra-file")?;
                 }
                 if let Some(path) = home_file {
                     files.read_file(&path, 0)?;
@@ -135,6 +121,17 @@ impl OptionFiles {
                 ))),
             },
         }
+    }
+
+    /// A file named on the command line by `flag`: it must exist.
+    fn read_named(&mut self, path: &Path, flag: &str) -> Result<()> {
+        if !path.is_file() {
+            return Err(Error::Usage(format!(
+                "{flag} {}: no such file",
+                path.display()
+            )));
+        }
+        self.read_file(path, 0)
     }
 
     fn read_file(&mut self, path: &Path, depth: usize) -> Result<()> {

@@ -281,30 +281,22 @@ async fn check_auto_increment_range(
     let Some(requested) = requested else {
         return Ok(());
     };
-    let column: Option<(String, String, String)> = conn
-        .exec_first(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'",
-            (&names.database, &names.ghost),
-        )
-        .await
-        .context(|| {
-            format!(
-                "reading the AUTO_INCREMENT column of {}",
-                names.q(&names.ghost)
-            )
-        })?;
-    let Some((name, data_type, column_type)) = column else {
+    let ghost = crate::schema::read_table(conn, &names.database, &names.ghost).await?;
+    let Some(column) = ghost
+        .as_ref()
+        .and_then(|g| g.columns.iter().find(|c| c.auto_increment))
+    else {
         return Ok(());
     };
+    let (name, data_type, column_type) = (&column.name, &column.data_type, &column.column_type);
     let unsigned = column_type.to_ascii_lowercase().contains("unsigned");
-    match crate::schema::integer_maximum(&data_type, unsigned) {
+    match crate::schema::integer_maximum(data_type, unsigned) {
         Some(max) if requested > max => Err(Error::refused(
             &names.q(&names.original),
             format!(
                 "the ALTER sets AUTO_INCREMENT = {requested}, beyond the largest value of the AUTO_INCREMENT column {} ({column_type}: {max}); \
                  a native ALTER would record it and every later insert would fail, and the server drops such a counter on the swap",
-                sql::ident(&name)
+                sql::ident(name)
             ),
             "Give an AUTO_INCREMENT within the column's range, or widen the column in the same ALTER; nothing was changed",
         )),

@@ -525,15 +525,13 @@ impl WatchedReplica {
     /// unreadable, or the replica unreachable.
     async fn lag(&mut self, changelog: &str) -> std::result::Result<Duration, String> {
         let target = &self.target;
-        if self.conn.is_none() {
-            self.conn = Some(
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            slot @ None => slot.insert(
                 crate::server::connect_session(&self.config)
                     .await
                     .map_err(|e| format!("replica {target} cannot be reached ({e})"))?,
-            );
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(format!("replica {target} cannot be reached"));
+            ),
         };
         let read: std::result::Result<Option<String>, _> = conn
             .exec_first(

@@ -49,10 +49,7 @@ async fn a_migration_outlives_a_five_second_wait_timeout() {
         .await
         .expect("the migration did not end")
         .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in writers {
-        w.await.expect("a writer failed");
-    }
+    stop_load(&stop, writers).await;
     let summary =
         result.unwrap_or_else(|e| panic!("the migration did not outlive wait_timeout=5: {e}"));
     assert_clean_checksum(&summary);
@@ -360,10 +357,7 @@ async fn a_killed_binlog_connection_is_reopened_where_it_stopped() {
         .expect("the migration did not end");
     let kills = killer.await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
+    stop_load(&stop, writers).await;
     let summary = result.unwrap_or_else(|e| panic!("the migration did not survive the kills: {e}"));
     assert!(kills >= 2, "the binlog connection was killed {kills} times");
     assert!(
@@ -511,10 +505,7 @@ async fn killed_worker_connections_are_opened_again() {
             .await
             .expect("the migration did not end")
             .unwrap();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for w in writers {
-            w.await.expect("a writer failed");
-        }
+        stop_load(&stop, writers).await;
         if retries == 0 {
             // The first kill ends the run: nothing is left to kill.
             assert!(killed >= 1, "no connection was found to kill");
@@ -583,10 +574,7 @@ async fn a_lost_main_connection_is_opened_again() {
         .await
         .expect("the migration did not end")
         .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in writers {
-        w.await.expect("a writer failed");
-    }
+    stop_load(&stop, writers).await;
     let summary = result.unwrap_or_else(|e| panic!("the lost main connection failed the run: {e}"));
     assert_clean_checksum(&summary);
     let what = "migrated table vs control";
@@ -613,9 +601,15 @@ async fn a_restarted_primary_is_ridden_out_or_resumed() {
         let mut conn = client(&server.config).await;
         let db = churn_tables(&mut conn, "restart", rows_in).await;
         let stop = Arc::new(AtomicBool::new(false));
-        let (stats, writers) = start_mirrored_load_across_restarts(
-            server.config.clone(),
-            db.clone(),
+        let target = LoadTarget {
+            config: server.config.clone(),
+            db: db.clone(),
+            table: "t".into(),
+            control: "control".into(),
+            reconnect: true,
+        };
+        let (stats, writers) = start_load(
+            target,
             3,
             stop.clone(),
             Duration::from_secs(150),
@@ -657,10 +651,7 @@ async fn a_restarted_primary_is_ridden_out_or_resumed() {
                 .expect("the resumed run did not end")
                 .unwrap_or_else(|e| panic!("the resumed run failed: {e}"))
         };
-        stop.store(true, Ordering::Relaxed);
-        for w in writers {
-            w.await.expect("a writer failed");
-        }
+        stop_load(&stop, writers).await;
         assert!(
             uptime.is_some_and(|(_, seconds)| seconds < 100),
             "the server was not restarted during the run"

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 const ALTER: &str = "ADD COLUMN extra INT NOT NULL DEFAULT 7, ADD INDEX a_b (a, b)";
@@ -105,11 +104,7 @@ async fn resume_and_check(
     writers: Vec<tokio::task::JoinHandle<()>>,
 ) -> shadowcut::Summary {
     // The killed run's id, from its changelog's marker.
-    let comment: Option<String> = conn
-        .exec_first(
-            "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '_t_ghc'",
-            (db,),
-        )
+    let comment = shadowcut::shadow::table_comment(conn, db, "_t_ghc")
         .await
         .unwrap();
     let killed_run = comment
@@ -128,10 +123,7 @@ async fn resume_and_check(
     resumed.resume = true;
     resumed.hooks_path = Some(hooks.clone());
     let outcome = tokio::time::timeout(Duration::from_secs(120), shadowcut::run(&resumed)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.await.expect("a writer failed");
-    }
+    stop_load(&stop, writers).await;
     let summary = outcome
         .expect("the resumed run did not end")
         .unwrap_or_else(|e| panic!("the resumed run failed: {e}"));
@@ -165,28 +157,45 @@ fn load(db: &str, stop: &Arc<AtomicBool>, rows: u64) -> Vec<tokio::task::JoinHan
     load_t_and_control(db, 3, stop, move |rng| churn_transaction(rng, rows)).1
 }
 
-/// Killed mid-copy: the resumed run keeps what was copied below the
-/// watermark and copies only the rest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killed_mid_copy_and_resumed() {
+/// Stops the binary with `signal` once the copy has recorded a watermark,
+/// under the mirrored load; the tables stay, and the resumed run finishes
+/// ([`resume_and_check`]) without copying everything again. Returns the
+/// stopped run's exit code and stderr.
+async fn stopped_mid_copy_and_resumed(signal: &str) -> (Option<i32>, String) {
     let mut conn = client(&primary()).await;
-    let db = churn_tables(&mut conn, "resumecopy", 4000).await;
+    let prefix = format!("resume{}", signal.to_lowercase());
+    let db = churn_tables(&mut conn, &prefix, 4000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&db, &stop, 4000);
     let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
     let table = db.clone();
-    kill_when(&mut child, &mut conn, "a recorded watermark", async |c| {
-        changelog_value(c, &table, "t", "state:copy-watermark")
-            .await
-            .is_some_and(|w| w != "\"complete\"")
-    })
+    let (code, stderr) = signal_when(
+        &mut child,
+        &mut conn,
+        "a recorded watermark",
+        signal,
+        async |c| {
+            changelog_value(c, &table, "t", "state:copy-watermark")
+                .await
+                .is_some_and(|w| w != "\"complete\"")
+        },
+    )
     .await;
     assert!(tables(&mut conn, &db).await.contains(&"_t_gho".to_string()));
     let summary = resume_and_check(&mut conn, &db, stop, writers).await;
     assert!(
         summary.rows_copied < 4000,
-        "the resumed run copied everything again: {summary:?}"
+        "the resumed run copied everything again after SIG{signal}: {summary:?}"
     );
+    (code, stderr)
+}
+
+/// Killed mid-copy: the resumed run keeps what was copied below the
+/// watermark and copies only the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_mid_copy_and_resumed() {
+    let (code, stderr) = stopped_mid_copy_and_resumed("KILL").await;
+    assert_eq!(code, None, "not killed by the signal: {stderr}");
 }
 
 /// SIGTERM (a redeploy) and SIGHUP (a closed SSH session) mid-copy, under
@@ -196,33 +205,10 @@ async fn killed_mid_copy_and_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_and_sighup_mid_copy_then_resumed() {
     for signal in ["TERM", "HUP"] {
-        let mut conn = client(&primary()).await;
-        let prefix = format!("resume{}", signal.to_lowercase());
-        let db = churn_tables(&mut conn, &prefix, 4000).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let writers = load(&db, &stop, 4000);
-        let mut child = start_binary(&db, "chunk_delay_ms=15", &[]);
-        let table = db.clone();
-        let (code, stderr) = signal_when(
-            &mut child,
-            &mut conn,
-            "a recorded watermark",
-            signal,
-            async |c| {
-                changelog_value(c, &table, "t", "state:copy-watermark")
-                    .await
-                    .is_some_and(|w| w != "\"complete\"")
-            },
-        )
-        .await;
+        let (code, stderr) = stopped_mid_copy_and_resumed(signal).await;
         assert_eq!(code, Some(130), "SIG{signal}: {stderr}");
         assert!(stderr.contains(&format!("SIG{signal}")), "{stderr}");
         assert!(stderr.contains("--resume"), "{stderr}");
-        let summary = resume_and_check(&mut conn, &db, stop, writers).await;
-        assert!(
-            summary.rows_copied < 4000,
-            "the resumed run copied everything again after SIG{signal}: {summary:?}"
-        );
     }
 }
 

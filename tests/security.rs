@@ -294,10 +294,7 @@ async fn a_migration_over_tls_checks_the_servers_certificate() {
         ],
     )
     .await;
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.await.expect("a writer failed");
-    }
+    stop_load(&stop, writers).await;
     assert_eq!(out.code, Some(0), "{out}");
     assert!(stats.transactions.load(Ordering::Relaxed) > 0);
     let summary = common::cli::json_event(&out, "summary")["summary"].clone();

@@ -162,6 +162,15 @@ pub async fn rows(
 }
 
 /// Asserts two row lists are equal, reporting the first difference.
+/// Stops a mirrored load and waits for its writers (a writer that failed
+/// fails the test).
+pub async fn stop_load(stop: &AtomicBool, writers: Vec<tokio::task::JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("a writer failed");
+    }
+}
+
 /// The checksum before the swap ran, found nothing different and
 /// repaired nothing.
 pub fn assert_clean_checksum(summary: &shadowcut::Summary) {
@@ -326,42 +335,21 @@ where
         control,
         reconnect: false,
     };
-    run_mirrored_load(target, writers, stop, max, make)
+    start_load(target, writers, stop, max, make)
 }
 
-/// [`start_mirrored_load`] whose writers outlive a server restart: a lost
-/// connection is opened again and the load goes on with its next
-/// transaction. The lost one changed both tables or neither (one
-/// transaction), so the mirror holds whatever became of its COMMIT.
-#[allow(clippy::too_many_arguments)]
-pub fn start_mirrored_load_across_restarts<F>(
-    config: ConnectConfig,
-    db: String,
-    writers: u64,
-    stop: Arc<AtomicBool>,
-    max: Duration,
-    make: F,
-) -> (Arc<LoadStats>, Vec<tokio::task::JoinHandle<()>>)
-where
-    F: Fn(&mut Rng) -> Vec<Statement> + Send + Sync + 'static,
-{
-    let target = LoadTarget {
-        config,
-        db,
-        table: "t".into(),
-        control: "control".into(),
-        reconnect: true,
-    };
-    run_mirrored_load(target, writers, stop, max, make)
-}
-
+/// Where a mirrored load writes.
 #[derive(Clone)]
-struct LoadTarget {
-    config: ConnectConfig,
-    db: String,
-    table: String,
-    control: String,
-    reconnect: bool,
+pub struct LoadTarget {
+    pub config: ConnectConfig,
+    pub db: String,
+    pub table: String,
+    pub control: String,
+    /// The writers outlive a server restart: a lost connection is opened
+    /// again and the load goes on with its next transaction. The lost one
+    /// changed both tables or neither (one transaction), so the mirror
+    /// holds whatever became of its COMMIT.
+    pub reconnect: bool,
 }
 
 impl LoadTarget {
@@ -390,7 +378,8 @@ impl LoadTarget {
     }
 }
 
-fn run_mirrored_load<F>(
+/// [`start_mirrored_load`] on `target`.
+pub fn start_load<F>(
     target: LoadTarget,
     writers: u64,
     stop: Arc<AtomicBool>,
