@@ -642,6 +642,7 @@ impl Run<'_> {
             .and_then(|r| r.recorded.deferred.as_ref())
             .and_then(|d| d.still_missing(&ghost_schema));
         let plan = inspect::plan(self.preflight, ghost_schema)?;
+        inspect::check_zero_date_fills(conn, &self.preflight.original, &plan).await?;
         privileges::check(
             conn,
             self.dialect,

@@ -930,6 +930,7 @@ const REGRESSION_SEEDS: &[(u64, Fixed, &str)] = &[
     (2466, Fixed::PassOrRefusal, "shared key BINARY(4) -> BINARY(8): changes collide, stall, fail"),
     (2700, Fixed::Pass, "DATETIME -> DATE: the server's Note 1265 taken for data loss"),
     (2491, Fixed::Pass, "CONVERT TO another collation of a key column: 'Illegal mix of collations' in the unique-conflict check (only when the copy meets a conflict)"),
+    (9636, Fixed::BothRefuse, "ADD COLUMN ... DATETIME NOT NULL without DEFAULT under NO_ZERO_DATE: the native ALTER fails, shadowcut stored zero dates"),
     (30003, Fixed::PassOrRefusal, "AUTO_INCREMENT = N beyond the SMALLINT column's range: kept by the native copy, dropped by the swap (now refused)"),
 ];
 

@@ -231,6 +231,38 @@ async fn refuses_a_binlog_row_image_other_than_full() {
     assert_eq!(common::tables(&mut conn, &db).await, vec!["t"]);
 }
 
+/// A column added NOT NULL without a DEFAULT to a table with rows gets a
+/// zero datetime in every row: refused while the server's sql_mode has
+/// NO_ZERO_DATE (the native ALTER fails with error 1292 then), accepted
+/// otherwise (fuzzer seed 9636).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_date_for_existing_rows_is_refused_under_no_zero_date() {
+    let _serial = GLOBALS.lock().await;
+    let primary = common::primary();
+    let (mut conn, db) = setup(&primary, None, "ref_zerofill").await;
+    let _cleanup = drop_database_on_exit(&primary, &db);
+    let alter = "ADD COLUMN d DATETIME NOT NULL";
+    {
+        let mode: String = conn
+            .query_first("SELECT @@GLOBAL.sql_mode")
+            .await
+            .unwrap()
+            .unwrap();
+        let _restore = set_global(&mut conn, "sql_mode", &format!("{mode},NO_ZERO_DATE")).await;
+        let before = snapshot(&mut conn, &db).await;
+        let out = shadowcut(&primary, &db, "t", alter, &["--execute"]).await;
+        assert_refused(
+            &out,
+            &db,
+            "t",
+            &["adds `d` NOT NULL without a DEFAULT", "NO_ZERO_DATE"],
+        );
+        assert_eq!(snapshot(&mut conn, &db).await, before, "{out}");
+    }
+    let out = shadowcut(&primary, &db, "t", alter, &[]).await;
+    assert_success(&out);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_servers_sql_mode_restrictions_are_kept() {
     let _serial = GLOBALS.lock().await;

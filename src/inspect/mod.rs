@@ -15,7 +15,7 @@ pub mod topology;
 
 use mysql_async::Conn;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SqlContext};
 use crate::schema::{SharedKey, TableSchema};
 use crate::server::{self, BinlogStatus, Dialect};
 use crate::shadow::ShadowNames;
@@ -112,6 +112,55 @@ pub struct Plan {
     pub columns: Vec<ColumnPair>,
     /// The unique key both tables share.
     pub key: SharedKey,
+}
+
+/// A column the ALTER adds NOT NULL without a DEFAULT gets its type's
+/// implicit default in every existing row; for a date or a datetime that
+/// is a zero date, which a native ALTER of a table with rows refuses when
+/// the server's sql_mode is strict with NO_ZERO_DATE (error 1292). The
+/// copy, whose sessions leave zero dates alone, would store it: refused
+/// here, before anything is copied (found by the differential fuzzer,
+/// seed 9636).
+pub async fn check_zero_date_fills(
+    conn: &mut Conn,
+    original: &TableSchema,
+    plan: &Plan,
+) -> Result<()> {
+    use mysql_async::prelude::Queryable;
+    let Some(filled) = plan
+        .columns
+        .iter()
+        .find(|c| c.fill.is_some_and(|f| f.starts_with("'0000-00-00")))
+    else {
+        return Ok(());
+    };
+    let table = original.qualified();
+    let mode: String = conn
+        .query_first("SELECT @@GLOBAL.sql_mode")
+        .await
+        .context(|| "reading the server's sql_mode".to_string())?
+        .unwrap_or_default();
+    let mode = mode.to_ascii_uppercase();
+    let strict = mode.contains("STRICT_TRANS_TABLES") || mode.contains("STRICT_ALL_TABLES");
+    if !strict || !mode.contains("NO_ZERO_DATE") {
+        return Ok(());
+    }
+    let has_rows: Option<i64> = conn
+        .query_first(format!("SELECT 1 FROM {table} LIMIT 1"))
+        .await
+        .context(|| format!("looking for a row in {table}"))?;
+    if has_rows.is_none() {
+        return Ok(());
+    }
+    Err(Error::refused(
+        &table,
+        format!(
+            "the ALTER adds {} NOT NULL without a DEFAULT: existing rows would get {}, which the server's sql_mode (NO_ZERO_DATE) refuses, as a native ALTER would",
+            crate::sql::ident(&filled.target),
+            filled.fill.unwrap_or_default()
+        ),
+        "Give the column a DEFAULT (or add it NULL, fill it, then make it NOT NULL)",
+    ))
 }
 
 /// Matches the original with the new table: columns and shared key.
