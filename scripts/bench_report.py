@@ -29,6 +29,7 @@ IDLE_LABELS = [
 ]
 LOAD_LABELS = [
     ("baseline", "sysbench alone (baseline)"),
+    ("shadowcut-unloaded", "shadowcut, same table, no load"),
     ("shadowcut", "shadowcut"),
     ("ptosc", "pt-online-schema-change"),
 ]
@@ -257,7 +258,7 @@ def load_run(r, threads):
     t0, t1 = r["t0"], r["t1"]
     d["wall_s"] = t1 - t0
     cut_from = None
-    if r["key"] == "shadowcut":
+    if r["key"] in ("shadowcut", "shadowcut-unloaded"):
         statuses, summary, error = shadowcut_output(r["prefix"])
         d["error"] = error
         backlogs = [s["backlog"] for _, s in statuses]
@@ -421,6 +422,12 @@ def main():
         if key == "shadowcut":
             m["vs_ptosc"] = ratio(m["wall_s"], load.get("ptosc", {}).get("wall_s"))
         notes = runs_note(m["runs"])
+        if key == "shadowcut":
+            unloaded = load.get("shadowcut-unloaded", {}).get("wall_s")
+            m["vs_unloaded"] = ratio(m["wall_s"], unloaded)
+            if m["vs_unloaded"] is not None:
+                notes.insert(0, "%.1f x the same migration with no load (%.2f s)" % (
+                    m["vs_unloaded"], unloaded["median"]))
         n_ran = len([d for d in m["runs"] if d["exit_code"] is not None])
         if key != "baseline" and m["runs_ok"] < n_ran:
             notes.insert(0, "%d of %d runs failed" % (n_ran - m["runs_ok"], n_ran))
@@ -435,7 +442,7 @@ def main():
         if logged:
             m["deadlocks"] = sum(x["deadlocks"] for x in logged)
             m["deadlocks_with_tool"] = sum(x["with_tool"] for x in logged)
-            if m["deadlocks"] or key != "baseline":
+            if m["deadlocks"] or key not in ("baseline", "shadowcut-unloaded"):
                 notes.append("deadlocks InnoDB logged over the %d run(s), warm-up included: %d, %d of them "
                              "with a statement of the tool's" % (len(logged), m["deadlocks"], m["deadlocks_with_tool"]))
         short = [d["run"] for d in m["runs"] if (d.get("sysbench") or {}).get("tps_from") == "overlapping"]
