@@ -18,7 +18,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use tokio::sync::watch;
 
-use crate::error::{is_connection_lost, is_lock_busy, server_code, Error, Result};
+use crate::error::{is_connection_lost, is_lock_busy, is_value_refused, Error, Result};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyPart, KeyValue, SharedKey, Side};
@@ -326,9 +326,12 @@ pub enum Outcome {
         /// `unconfirmed` holds exactly the keys whose rows were missed.
         unconfirmed_exact: bool,
     },
-    /// A row collided with another on a unique key of the new table that the
-    /// original does not have. Often transient (the other row's change is
-    /// still in the binlog); persistent under the cut-over lock.
+    /// The new table refused a row of the original as it is now: it
+    /// collided with another on a unique key the original does not have,
+    /// or a value does not fit its new column (see
+    /// [`crate::error::VALUE_REFUSED_CODES`]). Often transient (the change
+    /// that fixes the row is still in the binlog); persistent under the
+    /// cut-over lock.
     Conflict(String),
     /// Fewer rows were found in the original than the binlog says exist
     /// after their last change; rolled back. Either a later change (not yet
@@ -478,8 +481,12 @@ impl Applier {
                     }
                 }
                 Err(e) => {
-                    if let (Some(1062), mysql_async::Error::Server(s)) = (server_code(&e), &e) {
-                        return Ok(Outcome::Conflict(s.message.clone()));
+                    // The original's row as it is now does not fit the new
+                    // table; a change still in the binlog may fix it.
+                    if let mysql_async::Error::Server(s) = &e {
+                        if s.code == 1062 || is_value_refused(&e) {
+                            return Ok(Outcome::Conflict(s.message.clone()));
+                        }
                     }
                     if is_connection_lost(&e) {
                         return Err(Error::Sql {
@@ -880,8 +887,9 @@ const SHORTFALL_STRIKES: u32 = 3;
 /// Why [`drain_all`] did not apply everything.
 #[derive(Debug)]
 pub enum DrainFailure {
-    /// Rows collide on a unique key of the new table with every change
-    /// applied: the data violates it.
+    /// With every change applied, the new table refuses rows of the
+    /// original (a unique key, or a value; see [`crate::apply::Outcome::Conflict`]):
+    /// the data violates the ALTER.
     Collision(String),
     /// Anything else; worth another attempt.
     Failed(String),
@@ -1082,8 +1090,9 @@ pub struct ApplyLoop {
     applied_marker: watch::Receiver<u64>,
 }
 
-/// How long a key may keep colliding on a new unique key before the
-/// migration fails: long enough for the other row's change to arrive.
+/// How long the new table may keep refusing a key's row (a new unique key,
+/// a value that does not fit) before the migration fails: long enough for
+/// the change that fixes it to arrive.
 const CONFLICT_PATIENCE: Duration = Duration::from_secs(30);
 
 impl ApplyLoop {
@@ -1213,8 +1222,9 @@ impl ApplyLoop {
                                 return Err(Error::Apply {
                                     table: applier.table(),
                                     message: format!(
-                                        "rows keep colliding on a unique key of the new table ({message}); \
-                                         the data does not satisfy the ALTER's unique keys"
+                                        "the new table kept refusing rows of the original for {CONFLICT_PATIENCE:?} \
+                                         ({message}); the data does not satisfy the ALTER (a unique key it adds, \
+                                         or a value a changed column cannot hold): fix the rows or the ALTER"
                                     ),
                                 });
                             }

@@ -731,7 +731,10 @@ impl Verification<'_> {
                 LockedFlushFailure::TailStopped(stopped) => stopped,
                 LockedFlushFailure::Collision(m) => Error::Checksum {
                     table: self.checksum.table(),
-                    message: format!("rows collide on a unique key of the new table ({m})"),
+                    message: format!(
+                        "the new table refuses rows of the original with every change applied ({m}): \
+                         a unique key the ALTER adds, or a value a changed column cannot hold"
+                    ),
                 },
                 LockedFlushFailure::Failed(m) => Error::Checksum {
                     table: self.checksum.table(),

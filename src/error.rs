@@ -279,6 +279,21 @@ pub fn is_connection_lost(err: &mysql_async::Error) -> bool {
     }
 }
 
+/// Errors (strict mode) that say a row's value cannot be stored in a
+/// column of the new table as it is: NULL in a NOT NULL column (1048), out
+/// of range (1264, 1690), truncated (1265, 1406), an incorrect value or
+/// string, such as a character the new character set lacks (1292, 1366,
+/// 1367), a CHECK constraint (MariaDB 4025, MySQL 3819). The row is at
+/// fault, not the statement, and a later change may fix the row.
+pub const VALUE_REFUSED_CODES: [u16; 10] =
+    [1048, 1264, 1265, 1292, 1366, 1367, 1406, 1690, 3819, 4025];
+
+/// True when the new table refused a row's value (see
+/// [`VALUE_REFUSED_CODES`]).
+pub fn is_value_refused(err: &mysql_async::Error) -> bool {
+    server_code(err).is_some_and(|c| VALUE_REFUSED_CODES.contains(&c))
+}
+
 /// True when a statement failed for a lock (see [`LOCK_BUSY_CODES`]).
 pub fn is_lock_busy(err: &mysql_async::Error) -> bool {
     server_code(err).is_some_and(|c| LOCK_BUSY_CODES.contains(&c))

@@ -35,8 +35,9 @@ const APPLY_WAIT: Duration = Duration::from_secs(300);
 /// Why [`ChangeFeed::flush_under_lock`] did not apply everything.
 #[derive(Debug)]
 pub enum LockedFlushFailure {
-    /// Rows collide on a unique key of the new table with every change
-    /// applied: the data violates it.
+    /// With every change applied, the new table refuses rows of the
+    /// original (a unique key, or a value; see [`crate::apply::Outcome::Conflict`]):
+    /// the data violates the ALTER.
     Collision(String),
     /// The tail stopped: nothing more can be applied.
     TailStopped(Error),
