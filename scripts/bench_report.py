@@ -23,7 +23,7 @@ IDLE_LABELS = [
     ("instant", "native ALTER, ALGORITHM=INSTANT"),
     ("ptosc", "pt-online-schema-change"),
     ("shadowcut", "shadowcut"),
-    ("shadowcut-indexes-after", "shadowcut --build-indexes-after-copy"),
+    ("shadowcut-indexes-during", "shadowcut --indexes-during-copy"),
     ("shadowcut-no-checksum", "shadowcut --skip-checksum"),
     ("shadowcut-instant", "shadowcut --prefer-instant"),
 ]

@@ -153,7 +153,7 @@ impl DeferredIndexes {
                 table: names.q(&names.original),
                 message: format!(
                     "after building its secondary indexes, the new table reads\n{built}\ninstead of\n{}\n\
-                     Nothing was swapped; retry without --build-indexes-after-copy",
+                     Nothing was swapped; retry with --indexes-during-copy",
                     self.expected
                 ),
             });

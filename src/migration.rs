@@ -73,7 +73,7 @@ pub struct Config {
     /// VARBINARY).
     pub apply_threads: usize,
     /// Take the new table's plain secondary indexes off during the copy
-    /// and build them after it, instead of keeping them.
+    /// and build them after it (the default), instead of keeping them.
     pub build_indexes_after_copy: bool,
     /// Changed keys buffered at most; beyond, the tail stops reading the
     /// binlog until the applier makes room (memory stays bounded while the
@@ -165,7 +165,7 @@ impl Config {
                 ..ThrottleConfig::default()
             },
             apply_threads: 2,
-            build_indexes_after_copy: false,
+            build_indexes_after_copy: true,
             buffered_keys: 100_000,
             checksum_chunk_size: 10_000,
             skip_checksum: false,

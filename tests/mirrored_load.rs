@@ -305,10 +305,8 @@ fn indexed_shape(name: &'static str) -> Shape {
 /// starts with the shared key (the applier's lookups may need it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn secondary_indexes_built_after_the_copy_read_as_the_native_alter() {
-    let summary = migrate_under_load_with(indexed_shape("idxafter"), 3, |c| {
-        c.build_indexes_after_copy = true;
-    })
-    .await;
+    // The default.
+    let summary = migrate_under_load(indexed_shape("idxafter"), 3).await;
     assert_eq!(
         summary.indexes_built_after_copy, 4,
         "b_prefix, c_desc, we`ird and extra_a: {summary:?}"
@@ -330,8 +328,10 @@ async fn secondary_indexes_built_after_the_copy_read_as_the_native_alter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn indexes_kept_during_the_copy_read_as_the_native_alter_too() {
-    // The default.
-    let summary = migrate_under_load(indexed_shape("idxduring"), 3).await;
+    let summary = migrate_under_load_with(indexed_shape("idxduring"), 3, |c| {
+        c.build_indexes_after_copy = false;
+    })
+    .await;
     assert_eq!(summary.indexes_built_after_copy, 0, "{summary:?}");
 }
 
