@@ -18,7 +18,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use tokio::sync::watch;
 
-use crate::error::{is_connection_lost, is_lock_busy, is_value_refused, Error, Result};
+use crate::error::{is_connection_lost, is_lock_busy, Error, Result, VALUE_REFUSED_CODES};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
 use crate::schema::{KeyPart, KeyValue, SharedKey, Side};
@@ -484,7 +484,7 @@ impl Applier {
                     // The original's row as it is now does not fit the new
                     // table; a change still in the binlog may fix it.
                     if let mysql_async::Error::Server(s) = &e {
-                        if s.code == 1062 || is_value_refused(&e) {
+                        if s.code == 1062 || VALUE_REFUSED_CODES.contains(&s.code) {
                             return Ok(Outcome::Conflict(s.message.clone()));
                         }
                     }

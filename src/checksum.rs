@@ -731,10 +731,7 @@ impl Verification<'_> {
                 LockedFlushFailure::TailStopped(stopped) => stopped,
                 LockedFlushFailure::Collision(m) => Error::Checksum {
                     table: self.checksum.table(),
-                    message: format!(
-                        "the new table refuses rows of the original with every change applied ({m}): \
-                         a unique key the ALTER adds, or a value a changed column cannot hold"
-                    ),
+                    message: crate::feed::refused_rows_message(&m),
                 },
                 LockedFlushFailure::Failed(m) => Error::Checksum {
                     table: self.checksum.table(),

@@ -489,10 +489,7 @@ impl CutOver<'_> {
             .map_err(|e| match e {
                 LockedFlushFailure::Collision(message) => Abort::Fatal(Error::CutOver {
                     table: self.table(),
-                    message: format!(
-                        "the new table refuses rows of the original with every change applied ({message}): \
-                         a unique key the ALTER adds, or a value a changed column cannot hold"
-                    ),
+                    message: crate::feed::refused_rows_message(&message),
                 }),
                 LockedFlushFailure::TailStopped(e) => Abort::Fatal(e),
                 LockedFlushFailure::Failed(reason) => Abort::Retry(reason),

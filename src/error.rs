@@ -288,12 +288,6 @@ pub fn is_connection_lost(err: &mysql_async::Error) -> bool {
 pub const VALUE_REFUSED_CODES: [u16; 10] =
     [1048, 1264, 1265, 1292, 1366, 1367, 1406, 1690, 3819, 4025];
 
-/// True when the new table refused a row's value (see
-/// [`VALUE_REFUSED_CODES`]).
-pub fn is_value_refused(err: &mysql_async::Error) -> bool {
-    server_code(err).is_some_and(|c| VALUE_REFUSED_CODES.contains(&c))
-}
-
 /// True when a statement failed for a lock (see [`LOCK_BUSY_CODES`]).
 pub fn is_lock_busy(err: &mysql_async::Error) -> bool {
     server_code(err).is_some_and(|c| LOCK_BUSY_CODES.contains(&c))

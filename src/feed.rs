@@ -32,6 +32,15 @@ use crate::throttle::Throttle;
 const TAIL_STALL: Duration = Duration::from_secs(60);
 const APPLY_WAIT: Duration = Duration::from_secs(300);
 
+/// What to tell the user when, with every change applied under the lock,
+/// the new table still refuses rows ([`LockedFlushFailure::Collision`]).
+pub fn refused_rows_message(server_message: &str) -> String {
+    format!(
+        "the new table refuses rows of the original with every change applied ({server_message}): \
+         a unique key the ALTER adds, or a value a changed column cannot hold"
+    )
+}
+
 /// Why [`ChangeFeed::flush_under_lock`] did not apply everything.
 #[derive(Debug)]
 pub enum LockedFlushFailure {

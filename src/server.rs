@@ -513,6 +513,15 @@ pub async fn open(config: &ConnectConfig) -> std::result::Result<Conn, mysql_asy
 /// The server's "access denied" error.
 const ACCESS_DENIED: u16 = 1045;
 
+/// The server's global sql_mode: what a native ALTER runs under.
+pub async fn global_sql_mode(conn: &mut Conn) -> Result<String> {
+    Ok(conn
+        .query_first("SELECT @@GLOBAL.sql_mode")
+        .await
+        .context(|| "reading the server's sql_mode".to_string())?
+        .unwrap_or_default())
+}
+
 /// Opens a connection with the fixed session settings, detects the dialect,
 /// and checks that the session's writes are binlogged.
 pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
@@ -526,11 +535,7 @@ pub async fn connect(config: &ConnectConfig) -> Result<(Conn, Dialect)> {
         .context(|| "reading the server version".to_string())?
         .unwrap_or_default();
     let dialect = Dialect::from_version_string(&version);
-    let global_sql_mode: String = conn
-        .query_first("SELECT @@GLOBAL.sql_mode")
-        .await
-        .context(|| "reading the server's sql_mode".to_string())?
-        .unwrap_or_default();
+    let global_sql_mode = global_sql_mode(&mut conn).await?;
     let mode = if config.zero_date_checks {
         ddl_sql_mode(&global_sql_mode)
     } else {

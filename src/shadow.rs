@@ -320,11 +320,7 @@ pub async fn create_ghost(
         .context(|| format!("creating the new table {ghost}"))?;
     let alter = alter.trim().trim_end_matches(';');
     // The ALTER runs under the server's own restrictions, as natively.
-    let global_mode: String = conn
-        .query_first("SELECT @@GLOBAL.sql_mode")
-        .await
-        .context(|| "reading the server's sql_mode".to_string())?
-        .unwrap_or_default();
+    let global_mode = crate::server::global_sql_mode(conn).await?;
     let mode = |m: String| format!("SET SESSION sql_mode = {}", sql::literal(&m));
     conn.query_drop(mode(crate::server::ddl_sql_mode(&global_mode)))
         .await

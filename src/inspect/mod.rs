@@ -135,12 +135,7 @@ pub async fn check_zero_date_fills(
         return Ok(());
     };
     let table = original.qualified();
-    let mode: String = conn
-        .query_first("SELECT @@GLOBAL.sql_mode")
-        .await
-        .context(|| "reading the server's sql_mode".to_string())?
-        .unwrap_or_default();
-    let mode = mode.to_ascii_uppercase();
+    let mode = server::global_sql_mode(conn).await?.to_ascii_uppercase();
     let strict = mode.contains("STRICT_TRANS_TABLES") || mode.contains("STRICT_ALL_TABLES");
     if !strict || !mode.contains("NO_ZERO_DATE") {
         return Ok(());
