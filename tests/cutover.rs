@@ -492,6 +492,22 @@ async fn the_checksum_finds_and_repairs_a_dropped_event_and_a_damaged_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checksum_tells_a_null_from_a_value_that_reads_alike() {
+    // Row 300 is (300, 9, 'r300'). Damaged to (300, NULL, '9<0x1F>r300'),
+    // it concatenates to the same bytes unless NULLs are marked.
+    let (mut conn, db, summary) = migrate_with_writes_after_copy(
+        "checksumnull",
+        None,
+        false,
+        Some("UPDATE {G} SET a = NULL, b = CONCAT('9', 0x1F, 'r300') WHERE id = 300"),
+    )
+    .await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (1, 1), "{report:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_that_keeps_differing_stops_the_run_before_the_swap() {
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, "checksumfail", 2500).await;
