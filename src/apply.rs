@@ -615,8 +615,11 @@ impl Applier {
     /// the application is left for later (its writer's commit brings it
     /// back through the binlog anyway) and returned. Every other key is
     /// applied: the new table's rows of those keys are deleted and the
-    /// original's re-read into it, without waiting (`NOWAIT`: the rows are
-    /// ours, or absent). Keys are matched to rows in Rust only to find the
+    /// original's re-read into it, without waiting for the application
+    /// (`NOWAIT`, unless every row the re-read can find is already ours). A
+    /// deleted key whose row could not be locked is only deleted, where
+    /// keys are distinct by bytes (see `docs/design.md`, "Apply"). Keys are
+    /// matched to rows in Rust only to find the
     /// held ones; a key that matches no row by bytes (a case-insensitive
     /// key, say) is re-read like any other, by the server's comparison, so
     /// a mismatch costs a re-read, never a row. A key the binlog says
@@ -628,18 +631,34 @@ impl Applier {
     ) -> std::result::Result<(Verdict, Vec<Change>), mysql_async::Error> {
         let keys: Vec<&KeyValue> = changes.iter().map(|c| &c.key).collect();
         let (mut reread, mut held, mut absent) = (Vec::new(), Vec::new(), Vec::new());
+        let mut delete_only = Vec::new();
+        // True when every row the re-read can find is one this transaction
+        // already share-locked.
+        let mut reread_held_by_us = false;
         match self.dialect.skip_locked_share_clause() {
             None => reread.extend(changes.iter().cloned()),
             Some(skip_locked) => {
                 let locked = self.read_keys(conn, &keys, skip_locked).await?;
+                let distinct_by_bytes = self.key.rows_are_distinct_by_bytes();
                 let mut unlocked_existing = Vec::new();
+                let mut reread_locked = 0;
                 for c in changes {
-                    if locked.contains(&c.key) || !c.exists {
+                    if locked.contains(&c.key) {
+                        reread_locked += 1;
+                        reread.push(c.clone());
+                    } else if !c.exists && distinct_by_bytes {
+                        // Deleted, and no row of it is free to read: it is
+                        // gone, or a writer holds it, whose commit brings
+                        // the key back through the binlog. Its delete
+                        // touches no other key's row, so nothing is re-read.
+                        delete_only.push(c.key.clone());
+                    } else if !c.exists {
                         reread.push(c.clone());
                     } else {
                         unlocked_existing.push(c.clone());
                     }
                 }
+                reread_held_by_us = reread.len() == reread_locked;
                 if !unlocked_existing.is_empty() {
                     let wanted: Vec<&KeyValue> = unlocked_existing.iter().map(|c| &c.key).collect();
                     let present = self.read_keys(conn, &wanted, "").await?;
@@ -649,15 +668,17 @@ impl Applier {
                         } else {
                             absent.push(c.clone());
                             reread.push(c);
+                            reread_held_by_us = false;
                         }
                     }
                 }
             }
         }
-        if reread.is_empty() {
+        if reread.is_empty() && delete_only.is_empty() {
             return Ok((Verdict::Good(Vec::new(), 0), held));
         }
-        let to_delete: Vec<KeyValue> = reread.iter().map(|c| c.key.clone()).collect();
+        let mut to_delete = delete_only;
+        to_delete.extend(reread.iter().map(|c| c.key.clone()));
         let (ghost_where, ghost_params) = self.key.matches_any(Side::Ghost, &to_delete);
         conn.exec_drop(
             format!(
@@ -667,14 +688,23 @@ impl Applier {
             ghost_params,
         )
         .await?;
+        if reread.is_empty() {
+            return Ok((Verdict::Good(Vec::new(), 0), held));
+        }
         let reread_keys: Vec<&KeyValue> = reread.iter().map(|c| &c.key).collect();
         let (orig_where, orig_params) = self.original_match(&reread_keys);
+        // A re-read of rows we hold cannot wait for the application; it
+        // can only meet our own copy's insert into the new table, which is
+        // better waited out (bounded by the session's 1 s lock wait) than
+        // failed on: under 16 writers, NOWAIT failed 600 batches a run
+        // that way, each rolled back and retried halved.
+        let lock = if reread_held_by_us {
+            self.dialect.share_lock_waiting_clause()
+        } else {
+            self.dialect.share_lock_clause()
+        };
         conn.exec_drop(
-            format!(
-                "{} WHERE {orig_where} {}",
-                self.insert_prefix,
-                self.dialect.share_lock_clause()
-            ),
+            format!("{} WHERE {orig_where} {lock}", self.insert_prefix),
             orig_params,
         )
         .await?;

@@ -508,6 +508,52 @@ async fn the_checksum_tells_a_null_from_a_value_that_reads_alike() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_is_applied_while_a_writer_holds_a_new_row_of_its_key() {
+    for commit in [true, false] {
+        let mut conn = client(&primary()).await;
+        let prefix = if commit { "heldcommit" } else { "heldrollback" };
+        let db = setup(&mut conn, prefix, 400).await;
+        let mut config = config(&db, "t", "ADD COLUMN extra INT");
+        // The applier reads the delete only once the writer holds row 7.
+        config.failpoints.apply_delay = Some(Duration::from_millis(300));
+        let migration = Postponed::start(&mut conn, &db, config).await;
+        on_both(&mut conn, &db, "DELETE FROM {T} WHERE id = 7").await;
+        let mut writer = client(&primary()).await;
+        writer.query_drop("START TRANSACTION").await.unwrap();
+        on_both(&mut writer, &db, "INSERT INTO {T} VALUES (7, -7, 'held')").await;
+        // The delete reaches the new table while the writer holds the row:
+        // it is not deferred until the writer ends.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left: Option<i64> = conn
+                .query_first(format!("SELECT COUNT(*) FROM `{db}`.`_t_gho` WHERE id = 7"))
+                .await
+                .unwrap();
+            if left == Some(0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the delete of row 7 waited for the writer"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        writer.query_drop(end).await.unwrap();
+        migration
+            .finish()
+            .await
+            .unwrap_or_else(|e| panic!("migration failed ({end}): {e}"));
+        let row: Option<(i64, String)> = conn
+            .query_first(format!("SELECT a, b FROM `{db}`.`t` WHERE id = 7"))
+            .await
+            .unwrap();
+        assert_eq!(row, commit.then(|| (-7, "held".to_string())), "{end}");
+        assert_matches_control(&mut conn, &db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_that_keeps_differing_stops_the_run_before_the_swap() {
     let mut conn = client(&primary()).await;
     let db = setup(&mut conn, "checksumfail", 2500).await;
