@@ -210,10 +210,11 @@ pub async fn migrate_under_load_with(
         );
     }
     eprintln!(
-        "{}: {} load transactions ({} retried); copied {} rows, {} binlog rows, {} keys applied, lock {:?} s",
+        "{}: {} load transactions ({} retried, {} more rolled back); copied {} rows, {} binlog rows, {} keys applied, lock {:?} s",
         shape.name,
         stats.transactions.load(Ordering::Relaxed),
         stats.retries.load(Ordering::Relaxed),
+        stats.rolled_back.load(Ordering::Relaxed),
         summary.rows_copied,
         summary.binlog_rows,
         summary.keys_applied,

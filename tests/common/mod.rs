@@ -266,7 +266,14 @@ pub struct LoadStats {
     pub slow_statements: AtomicU64,
     /// Connections lost and opened again (only by a load across restarts).
     pub reconnects: AtomicU64,
+    /// Transactions that held their rows a moment and rolled back.
+    pub rolled_back: AtomicU64,
 }
+
+/// Share of the load's transactions that roll back instead of committing:
+/// a writer holding rows it never commits is a case the copy and the
+/// applier must get right as much as one that commits.
+pub const ROLLBACK_PERCENT: u64 = 10;
 
 /// A transaction of the mirrored load: the same statements, in order, on
 /// the migrated table and on the control table.
@@ -400,8 +407,9 @@ where
                 let started = Instant::now();
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < max {
                     let stmts = make(&mut rng);
+                    let commit = !rng.chance(ROLLBACK_PERCENT);
                     loop {
-                        match run_mirrored(&mut conn, &stmts, &target.table, &target.control, &stats).await {
+                        match run_mirrored_then(&mut conn, &stmts, &target.table, &target.control, &stats, commit).await {
                             Ok(()) => break,
                             Err(e) if matches!(&e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205) => {
                                 let _ = conn.query_drop("ROLLBACK").await;
@@ -415,7 +423,11 @@ where
                             Err(e) => panic!("load writer failed: {e} on {stmts:?}"),
                         }
                     }
-                    stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    if commit {
+                        stats.transactions.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             })
         })
@@ -455,6 +467,19 @@ pub async fn run_mirrored(
     control: &str,
     stats: &LoadStats,
 ) -> Result<(), mysql_async::Error> {
+    run_mirrored_then(conn, stmts, table, control, stats, true).await
+}
+
+/// [`run_mirrored`], ending in COMMIT or, after holding its rows for 2 ms,
+/// in ROLLBACK.
+pub async fn run_mirrored_then(
+    conn: &mut Conn,
+    stmts: &[Statement],
+    table: &str,
+    control: &str,
+    stats: &LoadStats,
+    commit: bool,
+) -> Result<(), mysql_async::Error> {
     conn.query_drop("START TRANSACTION").await?;
     for (sql, params) in stmts {
         for name in [table, control] {
@@ -466,7 +491,12 @@ pub async fn run_mirrored(
             }
         }
     }
-    conn.query_drop("COMMIT").await
+    if commit {
+        conn.query_drop("COMMIT").await
+    } else {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        conn.query_drop("ROLLBACK").await
+    }
 }
 
 /// Reads a changelog value during a migration (None when absent).
