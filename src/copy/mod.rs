@@ -151,6 +151,41 @@ pub trait CatchUp {
     fn backlog(&self) -> usize;
 }
 
+/// Whether the copy meets rows the application holds: then each chunk
+/// share-locks its rows before copying them (see
+/// [`Copier::copy_locked_first`]). That costs a second pass over the
+/// chunk (a quarter more time on an idle table), so it is on only from
+/// the first busy row until [`QUIET_CHUNKS`] chunks in a row met none.
+#[derive(Debug, Default)]
+struct Contention {
+    on: std::sync::atomic::AtomicBool,
+    quiet_chunks: AtomicU64,
+}
+
+/// Chunks in a row without a busy row that turn [`Contention`] off.
+const QUIET_CHUNKS: u64 = 4;
+
+/// How long a chunk whose rows are locked retries its copy while another
+/// statement holds the new table's AUTO-INC lock.
+const AUTO_INC_PATIENCE: Duration = Duration::from_secs(1);
+
+impl Contention {
+    fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    fn met_busy_row(&self) {
+        self.quiet_chunks.store(0, Ordering::Relaxed);
+        self.on.store(true, Ordering::Relaxed);
+    }
+
+    fn chunk_done(&self, disturbed: bool) {
+        if !disturbed && self.quiet_chunks.fetch_add(1, Ordering::Relaxed) + 1 >= QUIET_CHUNKS {
+            self.on.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Copies the original table into the new one.
 pub struct Copier {
     names: ShadowNames,
@@ -158,7 +193,9 @@ pub struct Copier {
     chunker: Chunker,
     key: SharedKey,
     insert_prefix: String,
+    lock_prefix: String,
     share_lock: &'static str,
+    contention: Contention,
     pace: Pace,
     control: Arc<PaceControl>,
     failpoints: Failpoints,
@@ -257,6 +294,7 @@ impl Copier {
             columns,
             chunker.from_clause(),
         );
+        let lock_prefix = format!("SELECT COUNT(*) FROM {}", chunker.from_clause());
         let from_original_aliased = format!(
             "{} AS o FORCE INDEX ({})",
             names.q(&names.original),
@@ -271,7 +309,9 @@ impl Copier {
             chunker,
             key,
             insert_prefix,
+            lock_prefix,
             share_lock: dialect.share_lock_clause(),
+            contention: Contention::default(),
             pace: Pace {
                 threads: pace.threads.max(1),
                 ..pace
@@ -313,6 +353,10 @@ impl Copier {
             format!(
                 "{} WHERE <key in (lower, upper]> {}",
                 self.insert_prefix, self.share_lock
+            ),
+            format!(
+                "while rows are busy, first in the same transaction: {} WHERE <key in (lower, upper]> {}",
+                self.lock_prefix, self.share_lock
             ),
         ]
     }
@@ -552,6 +596,7 @@ impl Copier {
                 ChunkVerdict::UniqueConflict(message) => return Ok(RangeOutcome::Conflict(message)),
                 ChunkVerdict::Busy => {
                     disturbed = true;
+                    self.contention.met_busy_row();
                     let current = limit.unwrap_or(size);
                     if current > 1 {
                         limit = Some((current / 2).max(1));
@@ -595,6 +640,7 @@ impl Copier {
                 None => break,
             }
         }
+        self.contention.chunk_done(disturbed);
         stats.chunks.fetch_add(1, Ordering::Relaxed);
         Ok(RangeOutcome::Copied {
             took: (!disturbed).then(|| started.elapsed()),
@@ -643,6 +689,51 @@ impl Copier {
         }
     }
 
+    /// The chunk in one transaction of two statements: a share lock on its
+    /// rows first, then the copy. A busy row fails the first (NOWAIT)
+    /// before anything was written, where the copy alone would fail midway
+    /// and roll back every row it had inserted. Returns the rows copied and
+    /// the copy's warnings (read before the COMMIT, which clears them).
+    async fn copy_locked_first(
+        &self,
+        conn: &mut Conn,
+        lock: &str,
+        copy: &str,
+        params: Vec<mysql_async::Value>,
+    ) -> std::result::Result<(u64, Vec<Warning>), mysql_async::Error> {
+        conn.query_drop("START TRANSACTION").await?;
+        let copied = async {
+            conn.exec_drop(lock, params.clone()).await?;
+            // The rows are ours now; what the copy can still meet is the
+            // new table's AUTO-INC lock, which every INSERT ... SELECT into
+            // it holds to its end (innodb_autoinc_lock_mode 0 and 1): another
+            // chunk's, or the applier's. A failed NOWAIT statement is undone
+            // alone, so it is tried again, here rather than in a server-side
+            // wait, which could close a deadlock cycle.
+            let deadline = Instant::now() + AUTO_INC_PATIENCE;
+            loop {
+                match conn.exec_drop(copy, params.clone()).await {
+                    Err(e) if is_lock_busy(&e) && Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    done => break done?,
+                }
+            }
+            Ok((conn.affected_rows(), statement_warnings(conn).await?))
+        }
+        .await;
+        match copied {
+            Ok(done) => {
+                conn.query_drop("COMMIT").await?;
+                Ok(done)
+            }
+            Err(e) => {
+                let _ = conn.query_drop("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
     async fn copy_chunk(
         &self,
         conn: &mut Conn,
@@ -655,10 +746,20 @@ impl Copier {
         } else {
             format!("WHERE {predicate}")
         };
-        let stmt = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
         let table = self.names.q(&self.names.original);
-        match conn.exec_drop(&stmt, params).await {
-            Ok(()) => {}
+        let stmt = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
+        let copied = if self.contention.is_on() {
+            let lock = format!("{} {filter} {}", self.lock_prefix, self.share_lock);
+            self.copy_locked_first(conn, &lock, &stmt, params).await
+        } else {
+            async {
+                conn.exec_drop(&stmt, params).await?;
+                Ok((conn.affected_rows(), statement_warnings(conn).await?))
+            }
+            .await
+        };
+        let (rows, warnings) = match copied {
+            Ok(done) => done,
             Err(e) if is_lock_busy(&e) => return Ok(ChunkVerdict::Busy),
             Err(source) => {
                 return Err(Error::Sql {
@@ -666,17 +767,11 @@ impl Copier {
                     source,
                 })
             }
-        }
-        stats
-            .rows_copied
-            .fetch_add(conn.affected_rows(), Ordering::Relaxed);
-        if conn.get_warnings() == 0 {
+        };
+        stats.rows_copied.fetch_add(rows, Ordering::Relaxed);
+        if warnings.is_empty() {
             return Ok(ChunkVerdict::Clean);
         }
-        let warnings = show_warnings(conn).await.map_err(|source| Error::Sql {
-            context: format!("reading warnings of a chunk of {table}"),
-            source,
-        })?;
         Ok(match judge_warnings(&warnings, &self.key) {
             // A duplicate on another unique key may be the very row (the
             // server reports only the first index it checks): only rows
@@ -691,9 +786,45 @@ impl Copier {
     }
 }
 
+/// The warnings of the last statement on `conn` (none asked for when it
+/// counted none).
+async fn statement_warnings(
+    conn: &mut Conn,
+) -> std::result::Result<Vec<Warning>, mysql_async::Error> {
+    if conn.get_warnings() == 0 {
+        Ok(Vec::new())
+    } else {
+        show_warnings(conn).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_locked_first_from_a_busy_row_until_four_quiet_chunks() {
+        let contention = Contention::default();
+        assert!(!contention.is_on(), "an idle table copies in one statement");
+        contention.chunk_done(false);
+        assert!(!contention.is_on());
+        contention.met_busy_row();
+        assert!(contention.is_on());
+        for _ in 0..QUIET_CHUNKS - 1 {
+            contention.chunk_done(false);
+            assert!(contention.is_on());
+        }
+        contention.chunk_done(true);
+        assert!(
+            contention.is_on(),
+            "a disturbed chunk does not count as quiet"
+        );
+        contention.met_busy_row();
+        for _ in 0..QUIET_CHUNKS {
+            contention.chunk_done(false);
+        }
+        assert!(!contention.is_on());
+    }
 
     fn w(code: u16, message: &str) -> Warning {
         Warning {
