@@ -246,6 +246,9 @@ pub struct Summary {
     pub rows_copied: u64,
     /// Chunks the copy took.
     pub copy_chunks: u64,
+    /// Copy statements that ran after locking their rows first, because
+    /// rows were busy (`docs/design.md`, "Copy").
+    pub copy_locked_first: u64,
     /// Plain secondary indexes built after the copy instead of during it.
     pub indexes_built_after_copy: usize,
     /// Row changes read from the binlog for the table.
@@ -939,6 +942,7 @@ impl Run<'_> {
             duration_s: self.started.elapsed().as_secs_f64(),
             rows_copied: status.rows_copied,
             copy_chunks: sources.copy.chunks.load(Ordering::Relaxed),
+            copy_locked_first: sources.copy.locked_first.load(Ordering::Relaxed),
             indexes_built_after_copy: 0,
             binlog_rows: status.binlog_rows,
             binlog_rows_left_to_copy: status.binlog_rows_left_to_copy,

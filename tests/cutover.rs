@@ -257,7 +257,8 @@ async fn the_chunk_size_adapts_to_the_target_time_under_load() {
 /// A writer holds one row locked while the parallel copy passes it: the
 /// chunk holding it copies nothing (NOWAIT), is split down to that row,
 /// which waits for the writer's commit; the writer never waits on us long
-/// and gets no error, and nothing is lost.
+/// and gets no error, and nothing is lost. From the busy row on, chunks
+/// lock their rows before copying them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_copy_waits_out_a_row_held_by_a_writer_without_blocking_it() {
     let mut conn = client(&primary()).await;
@@ -283,6 +284,7 @@ async fn the_copy_waits_out_a_row_held_by_a_writer_without_blocking_it() {
         .unwrap_or_else(|e| panic!("migration failed: {e}"));
     release.await.unwrap();
     assert!(summary.copy_chunks >= 40, "{summary:?}");
+    assert!(summary.copy_locked_first > 0, "{summary:?}");
     assert_matches_control(&mut conn, &db).await;
     let a: Option<i64> = conn
         .query_first(format!("SELECT a FROM `{db}`.`t` WHERE id = 1000"))
@@ -582,6 +584,8 @@ async fn a_chunk_that_keeps_differing_stops_the_run_before_the_swap() {
 async fn a_clean_run_checksums_every_row_without_repairs() {
     let (mut conn, db, summary) =
         migrate_with_writes_after_copy("checksumclean", None, false, None).await;
+    // No row was busy during the copy: every chunk was one statement.
+    assert_eq!(summary.copy_locked_first, 0, "{summary:?}");
     let report = summary.checksum.expect("the checksum ran");
     assert_eq!((report.mismatches, report.repaired), (0, 0), "{report:?}");
     assert_eq!(report.rows_checked, 400);

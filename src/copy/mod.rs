@@ -43,6 +43,9 @@ pub struct CopyStats {
     pub rows_copied: AtomicU64,
     /// Chunks copied.
     pub chunks: AtomicU64,
+    /// Copy statements that ran after their rows were locked first (while
+    /// rows were busy: see [`Copier::copy_locked_first`]).
+    pub locked_first: AtomicU64,
 }
 
 /// What the operator may change about the copy while it runs (the
@@ -750,7 +753,11 @@ impl Copier {
         let stmt = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
         let copied = if self.contention.is_on() {
             let lock = format!("{} {filter} {}", self.lock_prefix, self.share_lock);
-            self.copy_locked_first(conn, &lock, &stmt, params).await
+            let copied = self.copy_locked_first(conn, &lock, &stmt, params).await;
+            if copied.is_ok() {
+                stats.locked_first.fetch_add(1, Ordering::Relaxed);
+            }
+            copied
         } else {
             async {
                 conn.exec_drop(&stmt, params).await?;
