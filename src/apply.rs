@@ -1048,10 +1048,14 @@ impl std::fmt::Display for Warning {
     }
 }
 
-/// Reads the warnings of the last statement.
+/// Reads the warnings of the last statement (none asked for when it
+/// counted none).
 pub async fn show_warnings(
     conn: &mut Conn,
 ) -> std::result::Result<Vec<Warning>, mysql_async::Error> {
+    if conn.get_warnings() == 0 {
+        return Ok(Vec::new());
+    }
     let rows: Vec<(String, u16, String)> = conn.query("SHOW WARNINGS").await?;
     Ok(rows
         .into_iter()
@@ -1069,9 +1073,6 @@ pub async fn show_warnings(
 pub async fn data_warnings(
     conn: &mut Conn,
 ) -> std::result::Result<Option<String>, mysql_async::Error> {
-    if conn.get_warnings() == 0 {
-        return Ok(None);
-    }
     let warnings: Vec<String> = show_warnings(conn)
         .await?
         .into_iter()

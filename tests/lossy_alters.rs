@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mysql_async::prelude::*;
-use mysql_async::Value;
+use mysql_async::{Conn, Value};
 
 async fn table_with(prefix: &str, rows: &str) -> (mysql_async::Conn, String, Vec<Vec<Value>>) {
     let mut conn = client(&primary()).await;
@@ -91,13 +91,20 @@ async fn unique_index_over_duplicates_fails() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_that_does_not_fit_after_the_copy_fails() {
-    let (mut conn, db, _) = table_with("narrowtail", "(1, 5, 'x'), (2, 6, 'y')").await;
+/// `MODIFY a TINYINT` copied and held before the cut-over, then row 2 set
+/// to a value the new type cannot hold.
+async fn narrowed_then_unfit(prefix: &str) -> (Conn, String, Postponed) {
+    let (mut conn, db, _) = table_with(prefix, "(1, 5, 'x'), (2, 6, 'y')").await;
     let migration = Postponed::start(&mut conn, &db, config(&db, "t", "MODIFY a TINYINT")).await;
     conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
         .await
         .unwrap();
+    (conn, db, migration)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_does_not_fit_after_the_copy_fails() {
+    let (mut conn, db, migration) = narrowed_then_unfit("narrowtail").await;
     let err = migration
         .finish()
         .await
@@ -113,11 +120,7 @@ async fn a_change_that_does_not_fit_after_the_copy_fails() {
 /// it waits for a colliding unique key, instead of failing at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_does_not_fit_for_a_moment_is_waited_out() {
-    let (mut conn, db, _) = table_with("narrowfix", "(1, 5, 'x'), (2, 6, 'y')").await;
-    let migration = Postponed::start(&mut conn, &db, config(&db, "t", "MODIFY a TINYINT")).await;
-    conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
-        .await
-        .unwrap();
+    let (mut conn, db, migration) = narrowed_then_unfit("narrowfix").await;
     // Long enough for the applier to meet the value (it reads the binlog
     // within milliseconds; the test above fails on the same value).
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;

@@ -722,7 +722,7 @@ impl Copier {
                     done => break done?,
                 }
             }
-            Ok((conn.affected_rows(), statement_warnings(conn).await?))
+            Ok((conn.affected_rows(), show_warnings(conn).await?))
         }
         .await;
         match copied {
@@ -761,7 +761,7 @@ impl Copier {
         } else {
             async {
                 conn.exec_drop(&stmt, params).await?;
-                Ok((conn.affected_rows(), statement_warnings(conn).await?))
+                Ok((conn.affected_rows(), show_warnings(conn).await?))
             }
             .await
         };
@@ -790,18 +790,6 @@ impl Copier {
             },
             other => other,
         })
-    }
-}
-
-/// The warnings of the last statement on `conn` (none asked for when it
-/// counted none).
-async fn statement_warnings(
-    conn: &mut Conn,
-) -> std::result::Result<Vec<Warning>, mysql_async::Error> {
-    if conn.get_warnings() == 0 {
-        Ok(Vec::new())
-    } else {
-        show_warnings(conn).await
     }
 }
 
