@@ -41,6 +41,9 @@ impl DeferredIndexes {
     /// are none or they must stay.
     /// An index whose first column is `key_column` (the shared key's first
     /// column in the new table) stays: the applier's lookups may need it.
+    /// So does one that starts with the AUTO_INCREMENT column, which the
+    /// server requires to lead some index (fuzzer seed 11335: the ALTER
+    /// moved the primary key off it and indexed it in a plain index only).
     /// The server appends added indexes after the existing ones of their
     /// kind, so only the plain indexes after the last one that stays are
     /// deferred.
@@ -55,7 +58,9 @@ impl DeferredIndexes {
             return Ok(None);
         }
         let plain = plain_indexes(&expected);
-        let first_deferred = first_deferrable(&plain, key_column);
+        let mut leads = vec![key_column.to_string()];
+        leads.extend(auto_increment_column(&expected));
+        let first_deferred = first_deferrable(&plain, &leads);
         let Some(all) = DeferredIndexes::new(plain, expected) else {
             return Ok(None);
         };
@@ -239,18 +244,38 @@ fn plain_indexes(create: &str) -> Vec<String> {
 }
 
 /// The position of the first of the plain indexes that can be deferred:
-/// those after the last one that starts with `key_column`.
-fn first_deferrable(plain: &[String], key_column: &str) -> usize {
-    let lead = format!("({}", sql::ident(key_column));
+/// those after the last one that starts with one of `leads`.
+fn first_deferrable(plain: &[String], leads: &[String]) -> usize {
+    let leads: Vec<String> = leads
+        .iter()
+        .map(|c| format!("({}", sql::ident(c)))
+        .collect();
     plain
         .iter()
-        .rposition(|d| d.contains(&lead))
+        .rposition(|d| leads.iter().any(|lead| d.contains(lead.as_str())))
         .map_or(0, |kept| kept + 1)
+}
+
+/// The AUTO_INCREMENT column of a `SHOW CREATE TABLE`, if any.
+fn auto_increment_column(create: &str) -> Option<String> {
+    create
+        .lines()
+        .map(str::trim)
+        .filter(|line| {
+            line.split(' ')
+                .any(|word| word.trim_end_matches(',') == "AUTO_INCREMENT")
+        })
+        .find_map(|line| backquoted(line.strip_prefix('`')?))
 }
 
 /// The name of an index line: `` KEY `a``b` (...) `` is ``a`b``.
 fn index_name(definition: &str) -> Option<String> {
-    let rest = definition.strip_prefix("KEY `")?;
+    backquoted(definition.strip_prefix("KEY `")?)
+}
+
+/// The identifier that `rest` starts with, up to its closing backquote
+/// (doubled backquotes are one).
+fn backquoted(rest: &str) -> Option<String> {
     let mut name = String::new();
     let mut chars = rest.chars().peekable();
     while let Some(c) = chars.next() {
@@ -294,9 +319,27 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(first_deferrable(&plain, "id"), 2);
-        assert_eq!(first_deferrable(&plain, "other"), 0);
-        assert_eq!(first_deferrable(&plain[..2], "id"), 2);
+        let leads = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(first_deferrable(&plain, &leads(&["id"])), 2);
+        assert_eq!(first_deferrable(&plain, &leads(&["other"])), 0);
+        assert_eq!(first_deferrable(&plain[..2], &leads(&["id"])), 2);
+        assert_eq!(first_deferrable(&plain, &leads(&["other", "c"])), 3);
+    }
+
+    #[test]
+    fn the_index_the_auto_increment_column_needs_stays() {
+        assert_eq!(auto_increment_column(CREATE), Some("id".to_string()));
+        let moved = "CREATE TABLE `_t_gho` (\n  `b` year(4) NOT NULL,\n  `id` char(30) DEFAULT 'x',\n  `co``de` bigint(20) NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`b`),\n  KEY `nix` (`co``de`,`id`)\n) ENGINE=InnoDB AUTO_INCREMENT=5";
+        assert_eq!(auto_increment_column(moved), Some("co`de".to_string()));
+        let plain = plain_indexes(moved);
+        let leads = vec!["b".to_string(), "co`de".to_string()];
+        assert_eq!(
+            first_deferrable(&plain, &leads),
+            1,
+            "the auto column's index stays"
+        );
+        let none = "CREATE TABLE `t` (\n  `a` int(11) NOT NULL COMMENT 'AUTO_INCREMENT=3',\n  PRIMARY KEY (`a`)\n)";
+        assert_eq!(auto_increment_column(none), None);
     }
 
     #[test]

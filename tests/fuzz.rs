@@ -934,6 +934,7 @@ const REGRESSION_SEEDS: &[(u64, Fixed, &str)] = &[
     (2700, Fixed::Pass, "DATETIME -> DATE: the server's Note 1265 taken for data loss"),
     (2491, Fixed::Pass, "CONVERT TO another collation of a key column: 'Illegal mix of collations' in the unique-conflict check (only when the copy meets a conflict)"),
     (9636, Fixed::BothRefuse, "ADD COLUMN ... DATETIME NOT NULL without DEFAULT under NO_ZERO_DATE: the native ALTER fails, shadowcut stored zero dates"),
+    (11335, Fixed::Pass, "AUTO_INCREMENT column left leading only a plain index: taking the index off until the copy is done fails (1075)"),
     (30003, Fixed::PassOrRefusal, "AUTO_INCREMENT = N beyond the SMALLINT column's range: kept by the native copy, dropped by the swap (now refused)"),
 ];
 

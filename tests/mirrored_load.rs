@@ -335,6 +335,43 @@ async fn indexes_kept_during_the_copy_read_as_the_native_alter_too() {
     assert_eq!(summary.indexes_built_after_copy, 0, "{summary:?}");
 }
 
+/// Fuzzer seed 11335: the ALTER moves the primary key off the
+/// AUTO_INCREMENT column, which then leads only a plain index. The server
+/// requires that index, so it stays during the copy (taking it off failed
+/// with error 1075), and the table reads as the native ALTER leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_an_auto_increment_column_needs_stays_during_the_copy() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "autoidx").await;
+    for table in ["t", "control"] {
+        conn.query_drop(format!(
+            "CREATE TABLE `{db}`.`{table}` (b INT NOT NULL, note CHAR(30) NULL, \
+             id BIGINT NOT NULL AUTO_INCREMENT, PRIMARY KEY (id), UNIQUE KEY uq (b)) ENGINE=InnoDB"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.`{table}` (b, note) SELECT seq, CONCAT('n', seq) FROM `{db}`.seq_1_to_300"
+        ))
+        .await
+        .unwrap();
+    }
+    let alter =
+        "ADD INDEX nix (id, note), ADD INDEX later (note), DROP INDEX uq, DROP PRIMARY KEY, ADD PRIMARY KEY (b)";
+    let summary = shadowcut::run(&config(&db, "t", alter))
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert_eq!(
+        summary.indexes_built_after_copy, 1,
+        "`other` only: {summary:?}"
+    );
+    assert_t_as_native_alter(&mut conn, &db, alter, "id, b, note", "autoidx").await;
+    assert_eq!(
+        definition(&mut conn, &db, "t").await,
+        definition(&mut conn, &db, "control").await
+    );
+}
+
 /// Pointed at the replica, the migration reads the replica's binlog and
 /// writes on its primary: the primary's table reads as the native ALTER
 /// leaves the control, the replica replays the migration, and the two end
