@@ -249,6 +249,10 @@ pub struct Summary {
     /// Copy statements that ran after locking their rows first, because
     /// rows were busy (`docs/design.md`, "Copy").
     pub copy_locked_first: u64,
+    /// Chunks copied again because the new table refused one of their rows
+    /// for a moment (a value that did not fit, a unique key collision; see
+    /// `docs/design.md`, "Copy").
+    pub copy_chunks_retried: u64,
     /// Plain secondary indexes built after the copy instead of during it.
     pub indexes_built_after_copy: usize,
     /// Row changes read from the binlog for the table.
@@ -943,6 +947,7 @@ impl Run<'_> {
             rows_copied: status.rows_copied,
             copy_chunks: sources.copy.chunks.load(Ordering::Relaxed),
             copy_locked_first: sources.copy.locked_first.load(Ordering::Relaxed),
+            copy_chunks_retried: sources.copy.chunks_retried.load(Ordering::Relaxed),
             indexes_built_after_copy: 0,
             binlog_rows: status.binlog_rows,
             binlog_rows_left_to_copy: status.binlog_rows_left_to_copy,

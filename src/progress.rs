@@ -90,6 +90,9 @@ pub struct Status {
     pub postponed: Option<String>,
     /// Seconds the cut-over has waited so far, while it waits.
     pub postponed_s: Option<f64>,
+    /// Chunks copied again because the new table refused one of their
+    /// rows for a moment.
+    pub copy_chunks_retried: u64,
     /// Rows asked of the last copy chunk.
     pub chunk_size: u64,
     /// True while the chunk size adapts to the chunk time.
@@ -180,6 +183,7 @@ impl Sources {
             throttled: self.throttle.reason(),
             postponed: self.postpone.postponed_for().and(self.postpone.reason()),
             postponed_s: self.postpone.postponed_for().map(|d| d.as_secs_f64()),
+            copy_chunks_retried: self.copy.chunks_retried.load(Ordering::Relaxed),
             chunk_size,
             chunk_size_adaptive,
             nice_ratio: self.pace.nice_ratio(),

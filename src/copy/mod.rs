@@ -44,8 +44,11 @@ pub struct CopyStats {
     /// Chunks copied.
     pub chunks: AtomicU64,
     /// Copy statements that ran after their rows were locked first (while
-    /// rows were busy: see [`Copier::copy_locked_first`]).
+    /// rows were busy: see [`Copier::copy_chunk`]).
     pub locked_first: AtomicU64,
+    /// Chunks copied again after the new table refused one of their rows
+    /// (see [`ChunkRefusal`]).
+    pub chunks_retried: AtomicU64,
 }
 
 /// What the operator may change about the copy while it runs (the
@@ -156,7 +159,7 @@ pub trait CatchUp {
 
 /// Whether the copy meets rows the application holds: then each chunk
 /// share-locks its rows before copying them (see
-/// [`Copier::copy_locked_first`]). That costs a second pass over the
+/// [`Copier::copy_chunk`]). That costs a second pass over the
 /// chunk (a quarter more time on an idle table), so it is on only from
 /// the first busy row until [`QUIET_CHUNKS`] chunks in a row met none.
 #[derive(Debug, Default)]
@@ -231,9 +234,56 @@ struct RangeDone {
 enum RangeOutcome {
     /// Every row is in the new table; the time it took when undisturbed.
     Copied { took: Option<Duration> },
-    /// A row collided on a unique key of the new table: copy it again after
-    /// a catch-up.
-    Conflict(String),
+    /// The new table refused a row: copy the chunk again after a catch-up.
+    Refused(ChunkRefusal),
+}
+
+/// Why the new table refused a row of a chunk. Either can pass: the row
+/// may be a moment's value that a writer is about to change, or a stale
+/// row of the new table that the tail is about to refresh. A native ALTER
+/// run at that moment would fail as well; one run a moment later would
+/// not. So the chunk is copied again, after the tail has caught up and a
+/// growing pause ([`refusal_pause`]), [`REFUSAL_RETRIES`] times before the
+/// copy fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkRefusal {
+    /// A row collided with another on a unique key of the new table.
+    UniqueKey(String),
+    /// A value does not fit its new column (the server would change it);
+    /// the chunk was rolled back.
+    Value(String),
+}
+
+impl ChunkRefusal {
+    /// The copy's failure once retries are exhausted.
+    fn failure(&self, table: String) -> Error {
+        let message = match self {
+            ChunkRefusal::UniqueKey(m) => {
+                format!("existing rows collide on a unique key of the new table ({m})")
+            }
+            ChunkRefusal::Value(w) => format!(
+                "the server would change data ({w}); the ALTER cannot hold the existing rows as they are"
+            ),
+        };
+        Error::Copy {
+            table,
+            message: format!(
+                "{message}, still after {REFUSAL_RETRIES} retries over {:?}",
+                total_refusal_pause()
+            ),
+        }
+    }
+}
+
+/// The pause before the `attempt`th retry of a refused chunk: 100 ms,
+/// doubled each time.
+fn refusal_pause(attempt: u32) -> Duration {
+    Duration::from_millis(100) * 2u32.pow(attempt.saturating_sub(1).min(10))
+}
+
+/// All pauses of a chunk refused every time.
+fn total_refusal_pause() -> Duration {
+    (1..=REFUSAL_RETRIES).map(refusal_pause).sum()
 }
 
 /// The contiguous low watermark: chunks finish out of order, and the
@@ -276,9 +326,9 @@ const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait of one chunk for the applier to work its backlog down.
 const APPLIER_PRIORITY: Duration = Duration::from_secs(1);
 
-/// How many times a chunk that collides on a new unique key is retried
-/// (after the tail has caught up) before the copy fails.
-const CONFLICT_RETRIES: u32 = 5;
+/// How many times a chunk whose row the new table refuses is retried
+/// before the copy fails (see [`ChunkRefusal`]).
+const REFUSAL_RETRIES: u32 = 5;
 
 impl Copier {
     /// A copier for one migration.
@@ -402,7 +452,7 @@ impl Copier {
         let mut exhausted = false;
         let mut dispatched = 0u64;
         let mut low = LowWatermark::default();
-        let mut conflicts: HashMap<u64, u32> = HashMap::new();
+        let mut refusals: HashMap<u64, u32> = HashMap::new();
         let mut watermark_written = Instant::now();
         loop {
             while !exhausted && !idle.is_empty() {
@@ -455,9 +505,16 @@ impl Copier {
                 dispatched_upper = chunk.upper.clone();
                 frontier.dispatch(chunk.upper.as_ref());
                 if let Some(worker) = idle.pop() {
-                    in_flight.push(
-                        self.copy_range(worker, connect, dispatched, chunk, size, stats, stop),
-                    );
+                    in_flight.push(self.copy_range(
+                        worker,
+                        connect,
+                        dispatched,
+                        chunk,
+                        size,
+                        Duration::ZERO,
+                        stats,
+                        stop,
+                    ));
                     dispatched += 1;
                 }
             }
@@ -491,18 +548,19 @@ impl Copier {
                         }
                     }
                 }
-                RangeOutcome::Conflict(message) => {
-                    let count = conflicts.entry(index).or_insert(0);
-                    *count += 1;
-                    if *count > CONFLICT_RETRIES {
-                        return Err(Error::Copy {
-                            table,
-                            message: format!("existing rows collide on a unique key of the new table ({message})"),
-                        });
+                RangeOutcome::Refused(refusal) => {
+                    let attempt = refusals.entry(index).or_insert(0);
+                    *attempt += 1;
+                    if *attempt > REFUSAL_RETRIES {
+                        return Err(refusal.failure(table));
                     }
+                    let pause = refusal_pause(*attempt);
+                    tracing::info!(?refusal, attempt = *attempt, ?pause, "the new table refused a row of a chunk; copying the chunk again once the tail has caught up");
+                    stats.chunks_retried.fetch_add(1, Ordering::Relaxed);
                     sync.catch_up().await?;
-                    in_flight
-                        .push(self.copy_range(worker, connect, index, chunk, size, stats, stop));
+                    in_flight.push(
+                        self.copy_range(worker, connect, index, chunk, size, pause, stats, stop),
+                    );
                 }
             }
         }
@@ -538,9 +596,11 @@ impl Copier {
         index: u64,
         chunk: Chunk,
         size: u64,
+        pause: Duration,
         stats: &Arc<CopyStats>,
         stop: &Stop,
     ) -> RangeDone {
+        tokio::time::sleep(pause).await;
         let mut lost = 0;
         let outcome = loop {
             let outcome = self.copy_parts(&mut conn, &chunk, size, stats, stop).await;
@@ -590,13 +650,10 @@ impl Copier {
                 return Err(Error::Interrupted { table, reason });
             }
             let reaches_end = match self.copy_chunk(conn, &part, stats).await? {
-                ChunkVerdict::Lossy(w) => {
-                    return Err(Error::Copy {
-                        table,
-                        message: format!("the server would change data ({w}); the ALTER cannot hold the existing rows as they are"),
-                    })
+                ChunkVerdict::Lossy(w) => return Ok(RangeOutcome::Refused(ChunkRefusal::Value(w))),
+                ChunkVerdict::UniqueConflict(message) => {
+                    return Ok(RangeOutcome::Refused(ChunkRefusal::UniqueKey(message)))
                 }
-                ChunkVerdict::UniqueConflict(message) => return Ok(RangeOutcome::Conflict(message)),
                 ChunkVerdict::Busy => {
                     disturbed = true;
                     self.contention.met_busy_row();
@@ -692,51 +749,13 @@ impl Copier {
         }
     }
 
-    /// The chunk in one transaction of two statements: a share lock on its
-    /// rows first, then the copy. A busy row fails the first (NOWAIT)
-    /// before anything was written, where the copy alone would fail midway
-    /// and roll back every row it had inserted. Returns the rows copied and
-    /// the copy's warnings (read before the COMMIT, which clears them).
-    async fn copy_locked_first(
-        &self,
-        conn: &mut Conn,
-        lock: &str,
-        copy: &str,
-        params: Vec<mysql_async::Value>,
-    ) -> std::result::Result<(u64, Vec<Warning>), mysql_async::Error> {
-        conn.query_drop("START TRANSACTION").await?;
-        let copied = async {
-            conn.exec_drop(lock, params.clone()).await?;
-            // The rows are ours now; what the copy can still meet is the
-            // new table's AUTO-INC lock, which every INSERT ... SELECT into
-            // it holds to its end (innodb_autoinc_lock_mode 0 and 1): another
-            // chunk's, or the applier's. A failed NOWAIT statement is undone
-            // alone, so it is tried again, here rather than in a server-side
-            // wait, which could close a deadlock cycle.
-            let deadline = Instant::now() + AUTO_INC_PATIENCE;
-            loop {
-                match conn.exec_drop(copy, params.clone()).await {
-                    Err(e) if is_lock_busy(&e) && Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                    done => break done?,
-                }
-            }
-            Ok((conn.affected_rows(), show_warnings(conn).await?))
-        }
-        .await;
-        match copied {
-            Ok(done) => {
-                conn.query_drop("COMMIT").await?;
-                Ok(done)
-            }
-            Err(e) => {
-                let _ = conn.query_drop("ROLLBACK").await;
-                Err(e)
-            }
-        }
-    }
-
+    /// Copies one chunk in one transaction. While rows are busy
+    /// ([`Contention`]) the transaction share-locks the chunk's rows first
+    /// (`lock_first`): a busy row then fails that statement (NOWAIT) before
+    /// anything was written, where the copy alone would fail midway and
+    /// roll back every row it had inserted. The transaction is committed
+    /// unless a row is busy or a value would change: nothing of such a
+    /// chunk stays in the new table, so copying it again starts clean.
     async fn copy_chunk(
         &self,
         conn: &mut Conn,
@@ -749,37 +768,88 @@ impl Copier {
         } else {
             format!("WHERE {predicate}")
         };
-        let table = self.names.q(&self.names.original);
-        let stmt = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
-        let copied = if self.contention.is_on() {
-            let lock = format!("{} {filter} {}", self.lock_prefix, self.share_lock);
-            let copied = self.copy_locked_first(conn, &lock, &stmt, params).await;
-            if copied.is_ok() {
+        let copy = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
+        let lock_first = self
+            .contention
+            .is_on()
+            .then(|| format!("{} {filter} {}", self.lock_prefix, self.share_lock));
+        let sql_error = |source| self.chunk_failed(source);
+        conn.query_drop("START TRANSACTION")
+            .await
+            .map_err(sql_error)?;
+        let judged = self
+            .copy_and_judge(conn, chunk, lock_first.as_deref(), &copy, params)
+            .await;
+        let keep = matches!(
+            judged,
+            Ok((ChunkVerdict::Clean | ChunkVerdict::UniqueConflict(_), _))
+        );
+        if keep {
+            conn.query_drop("COMMIT").await.map_err(sql_error)?;
+        } else {
+            let _ = conn.query_drop("ROLLBACK").await;
+        }
+        let (verdict, rows) = judged?;
+        if keep {
+            stats.rows_copied.fetch_add(rows, Ordering::Relaxed);
+            if lock_first.is_some() {
                 stats.locked_first.fetch_add(1, Ordering::Relaxed);
             }
-            copied
-        } else {
-            async {
-                conn.exec_drop(&stmt, params).await?;
-                Ok((conn.affected_rows(), show_warnings(conn).await?))
+        }
+        Ok(verdict)
+    }
+
+    fn chunk_failed(&self, source: mysql_async::Error) -> Error {
+        Error::Sql {
+            context: format!("copying a chunk of {}", self.names.q(&self.names.original)),
+            source,
+        }
+    }
+
+    /// The statements of [`Copier::copy_chunk`] inside its transaction, and
+    /// the verdict on their warnings (read before the transaction ends,
+    /// which clears them), with the rows copied.
+    async fn copy_and_judge(
+        &self,
+        conn: &mut Conn,
+        chunk: &Chunk,
+        lock_first: Option<&str>,
+        copy: &str,
+        params: Vec<mysql_async::Value>,
+    ) -> Result<(ChunkVerdict, u64)> {
+        let copied = async {
+            if let Some(lock) = lock_first {
+                conn.exec_drop(lock, params.clone()).await?;
+                // The rows are ours now; what the copy can still meet is the
+                // new table's AUTO-INC lock, which every INSERT ... SELECT into
+                // it holds to its end (innodb_autoinc_lock_mode 0 and 1): another
+                // chunk's, or the applier's. A failed NOWAIT statement is undone
+                // alone, so it is tried again, here rather than in a server-side
+                // wait, which could close a deadlock cycle.
+                let deadline = Instant::now() + AUTO_INC_PATIENCE;
+                loop {
+                    match conn.exec_drop(copy, params.clone()).await {
+                        Err(e) if is_lock_busy(&e) && Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        done => break done?,
+                    }
+                }
+            } else {
+                conn.exec_drop(copy, params).await?;
             }
-            .await
-        };
+            Ok::<_, mysql_async::Error>((conn.affected_rows(), show_warnings(conn).await?))
+        }
+        .await;
         let (rows, warnings) = match copied {
             Ok(done) => done,
-            Err(e) if is_lock_busy(&e) => return Ok(ChunkVerdict::Busy),
-            Err(source) => {
-                return Err(Error::Sql {
-                    context: format!("copying a chunk of {table}"),
-                    source,
-                })
-            }
+            Err(e) if is_lock_busy(&e) => return Ok((ChunkVerdict::Busy, 0)),
+            Err(source) => return Err(self.chunk_failed(source)),
         };
-        stats.rows_copied.fetch_add(rows, Ordering::Relaxed);
         if warnings.is_empty() {
-            return Ok(ChunkVerdict::Clean);
+            return Ok((ChunkVerdict::Clean, rows));
         }
-        Ok(match judge_warnings(&warnings, &self.key) {
+        let verdict = match judge_warnings(&warnings, &self.key) {
             // A duplicate on another unique key may be the very row (the
             // server reports only the first index it checks): only rows
             // really missing are a conflict.
@@ -789,7 +859,8 @@ impl Copier {
                 Some(_) => ChunkVerdict::UniqueConflict(message),
             },
             other => other,
-        })
+        };
+        Ok((verdict, rows))
     }
 }
 
