@@ -869,6 +869,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refused_chunk_waits_100_ms_doubling_for_3_1_s_in_all() {
+        let pauses: Vec<u128> = (1..=REFUSAL_RETRIES)
+            .map(|a| refusal_pause(a).as_millis())
+            .collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1600]);
+        assert_eq!(total_refusal_pause(), Duration::from_millis(3100));
+        let failure = ChunkRefusal::Value("Warning 1264: Out of range".into())
+            .failure("`db`.`t`".into())
+            .to_string();
+        assert!(failure.contains("Out of range"), "{failure}");
+        assert!(failure.contains("5 retries over 3.1s"), "{failure}");
+    }
+
+    #[test]
     fn rows_are_locked_first_from_a_busy_row_until_four_quiet_chunks() {
         let contention = Contention::default();
         assert!(!contention.is_on(), "an idle table copies in one statement");
