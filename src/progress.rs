@@ -312,6 +312,12 @@ pub fn prometheus(s: &Status, table: &str) -> String {
         one(s.rows_copied as f64),
     );
     metric(
+        "copy_chunks_retried_total",
+        "counter",
+        "Copy chunks copied again because the new table refused one of their rows for a moment.",
+        one(s.copy_chunks_retried as f64),
+    );
+    metric(
         "rows_estimate",
         "gauge",
         "The server's estimate of the table's rows.",
@@ -443,6 +449,12 @@ fn notes(s: &Status, separator: &str) -> String {
             )
         }),
         lags,
+        (s.copy_chunks_retried > 0).then(|| {
+            format!(
+                "copy chunks retried: {} (the new table refused a row for a moment)",
+                s.copy_chunks_retried
+            )
+        }),
         s.note.clone(),
     ]
     .into_iter()
@@ -493,6 +505,12 @@ mod tests {
         );
         assert!(metrics.contains("shadowcut_stage{table=\"`db`.\\\"t\\\"\",stage=\"copy\"} 1\n"));
         assert!(metrics.contains("# TYPE shadowcut_throttled gauge\n"));
+        assert!(
+            metrics.contains("shadowcut_copy_chunks_retried_total{table=\"`db`.\\\"t\\\"\"} 0\n")
+        );
+        sources.copy.chunks_retried.store(2, Ordering::Relaxed);
+        assert!(text_line(&sources.status(Instant::now()))
+            .ends_with("; copy chunks retried: 2 (the new table refused a row for a moment)"));
         sources.set_note(Some("cut-over attempt 1 abandoned".into()));
         assert!(
             text_line(&sources.status(Instant::now())).ends_with("; cut-over attempt 1 abandoned")
