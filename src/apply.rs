@@ -1147,7 +1147,13 @@ impl ApplyLoop {
         let (stop, mut stopped) = watch::channel(false);
         let (marker_tx, applied_marker) = watch::channel(0u64);
         let task = tokio::spawn(async move {
+            // Since when the new table refuses rows, and the keys of the
+            // set it refused that have not been applied since: only their
+            // application ends the wait. Other keys going through do not:
+            // under a steady load a refused row would be retried for ever,
+            // and every catch-up would wait behind it (fuzzer seed 43016).
             let mut conflict_since: Option<Instant> = None;
+            let mut conflict_keys: HashSet<KeyValue> = HashSet::new();
             let mut last_position_write = Instant::now();
             let mut unrecorded: Option<BinlogPosition> = None;
             let mut lost = 0u32;
@@ -1221,7 +1227,18 @@ impl ApplyLoop {
                     };
                     match outcome {
                         Ok(deferred) => {
-                            conflict_since = None;
+                            if conflict_since.is_some() {
+                                let still_deferred: HashSet<&KeyValue> =
+                                    deferred.iter().map(|c| &c.key).collect();
+                                for c in &taken {
+                                    if !still_deferred.contains(&c.key) {
+                                        conflict_keys.remove(&c.key);
+                                    }
+                                }
+                                if conflict_keys.is_empty() {
+                                    conflict_since = None;
+                                }
+                            }
                             stats
                                 .keys_applied
                                 .fetch_add(count - deferred.len() as u64, Ordering::Relaxed);
@@ -1250,6 +1267,9 @@ impl ApplyLoop {
                             }
                         }
                         Err((message, unapplied)) => {
+                            if conflict_since.is_none() {
+                                conflict_keys = unapplied.iter().map(|c| c.key.clone()).collect();
+                            }
                             let since = *conflict_since.get_or_insert_with(Instant::now);
                             if since.elapsed() > CONFLICT_PATIENCE {
                                 return Err(Error::Apply {

@@ -20,6 +20,7 @@ use mysql_async::Conn;
 
 use crate::apply::{self, Applier, ApplyLoop, ApplyStats, DrainFailure, Reconnect};
 use crate::checksum::ApplyControl;
+use crate::control::Stop;
 use crate::copy::CatchUp;
 use crate::error::{Error, Result};
 use crate::failpoint::Failpoints;
@@ -66,13 +67,16 @@ pub struct ChangeFeed {
     marker_conn: Conn,
     next_marker: u64,
     reconnect: Reconnect,
+    /// A catch-up ends early when the run is asked to stop.
+    stop: Stop,
 }
 
 impl ChangeFeed {
     /// Starts the apply loop over what `tail` reads, on its own session
     /// and `helpers` more (for batches in parallel), opened with
     /// `reconnect`'s settings like the one that writes the sync markers of
-    /// [`ChangeFeed::flush`]. Nothing is applied while `throttle` holds.
+    /// [`ChangeFeed::flush`]. Nothing is applied while `throttle` holds;
+    /// a flush waits no longer once `stop` is raised.
     pub async fn start(
         tail: Tail,
         applier: Applier,
@@ -80,6 +84,7 @@ impl ChangeFeed {
         apply_stats: Arc<ApplyStats>,
         throttle: Arc<Throttle>,
         reconnect: Reconnect,
+        stop: Stop,
     ) -> Result<ChangeFeed> {
         let numbered_from = tail.shared().numbered_from;
         let apply_conn = crate::server::connect_session(&reconnect.connect).await?;
@@ -107,6 +112,7 @@ impl ChangeFeed {
             marker_conn,
             next_marker: numbered_from,
             reconnect,
+            stop,
         })
     }
 
@@ -143,8 +149,20 @@ impl ChangeFeed {
         Ok(())
     }
 
-    /// Returns once every change committed before the call is applied.
+    /// Returns once every change committed before the call is applied, or
+    /// with [`Error::Interrupted`] once the run is asked to stop (the wait
+    /// can be long: the applier may be waiting out a row the new table
+    /// refuses).
     pub async fn flush(&mut self) -> Result<()> {
+        let stop = self.stop.clone();
+        let table = self.table();
+        tokio::select! {
+            flushed = self.flush_until_applied() => flushed,
+            reason = stop.raised() => Err(Error::Interrupted { table, reason }),
+        }
+    }
+
+    async fn flush_until_applied(&mut self) -> Result<()> {
         let marker = self.next_marker();
         let mut lost = 0;
         while let Err(e) = shadow::write_changelog(

@@ -1135,6 +1135,7 @@ impl Run<'_> {
                 connect: connect.clone(),
                 retries: config.default_retries,
             },
+            config.stop.clone(),
         )
         .await?;
 

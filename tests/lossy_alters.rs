@@ -142,6 +142,83 @@ async fn a_change_that_does_not_fit_for_a_moment_is_waited_out() {
         .contains("`a` tinyint"));
 }
 
+/// A row the new table refuses, which a writer keeps locked most of the
+/// time: the applier finds it busy and defers it, again and again. That
+/// must not restart its 30 s of patience, or the migration waits for as
+/// long as the writer writes (fuzzer seed 43016). The writer goes on for
+/// up to 90 s; the migration must fail on its own before that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_row_kept_busy_by_a_writer_still_fails_the_migration() {
+    let (mut conn, db, _) = table_with("refusedbusy", "(1, 5, 'x'), (2, 6, 'y')").await;
+    let migration = Postponed::start(&mut conn, &db, config(&db, "t", "MODIFY a TINYINT")).await;
+    conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
+        .await
+        .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (done, db) = (done.clone(), db.clone());
+        tokio::spawn(async move {
+            let mut conn = client(&primary()).await;
+            let started = std::time::Instant::now();
+            let mut n = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if started.elapsed() > std::time::Duration::from_secs(90) {
+                    return false;
+                }
+                n += 1;
+                conn.query_drop("START TRANSACTION").await.unwrap();
+                conn.query_drop(format!("UPDATE `{db}`.`t` SET b = 'y{n}' WHERE id = 2"))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                conn.query_drop("COMMIT").await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            true
+        })
+    };
+    let err = migration
+        .finish()
+        .await
+        .expect_err("a value the new type cannot hold went through");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        writer.await.unwrap(),
+        "the migration waited for as long as the writer wrote"
+    );
+    assert!(err.to_string().contains("kept refusing"), "{err}");
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+}
+
+/// A catch-up that waits behind a row the new table refuses (the applier
+/// waits up to 30 s for the change that fixes it) ends as soon as the run
+/// is asked to stop: under fuzzer seed 43016 a stop request went unheard
+/// for minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_request_ends_a_catch_up_waiting_behind_a_refused_row() {
+    let (mut conn, db, before) = table_with("stopwait", "(1, 5, 'x'), (2, 6, 'y')").await;
+    let config = config(&db, "t", "MODIFY a TINYINT");
+    let stop = config.stop.clone();
+    let migration = Postponed::start(&mut conn, &db, config).await;
+    conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
+        .await
+        .unwrap();
+    migration.release();
+    // The catch-up before the checksum now waits behind row 2, which the
+    // applier refuses, for far less than its 30 s of patience.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    stop.raise("the test asks the run to stop");
+    let err = migration
+        .finish()
+        .await
+        .expect_err("the run was asked to stop");
+    // Stopped, resumable: not the applier's "kept refusing" 30 s later.
+    assert!(matches!(err, shadowcut::Error::Suspended { .. }), "{err}");
+    let mut after = before;
+    after[1][1] = Value::Bytes(b"1000".to_vec());
+    assert_eq!(rows_all(&mut conn, &db).await, after);
+}
+
 /// The copy's side of the same class (fuzzer seed 11410: a zero date a
 /// writer stored for a moment): a row the new table cannot hold when its
 /// chunk is copied, which a writer fixes a moment later. Nothing of the

@@ -242,8 +242,9 @@ enum RangeOutcome {
 /// may be a moment's value that a writer is about to change, or a stale
 /// row of the new table that the tail is about to refresh. A native ALTER
 /// run at that moment would fail as well; one run a moment later would
-/// not. So the chunk is copied again, after the tail has caught up and a
-/// growing pause ([`refusal_pause`]), [`REFUSAL_RETRIES`] times before the
+/// not. So the chunk is copied again after a growing pause
+/// ([`refusal_pause`]; for a unique key, once the tail has caught up, for
+/// at most [`REFUSAL_CATCH_UP`]), [`REFUSAL_RETRIES`] times before the
 /// copy fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkRefusal {
@@ -329,6 +330,10 @@ const APPLIER_PRIORITY: Duration = Duration::from_secs(1);
 /// How many times a chunk whose row the new table refuses is retried
 /// before the copy fails (see [`ChunkRefusal`]).
 const REFUSAL_RETRIES: u32 = 5;
+
+/// How long a chunk refused on a unique key waits for the applier to
+/// catch up before it is copied again.
+const REFUSAL_CATCH_UP: Duration = Duration::from_secs(5);
 
 impl Copier {
     /// A copier for one migration.
@@ -557,7 +562,19 @@ impl Copier {
                     let pause = refusal_pause(*attempt);
                     tracing::info!(?refusal, attempt = *attempt, ?pause, "the new table refused a row of a chunk; copying the chunk again once the tail has caught up");
                     stats.chunks_retried.fetch_add(1, Ordering::Relaxed);
-                    sync.catch_up().await?;
+                    // A value is read again from the original: nothing to
+                    // wait for. A row in the way of a unique key may be a
+                    // stale one the applier is about to refresh: wait for
+                    // it, but not for long, since the applier may itself be
+                    // waiting out a refused row (seed 43016).
+                    if matches!(refusal, ChunkRefusal::UniqueKey(_)) {
+                        match tokio::time::timeout(REFUSAL_CATCH_UP, sync.catch_up()).await {
+                            Ok(caught_up) => caught_up?,
+                            Err(_) => tracing::info!(
+                                "the applier did not catch up within {REFUSAL_CATCH_UP:?}; copying the chunk again anyway"
+                            ),
+                        }
+                    }
                     in_flight.push(
                         self.copy_range(worker, connect, index, chunk, size, pause, stats, stop),
                     );

@@ -546,9 +546,14 @@ impl Postponed {
         Postponed { flag, migration }
     }
 
+    /// Removes the flag: the migration goes on towards its cut-over.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(&self.flag);
+    }
+
     /// Removes the flag and waits for the migration's end.
     pub async fn finish(self) -> shadowcut::Result<shadowcut::Summary> {
-        let _ = std::fs::remove_file(&self.flag);
+        self.release();
         self.migration.await.expect("the migration task panicked")
     }
 }
