@@ -943,6 +943,7 @@ const REGRESSION_SEEDS: &[(u64, Fixed, &str)] = &[
     (2491, Fixed::Pass, "CONVERT TO another collation of a key column: 'Illegal mix of collations' in the unique-conflict check (only when the copy meets a conflict)"),
     (9636, Fixed::BothRefuse, "ADD COLUMN ... DATETIME NOT NULL without DEFAULT under NO_ZERO_DATE: the native ALTER fails, shadowcut stored zero dates"),
     (11335, Fixed::Pass, "AUTO_INCREMENT column left leading only a plain index: taking the index off until the copy is done fails (1075)"),
+    (43016, Fixed::BothRefuse, "a value the new column refuses, under a load through the cut-over: the copy's catch-up waited behind the applier's refused row, a stop request unheard"),
     (30003, Fixed::PassOrRefusal, "AUTO_INCREMENT = N beyond the SMALLINT column's range: kept by the native copy, dropped by the swap (now refused)"),
 ];
 
