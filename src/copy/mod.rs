@@ -560,7 +560,7 @@ impl Copier {
                         return Err(refusal.failure(table));
                     }
                     let pause = refusal_pause(*attempt);
-                    tracing::info!(?refusal, attempt = *attempt, ?pause, "the new table refused a row of a chunk; copying the chunk again once the tail has caught up");
+                    tracing::info!(?refusal, attempt = *attempt, ?pause, "the new table refused a row of a chunk; copying the chunk again after a pause");
                     stats.chunks_retried.fetch_add(1, Ordering::Relaxed);
                     // A value is read again from the original: nothing to
                     // wait for. A row in the way of a unique key may be a
