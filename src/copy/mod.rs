@@ -97,11 +97,10 @@ impl PaceControl {
 pub enum ChunkVerdict {
     /// No warning, or only duplicates on the shared key (rows the tail wrote).
     Clean,
-    /// A row collided on another unique key of the new table: maybe with a
-    /// stale row the tail has not refreshed yet.
-    UniqueConflict(String),
-    /// Data would change: truncation, NULL into NOT NULL, a CHECK, ...
-    Lossy(String),
+    /// The new table refused a row: a collision on another unique key
+    /// (maybe with a stale row the tail has not refreshed yet), or data
+    /// that would change (truncation, NULL into NOT NULL, a CHECK, ...).
+    Refused(ChunkRefusal),
     /// A row of the chunk was locked by another transaction: nothing was
     /// copied.
     Busy,
@@ -128,10 +127,10 @@ pub fn judge_warnings(warnings: &[Warning], key: &SharedKey) -> ChunkVerdict {
             conflict.get_or_insert_with(|| w.message.clone());
             continue;
         }
-        return ChunkVerdict::Lossy(w.to_string());
+        return ChunkVerdict::Refused(ChunkRefusal::Value(w.to_string()));
     }
     match conflict {
-        Some(message) => ChunkVerdict::UniqueConflict(message),
+        Some(message) => ChunkVerdict::Refused(ChunkRefusal::UniqueKey(message)),
         None => ChunkVerdict::Clean,
     }
 }
@@ -667,10 +666,7 @@ impl Copier {
                 return Err(Error::Interrupted { table, reason });
             }
             let reaches_end = match self.copy_chunk(conn, &part, stats).await? {
-                ChunkVerdict::Lossy(w) => return Ok(RangeOutcome::Refused(ChunkRefusal::Value(w))),
-                ChunkVerdict::UniqueConflict(message) => {
-                    return Ok(RangeOutcome::Refused(ChunkRefusal::UniqueKey(message)))
-                }
+                ChunkVerdict::Refused(refusal) => return Ok(RangeOutcome::Refused(refusal)),
                 ChunkVerdict::Busy => {
                     disturbed = true;
                     self.contention.met_busy_row();
@@ -799,7 +795,10 @@ impl Copier {
             .await;
         let keep = matches!(
             judged,
-            Ok((ChunkVerdict::Clean | ChunkVerdict::UniqueConflict(_), _))
+            Ok((
+                ChunkVerdict::Clean | ChunkVerdict::Refused(ChunkRefusal::UniqueKey(_)),
+                _
+            ))
         );
         if keep {
             conn.query_drop("COMMIT").await.map_err(sql_error)?;
@@ -870,11 +869,13 @@ impl Copier {
             // A duplicate on another unique key may be the very row (the
             // server reports only the first index it checks): only rows
             // really missing are a conflict.
-            ChunkVerdict::UniqueConflict(message) => match self.rows_missing(conn, chunk).await? {
-                Some(0) => ChunkVerdict::Clean,
-                None => ChunkVerdict::Busy,
-                Some(_) => ChunkVerdict::UniqueConflict(message),
-            },
+            ChunkVerdict::Refused(ChunkRefusal::UniqueKey(message)) => {
+                match self.rows_missing(conn, chunk).await? {
+                    Some(0) => ChunkVerdict::Clean,
+                    None => ChunkVerdict::Busy,
+                    Some(_) => ChunkVerdict::Refused(ChunkRefusal::UniqueKey(message)),
+                }
+            }
             other => other,
         };
         Ok((verdict, rows))
@@ -969,15 +970,15 @@ mod tests {
         );
         assert!(matches!(
             judge_warnings(&[w(1062, "Duplicate entry 'a' for key 'email'")], &key),
-            ChunkVerdict::UniqueConflict(_)
+            ChunkVerdict::Refused(ChunkRefusal::UniqueKey(_))
         ));
         assert!(matches!(
             judge_warnings(&[w(1265, "Data truncated for column 'c' at row 1")], &key),
-            ChunkVerdict::Lossy(_)
+            ChunkVerdict::Refused(ChunkRefusal::Value(_))
         ));
         assert!(matches!(
             judge_warnings(&[w(1048, "Column 'c' cannot be null")], &key),
-            ChunkVerdict::Lossy(_)
+            ChunkVerdict::Refused(ChunkRefusal::Value(_))
         ));
     }
 
@@ -1002,7 +1003,7 @@ mod tests {
         key.identity_preserved = false;
         assert!(matches!(
             judge_warnings(&[w(1062, "Duplicate entry 'a' for key 'PRIMARY'")], &key),
-            ChunkVerdict::UniqueConflict(_)
+            ChunkVerdict::Refused(ChunkRefusal::UniqueKey(_))
         ));
     }
 }
