@@ -411,12 +411,6 @@ impl Applier {
         &self.names
     }
 
-    /// `INSERT INTO ghost (...) SELECT ... FROM original`, to which a WHERE
-    /// clause and the share lock are added.
-    pub fn insert_prefix(&self) -> &str {
-        &self.insert_prefix
-    }
-
     /// The statements a batch runs, for the dry-run plan.
     pub fn describe(&self) -> Vec<String> {
         vec![

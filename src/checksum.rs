@@ -11,9 +11,10 @@
 //! shared key, in parallel: row count, and `BIT_XOR` and `SUM` of a CRC32
 //! per row over every copied column (each row's CRC32 computed once, in a
 //! materialized derived table: computed twice, it made the checksum almost
-//! twice as slow). A chunk that differs is copied again
-//! (delete and re-insert, as the applier does) and checked again in a new
-//! snapshot; one that keeps differing stops the run before the swap, with
+//! twice as slow). A chunk that differs is copied again (its rows of the
+//! new table deleted, then the range copied as the copy copies any chunk,
+//! never waiting for the application's row locks) and checked again in a
+//! new snapshot; one that keeps differing stops the run before the swap, with
 //! its key range in the error.
 //!
 //! Each column is compared through an expression that reproduces the
@@ -22,6 +23,7 @@
 //! Where no faithful expression exists (a SET whose members change), the
 //! column is left out and the report names it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,9 +32,10 @@ use mysql_async::{Conn, Value};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::apply::{self, Applier};
+use crate::control::Stop;
 use crate::copy::chunker::{Chunk, Chunker};
-use crate::error::{server_code, Error, Result, SqlContext};
+use crate::copy::{Copier, CopyStats};
+use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
 use crate::feed::LockedFlushFailure;
 use crate::inspect::Plan;
@@ -65,6 +68,17 @@ pub struct ChecksumReport {
     /// Time writers were blocked while the snapshots were opened, summed
     /// over the rounds, in seconds.
     pub lock_seconds: f64,
+}
+
+/// The checksum's progress while it runs, for the status.
+#[derive(Debug, Default)]
+pub struct ChecksumProgress {
+    /// Rows of the original compared so far, over every round.
+    pub rows_checked: AtomicU64,
+    /// Chunks found differing so far, over every round.
+    pub chunks_differing: AtomicU64,
+    /// Differing chunks copied again so far.
+    pub chunks_copied_again: AtomicU64,
 }
 
 /// How many times differing chunks are copied again before the run stops.
@@ -390,6 +404,7 @@ impl Checksum {
         snapshots: Vec<Conn>,
         chunks: Option<Vec<Chunk>>,
         report: &mut ChecksumReport,
+        progress: &ChecksumProgress,
     ) -> Result<(Vec<Chunk>, u64)> {
         let source = Arc::new(Mutex::new(match chunks {
             Some(c) => ChunkSource::List(c.into_iter()),
@@ -414,7 +429,11 @@ impl Checksum {
                         let original = self.digest(&mut conn, Side::Original, &chunk).await?;
                         let ghost = self.digest(&mut conn, Side::Ghost, &chunk).await?;
                         rows += original.rows;
+                        progress
+                            .rows_checked
+                            .fetch_add(original.rows, Ordering::Relaxed);
                         if original != ghost {
+                            progress.chunks_differing.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(
                                 table = %self.table(),
                                 range = %self.describe(&chunk),
@@ -469,78 +488,6 @@ impl Checksum {
             show(&chunk.upper)
         )
     }
-
-    /// Copies a chunk again: the new table's rows in the range are replaced
-    /// by the original's current rows, in one transaction, as the applier
-    /// replaces changed keys (so racing with it is harmless).
-    async fn repair(&self, conn: &mut Conn, applier: &Applier, chunk: &Chunk) -> Result<()> {
-        let (ghost_where, ghost_params) = chunk.predicate_on(&self.key, Side::Ghost);
-        let (orig_where, orig_params) = chunk.predicate_on(&self.key, Side::Original);
-        let filter = |p: &str| {
-            if p.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {p}")
-            }
-        };
-        let delete = format!(
-            "DELETE FROM {} {}",
-            self.names.q(&self.names.ghost),
-            filter(&ghost_where)
-        );
-        let insert = format!(
-            "{} {} {}",
-            applier.insert_prefix(),
-            filter(&orig_where),
-            self.dialect.share_lock_waiting_clause()
-        );
-        let mut attempt = 0u64;
-        loop {
-            conn.query_drop("START TRANSACTION")
-                .await
-                .context(|| format!("repairing a chunk of {}", self.table()))?;
-            let result = async {
-                conn.exec_drop(&delete, ghost_params.clone()).await?;
-                conn.exec_drop(&insert, orig_params.clone()).await?;
-                apply::data_warnings(conn).await
-            }
-            .await;
-            match result {
-                Ok(None) => {
-                    conn.query_drop("COMMIT")
-                        .await
-                        .context(|| format!("repairing a chunk of {}", self.table()))?;
-                    return Ok(());
-                }
-                Ok(Some(warnings)) => {
-                    let _ = conn.query_drop("ROLLBACK").await;
-                    return Err(Error::Copy {
-                        table: self.table(),
-                        message: format!(
-                            "copying the differing chunk {} again raised warnings: {warnings}",
-                            self.describe(chunk)
-                        ),
-                    });
-                }
-                Err(e) if matches!(server_code(&e), Some(1205 | 1213 | 1062)) && attempt < 20 => {
-                    let _ = conn.query_drop("ROLLBACK").await;
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
-                }
-                Err(source) => {
-                    let _ = conn.query_drop("ROLLBACK").await;
-                    return Err(Error::Sql {
-                        context: format!(
-                            "repairing the chunk {} of {}",
-                            self.describe(chunk),
-                            self.table()
-                        ),
-                        source,
-                    });
-                }
-            }
-        }
-    }
 }
 
 /// The running migration's apply loop, as the checksum needs it: paused
@@ -571,8 +518,12 @@ pub struct Verification<'a> {
     pub connect: &'a ConnectConfig,
     /// The checksum to run.
     pub checksum: &'a Checksum,
-    /// Applies keys (the repair copies chunks as the applier does).
-    pub applier: &'a Applier,
+    /// Copies a differing chunk again, as the copy copies any chunk.
+    pub copier: &'a Copier,
+    /// Asks the repair to stop between statements.
+    pub stop: &'a Stop,
+    /// Live counters, for the status.
+    pub progress: &'a ChecksumProgress,
     /// Longest time writers may be blocked while snapshots open.
     pub lock_timeout: Duration,
     /// Text that tags the tool's own statements.
@@ -608,7 +559,7 @@ impl Verification<'_> {
             let compared = match snapshots {
                 Ok(snapshots) => {
                     checksum
-                        .compare(snapshots, pending.clone(), &mut report)
+                        .compare(snapshots, pending.clone(), &mut report, self.progress)
                         .await
                 }
                 Err(e) => Err(e),
@@ -646,9 +597,15 @@ impl Verification<'_> {
                 return Err(self.failure(&differing, "they still differ after being copied again"));
             }
             let mut conn = crate::server::connect_session(self.connect).await?;
+            let copied_again = Arc::new(CopyStats::default());
             for chunk in &differing {
+                crate::failpoint::pause(self.failpoints.repair_delay).await;
                 let mut lost = 0;
-                while let Err(e) = checksum.repair(&mut conn, self.applier, chunk).await {
+                while let Err(e) = self
+                    .copier
+                    .copy_again(&mut conn, chunk, &copied_again, self.stop)
+                    .await
+                {
                     crate::server::recover_lost(
                         e,
                         &mut lost,
@@ -659,6 +616,9 @@ impl Verification<'_> {
                     )
                     .await?;
                 }
+                self.progress
+                    .chunks_copied_again
+                    .fetch_add(1, Ordering::Relaxed);
             }
             let _ = conn.disconnect().await;
             pending = Some(differing);

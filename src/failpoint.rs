@@ -38,6 +38,8 @@ pub struct Failpoints {
     /// The checksum reads every row of the new table one higher: every
     /// chunk keeps differing, however often it is copied again.
     pub checksum_mismatch: bool,
+    /// Pause before the checksum copies a differing chunk again.
+    pub repair_delay: Option<Duration>,
 }
 
 impl Failpoints {
@@ -68,6 +70,7 @@ impl Failpoints {
                 "drain_batch_keys" => f.drain_batch_keys = Some(n),
                 "skip_converge" => f.skip_converge = n != 0,
                 "checksum_mismatch" => f.checksum_mismatch = n != 0,
+                "repair_delay_ms" => f.repair_delay = ms,
                 other => return Err(format!("unknown failpoint {other}")),
             }
         }

@@ -1225,7 +1225,9 @@ impl Run<'_> {
                 let verification = Verification {
                     connect: &connect,
                     checksum: &checksum,
-                    applier: &applier,
+                    copier: &copier,
+                    stop,
+                    progress: &sources.checksum,
                     lock_timeout: config.cut_over_lock_timeout,
                     statement_tag: &self.tag(),
                     failpoints: &config.failpoints,

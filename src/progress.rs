@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::apply::{self, ApplyStats};
+use crate::checksum::ChecksumProgress;
 use crate::control::Postpone;
 use crate::copy::{CopyStats, PaceControl};
 use crate::tail::TailShared;
@@ -35,6 +36,8 @@ pub struct Sources {
     pub rows_estimate: std::sync::atomic::AtomicU64,
     /// Copy counters.
     pub copy: Arc<CopyStats>,
+    /// Checksum counters.
+    pub checksum: Arc<ChecksumProgress>,
     /// Apply counters.
     pub apply: Arc<ApplyStats>,
     /// Tail state, once the tail runs.
@@ -93,6 +96,12 @@ pub struct Status {
     /// Chunks copied again because the new table refused one of their
     /// rows for a moment.
     pub copy_chunks_retried: u64,
+    /// Rows of the original the checksum has compared so far (every round).
+    pub checksum_rows_checked: u64,
+    /// Checksum chunks found differing so far (every round).
+    pub checksum_chunks_differing: u64,
+    /// Differing checksum chunks copied again so far.
+    pub checksum_chunks_copied_again: u64,
     /// Rows asked of the last copy chunk.
     pub chunk_size: u64,
     /// True while the chunk size adapts to the chunk time.
@@ -184,6 +193,9 @@ impl Sources {
             postponed: self.postpone.postponed_for().and(self.postpone.reason()),
             postponed_s: self.postpone.postponed_for().map(|d| d.as_secs_f64()),
             copy_chunks_retried: self.copy.chunks_retried.load(Ordering::Relaxed),
+            checksum_rows_checked: self.checksum.rows_checked.load(Ordering::Relaxed),
+            checksum_chunks_differing: self.checksum.chunks_differing.load(Ordering::Relaxed),
+            checksum_chunks_copied_again: self.checksum.chunks_copied_again.load(Ordering::Relaxed),
             chunk_size,
             chunk_size_adaptive,
             nice_ratio: self.pace.nice_ratio(),
@@ -316,6 +328,18 @@ pub fn prometheus(s: &Status, table: &str) -> String {
         "counter",
         "Copy chunks copied again because the new table refused one of their rows for a moment.",
         one(s.copy_chunks_retried as f64),
+    );
+    metric(
+        "checksum_rows_checked_total",
+        "counter",
+        "Rows of the original the checksum before the swap has compared.",
+        one(s.checksum_rows_checked as f64),
+    );
+    metric(
+        "checksum_chunks_differing_total",
+        "counter",
+        "Checksum chunks found differing between the new table and the original.",
+        one(s.checksum_chunks_differing as f64),
     );
     metric(
         "rows_estimate",
@@ -455,6 +479,14 @@ fn notes(s: &Status, separator: &str) -> String {
                 s.copy_chunks_retried
             )
         }),
+        (s.stage == "checksum").then(|| {
+            format!(
+                "checksum: {} rows compared, {} chunk(s) differed, {} copied again",
+                s.checksum_rows_checked,
+                s.checksum_chunks_differing,
+                s.checksum_chunks_copied_again
+            )
+        }),
         s.note.clone(),
     ]
     .into_iter()
@@ -514,6 +546,38 @@ mod tests {
         sources.set_note(Some("cut-over attempt 1 abandoned".into()));
         assert!(
             text_line(&sources.status(Instant::now())).ends_with("; cut-over attempt 1 abandoned")
+        );
+    }
+
+    #[test]
+    fn the_checksum_shows_its_progress_while_it_runs() {
+        let sources = Sources::default();
+        sources
+            .checksum
+            .rows_checked
+            .store(30_000, Ordering::Relaxed);
+        sources
+            .checksum
+            .chunks_differing
+            .store(1, Ordering::Relaxed);
+        sources.set_stage("copy");
+        assert!(!text_line(&sources.status(Instant::now())).contains("checksum:"));
+        sources.set_stage("checksum");
+        let s = sources.status(Instant::now());
+        assert!(
+            text_line(&s)
+                .ends_with("; checksum: 30000 rows compared, 1 chunk(s) differed, 0 copied again"),
+            "{}",
+            text_line(&s)
+        );
+        let metrics = prometheus(&s, "d.t");
+        assert!(
+            metrics.contains("shadowcut_checksum_rows_checked_total{table=\"d.t\"} 30000\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("shadowcut_checksum_chunks_differing_total{table=\"d.t\"} 1\n"),
+            "{metrics}"
         );
     }
 }

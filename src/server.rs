@@ -258,8 +258,9 @@ impl Dialect {
         }
     }
 
-    /// A share lock that waits (bounded by `innodb_lock_wait_timeout`), for
-    /// the rare reads that must get a whole range at once.
+    /// A share lock that waits (bounded by `innodb_lock_wait_timeout`): only
+    /// for a re-read whose rows the transaction already holds, which can
+    /// wait for nothing of the application's (see the applier).
     pub fn share_lock_waiting_clause(&self) -> &'static str {
         if self.mysql_at_least((8, 0, 0)) {
             "FOR SHARE"

@@ -509,6 +509,67 @@ async fn the_checksum_tells_a_null_from_a_value_that_reads_alike() {
     assert_matches_control(&mut conn, &db).await;
 }
 
+/// The checksum's repair of a differing chunk never waits for the
+/// application's row locks while it holds others. A writer holds row 301
+/// of the chunk being copied again, then asks for row 250, which the
+/// repair has already read: a repair that share-locked its range and waited
+/// for row 301 closed a deadlock cycle, and InnoDB rolled back the writer,
+/// the lighter transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_never_makes_the_application_a_deadlock_victim() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "repairheld", 400).await;
+    let socket = std::env::temp_dir().join(format!("{db}.sock"));
+    let flag = std::env::temp_dir().join(format!("{db}.postpone"));
+    std::fs::write(&flag, b"").unwrap();
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.serve.socket_file = Some(socket.clone());
+    config.postpone_cut_over_flag_file = Some(flag.clone());
+    config.failpoints.repair_delay = Some(Duration::from_millis(1000));
+    let mut migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    wait_for_copy_complete(&mut conn, &db, "t").await;
+    // Row 300 differs: the checksum copies the chunk (199, 399] again.
+    conn.query_drop(format!(
+        "UPDATE `{db}`.`_t_gho` SET a = a + 1 WHERE id = 300"
+    ))
+    .await
+    .unwrap();
+    std::fs::remove_file(&flag).unwrap();
+    // Once the first round has found it (its snapshots are open no more),
+    // and before the repair starts (the failpoint's second), the writer
+    // takes row 301.
+    status_until(&socket, &mut migration, "the checksum found row 300", |s| {
+        s["checksum_chunks_differing"].as_u64() > Some(0)
+    })
+    .await;
+    let mut writer = client(&primary()).await;
+    writer.query_drop("START TRANSACTION").await.unwrap();
+    writer
+        .query_drop(format!(
+            "SELECT a FROM `{db}`.`t` WHERE id = 301 FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    // The repair runs meanwhile; the writer then asks for row 250.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for table in ["t", "control"] {
+        writer
+            .query_drop(format!(
+                "UPDATE `{db}`.`{table}` SET b = 'writer' WHERE id = 250"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("the application's update of {table} failed: {e}"));
+    }
+    writer.query_drop("COMMIT").await.unwrap();
+    let summary = migration
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (1, 1), "{report:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_is_applied_while_a_writer_holds_a_new_row_of_its_key() {
     for commit in [true, false] {

@@ -28,7 +28,7 @@ use crate::control::Stop;
 use crate::error::{is_lock_busy, Error, Result};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
-use crate::schema::{KeyValue, SharedKey};
+use crate::schema::{KeyValue, SharedKey, Side};
 use crate::server::{ConnectConfig, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use crate::throttle::Throttle;
@@ -581,6 +581,71 @@ impl Copier {
             }
         }
         self.record_watermark(conn, connect, "\"complete\"").await
+    }
+
+    /// Copies `chunk` again from scratch, for the checksum's repair of a
+    /// range that differs: the new table's rows in the range are deleted,
+    /// then the range is copied as any chunk is, so it never waits for the
+    /// application's row locks (a busy row is waited out in halves, with no
+    /// lock held between tries), and a change the tail applies meanwhile
+    /// wins, as during the copy. A refused row is retried as the copy
+    /// retries it. The rows go to `stats`, kept apart from the copy's.
+    pub async fn copy_again(
+        &self,
+        conn: &mut Conn,
+        chunk: &Chunk,
+        stats: &Arc<CopyStats>,
+        stop: &Stop,
+    ) -> Result<()> {
+        let table = self.names.q(&self.names.original);
+        let (predicate, params) = chunk.predicate_on(&self.key, Side::Ghost);
+        let filter = if predicate.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {predicate}")
+        };
+        let delete = format!("DELETE FROM {} {filter}", self.names.q(&self.names.ghost));
+        // Only the applier's short transactions lock rows of the new table.
+        let mut busy = Patience::default();
+        loop {
+            match conn.exec_drop(&delete, params.clone()).await {
+                Ok(()) => break,
+                Err(e) if is_lock_busy(&e) => {
+                    busy.wait(|| Error::Copy {
+                        table: table.clone(),
+                        message: format!(
+                            "the new table's rows of a range to copy again stayed locked for {BUSY_PATIENCE:?}"
+                        ),
+                    })
+                    .await?
+                }
+                Err(source) => {
+                    return Err(Error::Sql {
+                        context: format!("deleting a differing range of the new table of {table}"),
+                        source,
+                    })
+                }
+            }
+        }
+        // Halved from the copy's last chunk size when a row is busy.
+        let size = match self.control.chunk_size().0 {
+            0 => self.pace.sizer.rows(),
+            rows => rows,
+        };
+        let mut refusals = 0;
+        loop {
+            match self.copy_parts(conn, chunk, size, stats, stop).await? {
+                RangeOutcome::Copied { .. } => return Ok(()),
+                RangeOutcome::Refused(refusal) => {
+                    refusals += 1;
+                    if refusals > REFUSAL_RETRIES {
+                        return Err(refusal.failure(table));
+                    }
+                    stats.chunks_retried.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(refusal_pause(refusals)).await;
+                }
+            }
+        }
     }
 
     /// Writes the copy's low watermark to the changelog.
