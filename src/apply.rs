@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::error::{is_connection_lost, is_lock_busy, Error, Result, VALUE_REFUSED_CODES};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
-use crate::schema::{KeyPart, KeyValue, SharedKey, Side};
+use crate::schema::{KeyPart, KeyValue, ParallelApply, SharedKey, Side};
 use crate::server::{BinlogPosition, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use crate::tail::{TailPatience, TailShared};
@@ -376,6 +376,11 @@ pub struct Applier {
     insert_prefix: String,
     dialect: Dialect,
     failpoints: Failpoints,
+    /// How generations split over connections.
+    parallel: ParallelApply,
+    /// Set once the equality classes could not be read: generations are
+    /// then applied on one connection.
+    classes_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Applier {
@@ -393,12 +398,61 @@ impl Applier {
             columns,
             &names.q(&names.original),
         );
+        let parallel = match key.parallel_apply() {
+            ParallelApply::ByEquality if !dialect.has_window_functions() => ParallelApply::Serial,
+            parallel => parallel,
+        };
         Applier {
             names,
             key,
             insert_prefix,
             dialect,
             failpoints,
+            parallel,
+            classes_failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// True when generations may be applied over several connections.
+    pub fn applies_in_parallel(&self) -> bool {
+        self.parallel != ParallelApply::Serial
+    }
+
+    /// Splits a generation over `workers` connections so that no two parts
+    /// touch one row: in even slices when keys are distinct by bytes; along
+    /// the server's equality classes when a collation can make two keys one
+    /// row (`'a'`, `'A'`: each class whole in one part); in one part
+    /// otherwise, or when the classes cannot be read (said once, in a
+    /// warning).
+    pub async fn partition(
+        &self,
+        conn: &mut Conn,
+        changes: Vec<Change>,
+        workers: usize,
+    ) -> Result<Vec<Vec<Change>>> {
+        let workers = workers.max(1);
+        match self.parallel {
+            ParallelApply::ByBytes => {
+                let per_part = changes.len().div_ceil(workers).max(1);
+                Ok(changes.chunks(per_part).map(<[Change]>::to_vec).collect())
+            }
+            ParallelApply::ByEquality if !self.classes_failed.load(Ordering::Relaxed) => {
+                let keys: Vec<KeyValue> = changes.iter().map(|c| c.key.clone()).collect();
+                let (stmt, params) = self.key.equality_classes(&keys);
+                match conn.exec::<(u64, u64, u64), _, _>(stmt, params).await {
+                    Ok(classes) => Ok(split_by_classes(changes, &classes, workers)),
+                    Err(source) if is_connection_lost(&source) => Err(Error::Sql {
+                        context: format!("grouping changed keys of {} by equality", self.table()),
+                        source,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(table = %self.table(), error = %e, "the changed keys' equality classes could not be read; applying on one connection");
+                        self.classes_failed.store(true, Ordering::Relaxed);
+                        Ok(vec![changes])
+                    }
+                }
+            }
+            _ => Ok(vec![changes]),
         }
     }
 
@@ -834,9 +888,8 @@ impl Applier {
         Ok(Ok(deferred))
     }
 
-    /// Applies `changes` split over `conn` and `helpers`, each part on its
-    /// own connection at once. The keys are distinct, and the caller made
-    /// sure distinct keys are distinct rows, so no two parts touch one row
+    /// Applies `parts` ([`Applier::partition`]) on `conn` and `helpers`,
+    /// each part on its own connection at once: no two parts touch one row
     /// of the new table. Returns what [`Applier::apply_explained`] returns
     /// for the whole: the deferred keys of every part, or a collision with
     /// every key that may not be applied.
@@ -845,12 +898,18 @@ impl Applier {
         conn: &mut Conn,
         helpers: &mut [Conn],
         tail: &TailShared,
-        changes: Vec<Change>,
+        parts: Vec<Vec<Change>>,
     ) -> Result<std::result::Result<Vec<Change>, (String, Vec<Change>)>> {
-        let workers = helpers.len() + 1;
-        let per_part = changes.len().div_ceil(workers).max(1);
-        let mut parts = changes.chunks(per_part).map(<[Change]>::to_vec);
-        let mut work = Vec::with_capacity(workers);
+        // Never more parts than connections: extra ones join the last.
+        let mut parts = parts;
+        while parts.len() > helpers.len() + 1 {
+            let extra = parts.pop().unwrap_or_default();
+            if let Some(last) = parts.last_mut() {
+                last.extend(extra);
+            }
+        }
+        let mut parts = parts.into_iter();
+        let mut work = Vec::with_capacity(helpers.len() + 1);
         for c in std::iter::once(conn).chain(helpers.iter_mut()) {
             if let Some(part) = parts.next() {
                 work.push(self.apply_explained(c, tail, part));
@@ -872,6 +931,58 @@ impl Applier {
             None => Ok(deferred),
         })
     }
+}
+
+/// Splits `changes` into at most `workers` parts, keeping together the
+/// keys that share an equality class on either side (`classes`: rows `(i,
+/// class in the original's comparison, class in the new table's)` from
+/// [`SharedKey::equality_classes`]). Classes go, largest first, to the part
+/// with the fewest keys. One part when a key has no class (never split on a
+/// guess).
+fn split_by_classes(
+    changes: Vec<Change>,
+    classes: &[(u64, u64, u64)],
+    workers: usize,
+) -> Vec<Vec<Change>> {
+    let n = changes.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut classed = vec![false; n];
+    let mut first_of: [HashMap<u64, usize>; 2] = [HashMap::new(), HashMap::new()];
+    for &(i, original, ghost) in classes {
+        let Ok(i) = usize::try_from(i) else { continue };
+        if i >= n {
+            continue; // padding
+        }
+        classed[i] = true;
+        for (first, class) in first_of.iter_mut().zip([original, ghost]) {
+            let j = *first.entry(class).or_insert(i);
+            let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+            parent[a] = b;
+        }
+    }
+    if classed.contains(&false) {
+        return vec![changes];
+    }
+    let mut groups: HashMap<usize, Vec<Change>> = HashMap::new();
+    for (i, c) in changes.into_iter().enumerate() {
+        groups.entry(root(&mut parent, i)).or_default().push(c);
+    }
+    let mut groups: Vec<Vec<Change>> = groups.into_values().collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+    let mut parts: Vec<Vec<Change>> = vec![Vec::new(); workers.clamp(1, groups.len().max(1))];
+    for group in groups {
+        if let Some(smallest) = parts.iter_mut().min_by_key(|p| p.len()) {
+            smallest.extend(group);
+        }
+    }
+    parts
 }
 
 /// How long one row may stay locked by the application before the copy or
@@ -1125,9 +1236,10 @@ const CONFLICT_PATIENCE: Duration = Duration::from_secs(30);
 impl ApplyLoop {
     /// Starts applying the tail's buffer on `conn`, and on `helpers` too
     /// when the key allows batches in parallel
-    /// ([`SharedKey::rows_are_distinct_by_bytes`]): a generation of up to
-    /// one batch per connection, over disjoint keys, applied at once; a
-    /// key changed meanwhile waits in the buffer for the next generation.
+    /// ([`Applier::applies_in_parallel`]): a generation of up to one batch
+    /// per connection, split so that no two parts touch one row
+    /// ([`Applier::partition`]), applied at once; a key changed meanwhile
+    /// waits in the buffer for the next generation.
     /// While `throttle` holds, nothing is written.
     pub fn start(
         mut conn: Conn,
@@ -1171,7 +1283,7 @@ impl ApplyLoop {
                     }
                     continue;
                 }
-                let parallel = !helpers.is_empty() && applier.key.rows_are_distinct_by_bytes();
+                let parallel = !helpers.is_empty() && applier.applies_in_parallel();
                 let generation = if parallel {
                     BATCH_KEYS * (helpers.len() + 1)
                 } else {
@@ -1195,10 +1307,20 @@ impl ApplyLoop {
                     // Kept to go back into the buffer if a connection is lost.
                     let taken = batch.changes.clone();
                     let applied = if parallel && batch.changes.len() > BATCH_KEYS {
-                        stats.parallel_generations.fetch_add(1, Ordering::Relaxed);
-                        applier
-                            .apply_generation(&mut conn, &mut helpers, &tail, batch.changes)
-                            .await
+                        let workers = helpers.len() + 1;
+                        match applier.partition(&mut conn, batch.changes, workers).await {
+                            Ok(parts) if parts.len() > 1 => {
+                                stats.parallel_generations.fetch_add(1, Ordering::Relaxed);
+                                applier
+                                    .apply_generation(&mut conn, &mut helpers, &tail, parts)
+                                    .await
+                            }
+                            Ok(parts) => {
+                                let changes = parts.into_iter().flatten().collect();
+                                applier.apply_explained(&mut conn, &tail, changes).await
+                            }
+                            Err(e) => Err(e),
+                        }
                     } else {
                         applier
                             .apply_explained(&mut conn, &tail, batch.changes)
@@ -1345,6 +1467,65 @@ impl ApplyLoop {
 mod tests {
     use super::*;
     use crate::schema::KeyPart;
+
+    fn changes(n: i64) -> Vec<Change> {
+        (0..n)
+            .map(|i| Change {
+                key: k(i),
+                exists: true,
+                since: 0,
+            })
+            .collect()
+    }
+
+    fn keys_of(part: &[Change]) -> Vec<i64> {
+        let mut keys: Vec<i64> = part
+            .iter()
+            .map(|c| match c.key[0] {
+                KeyPart::Int(i) => i,
+                _ => unreachable!(),
+            })
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn a_generation_never_splits_an_equality_class() {
+        // 0, 1 and 2 chain (0~1 on the original's side, 1~2 on the new
+        // table's); 4 and 5 share a class on the new table's side; row 6
+        // is padding.
+        let classes = [
+            (0, 1, 1),
+            (1, 1, 2),
+            (2, 3, 2),
+            (3, 4, 3),
+            (4, 5, 4),
+            (5, 6, 4),
+            (6, 6, 4),
+        ];
+        let parts = split_by_classes(changes(6), &classes, 2);
+        assert_eq!(parts.len(), 2);
+        let mut parts: Vec<Vec<i64>> = parts.iter().map(|p| keys_of(p)).collect();
+        parts.sort();
+        assert_eq!(parts, vec![vec![0, 1, 2], vec![3, 4, 5]]);
+        // One class: one part, whatever the workers.
+        let one = [(0, 1, 1), (1, 1, 1), (2, 1, 1)];
+        assert_eq!(split_by_classes(changes(3), &one, 4).len(), 1);
+        // Every key its own class: spread evenly.
+        let own: Vec<(u64, u64, u64)> = (0..8).map(|i| (i, i, i)).collect();
+        let parts = split_by_classes(changes(8), &own, 3);
+        let mut sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![2, 3, 3]);
+    }
+
+    #[test]
+    fn a_key_without_a_class_keeps_the_generation_whole() {
+        let parts = split_by_classes(changes(3), &[(0, 1, 1), (1, 2, 2)], 2);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(keys_of(&parts[0]), vec![0, 1, 2]);
+    }
 
     fn k(i: i64) -> KeyValue {
         vec![KeyPart::Int(i)]

@@ -1120,7 +1120,7 @@ impl Run<'_> {
         );
         let mut heartbeat =
             Some(Heartbeat::start(&connect, names.clone(), config.heartbeat_interval).await?);
-        let apply_helpers = if plan.key.rows_are_distinct_by_bytes() {
+        let apply_helpers = if applier.applies_in_parallel() {
             config.apply_threads.max(1) - 1
         } else {
             0

@@ -561,6 +561,20 @@ pub struct SharedKey {
     pub identity_preserved: bool,
 }
 
+/// How the applier may split a generation of changed keys over its
+/// connections (see [`SharedKey::parallel_apply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParallelApply {
+    /// Keys with different bytes are different rows: any split will do.
+    ByBytes,
+    /// Keys equal under a collation may be one row: the split follows the
+    /// server's equality classes ([`SharedKey::equality_classes`]).
+    ByEquality,
+    /// One connection (floats, dates, decimals and other comparisons the
+    /// classes do not cover).
+    Serial,
+}
+
 /// Which table a key predicate is written against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -603,6 +617,84 @@ impl SharedKey {
                     .iter()
                     .all(|c| c.int_width().is_some() || c.data_type == "varbinary")
             })
+    }
+
+    /// How batches of changed keys may be split over connections so that
+    /// no two of them touch one row.
+    pub fn parallel_apply(&self) -> ParallelApply {
+        if self.rows_are_distinct_by_bytes() {
+            return ParallelApply::ByBytes;
+        }
+        // Each column compares as an integer, as bytes, or under a collation
+        // its bound expression names (never the connection's default).
+        let comparable = |c: &Column| {
+            c.int_width().is_some()
+                || c.data_type == "varbinary"
+                || (c.is_text()
+                    && c.charset.as_deref().is_some_and(sql::is_plain_word)
+                    && c.collation.as_deref().is_some_and(sql::is_plain_word))
+        };
+        if self
+            .columns
+            .iter()
+            .all(|k| comparable(&k.column) && comparable(&k.ghost_column))
+        {
+            ParallelApply::ByEquality
+        } else {
+            ParallelApply::Serial
+        }
+    }
+
+    /// A statement that numbers the equality classes of `keys`: one row per
+    /// key, `(i, class in the original's comparison, class in the new
+    /// table's)`, where `i` is the key's index in `keys` (rows from `i =
+    /// keys.len()` on come from padding). Two keys in one class, on either
+    /// side, may match one row. The server compares, with the same bound
+    /// expressions as the applier's statements, so a collation's equality
+    /// (`'a'`, `'A'`, `'a '`, `'á'`) is the server's, never guessed. Padded
+    /// to the next power of two like [`SharedKey::matches_any`].
+    pub fn equality_classes(&self, keys: &[KeyValue]) -> (String, Vec<Value>) {
+        let padding = keys.len().next_power_of_two() - keys.len();
+        let keys: Vec<&KeyValue> = keys
+            .iter()
+            .chain(std::iter::repeat_n(keys.last(), padding).flatten())
+            .collect();
+        let mut params = Vec::new();
+        let mut rows = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let mut exprs = Vec::new();
+            for (side, prefix) in [(Side::Original, "o"), (Side::Ghost, "g")] {
+                for (j, k) in self.columns.iter().enumerate() {
+                    let (_, expr) = self.col_and_expr(side, k);
+                    exprs.push(if i == 0 {
+                        format!("{expr} AS {prefix}{j}")
+                    } else {
+                        expr
+                    });
+                    params.push(k.param(&key[j]));
+                }
+            }
+            rows.push(format!(
+                "SELECT {i}{} {}",
+                if i == 0 { " AS i," } else { "," },
+                exprs.join(", ")
+            ));
+        }
+        let order = |prefix: &str| {
+            (0..self.columns.len())
+                .map(|j| format!("{prefix}{j}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        (
+            format!(
+                "SELECT i, DENSE_RANK() OVER (ORDER BY {}), DENSE_RANK() OVER (ORDER BY {}) FROM ({}) AS changed_keys",
+                order("o"),
+                order("g"),
+                rows.join(" UNION ALL ")
+            ),
+            params,
+        )
     }
 
     fn col_and_expr(&self, side: Side, k: &KeyColumn) -> (String, String) {
@@ -857,6 +949,60 @@ pub(crate) mod tests {
             "`s` IN (CONVERT(CONVERT(UNHEX(?) USING latin1) USING utf8mb4) COLLATE utf8mb4_unicode_ci) \
              AND CONVERT(`s` USING latin1) COLLATE latin1_swedish_ci IN (CONVERT(UNHEX(?) USING latin1) COLLATE latin1_swedish_ci)"
         );
+    }
+
+    #[test]
+    fn generations_split_by_bytes_by_equality_or_not_at_all() {
+        assert_eq!(
+            key(&[col("id", "bigint", None)]).parallel_apply(),
+            ParallelApply::ByBytes
+        );
+        let text = col("s", "varchar", Some(("utf8mb4", "utf8mb4_unicode_ci")));
+        assert_eq!(
+            key(&[col("tenant", "int", None), text.clone()]).parallel_apply(),
+            ParallelApply::ByEquality
+        );
+        // A collation the bound expression could not name.
+        let odd = col("s", "varchar", Some(("utf8mb4", "utf8mb4 bin")));
+        assert_eq!(key(&[odd]).parallel_apply(), ParallelApply::Serial);
+        for data_type in ["double", "datetime", "decimal", "binary", "timestamp"] {
+            assert_eq!(
+                key(&[col("k", data_type, None)]).parallel_apply(),
+                ParallelApply::Serial,
+                "{data_type}"
+            );
+        }
+        // Recollated: both collations are named.
+        let mut k = key(&[col("s", "varchar", Some(("latin1", "latin1_swedish_ci")))]);
+        k.columns[0].ghost_column = text;
+        k.identity_preserved = false;
+        assert_eq!(k.parallel_apply(), ParallelApply::ByEquality);
+    }
+
+    #[test]
+    fn equality_classes_are_ranked_on_both_sides_in_power_of_two_shapes() {
+        let k = key(&[
+            col("t", "int", None),
+            col("s", "varchar", Some(("latin1", "latin1_swedish_ci"))),
+        ]);
+        let keys: Vec<KeyValue> = (1..=3)
+            .map(|i| vec![KeyPart::Int(i), KeyPart::Bytes(b"a".to_vec())])
+            .collect();
+        let (sql, params) = k.equality_classes(&keys);
+        let s = "CONVERT(UNHEX(?) USING latin1) COLLATE latin1_swedish_ci";
+        assert_eq!(
+            sql,
+            format!(
+                "SELECT i, DENSE_RANK() OVER (ORDER BY o0, o1), DENSE_RANK() OVER (ORDER BY g0, g1) FROM (\
+                 SELECT 0 AS i, ? AS o0, {s} AS o1, ? AS g0, {s} AS g1 \
+                 UNION ALL SELECT 1, ?, {s}, ?, {s} \
+                 UNION ALL SELECT 2, ?, {s}, ?, {s} \
+                 UNION ALL SELECT 3, ?, {s}, ?, {s}) AS changed_keys"
+            )
+        );
+        // Four rows (the last key repeated), two sides, two columns.
+        assert_eq!(params.len(), 16);
+        assert_eq!(params[12], Value::Int(3));
     }
 
     #[test]

@@ -237,6 +237,16 @@ impl Dialect {
         }
     }
 
+    /// True when the server has window functions (MariaDB 10.2, MySQL
+    /// 8.0): the applier numbers the equality classes of collated keys with
+    /// `DENSE_RANK()` to apply them in parallel.
+    pub fn has_window_functions(&self) -> bool {
+        match self.flavor {
+            Flavor::MySql => self.version >= (8, 0, 2),
+            Flavor::MariaDb => self.version >= (10, 2, 0),
+        }
+    }
+
     /// A share lock that skips rows locked by others, where the server has
     /// it (MariaDB 10.6, MySQL 8.0): tells the applier which rows are busy.
     pub fn skip_locked_share_clause(&self) -> Option<&'static str> {
@@ -786,6 +796,10 @@ mod tests {
         assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
         assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));
         assert!(d.materialize_derived_tables_sql().is_some());
+        assert!(d.has_window_functions());
+        assert!(!Dialect::from_version_string("10.1.48-MariaDB").has_window_functions());
+        assert!(Dialect::from_version_string("8.0.36").has_window_functions());
+        assert!(!Dialect::from_version_string("5.7.44-log").has_window_functions());
         assert_eq!(
             Dialect::from_version_string("5.6.51-log").materialize_derived_tables_sql(),
             None
