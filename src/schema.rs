@@ -561,6 +561,16 @@ pub struct SharedKey {
     pub identity_preserved: bool,
 }
 
+/// `keys` with its last key repeated up to the next power of two, so that
+/// a statement over them takes one of a few shapes, which the connection's
+/// prepared-statement cache keeps, instead of one per batch size.
+fn padded_to_a_power_of_two(keys: &[KeyValue]) -> Vec<&KeyValue> {
+    let padding = keys.len().next_power_of_two() - keys.len();
+    keys.iter()
+        .chain(std::iter::repeat_n(keys.last(), padding).flatten())
+        .collect()
+}
+
 /// How the applier may split a generation of changed keys over its
 /// connections (see [`SharedKey::parallel_apply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -654,11 +664,7 @@ impl SharedKey {
     /// (`'a'`, `'A'`, `'a '`, `'á'`) is the server's, never guessed. Padded
     /// to the next power of two like [`SharedKey::matches_any`].
     pub fn equality_classes(&self, keys: &[KeyValue]) -> (String, Vec<Value>) {
-        let padding = keys.len().next_power_of_two() - keys.len();
-        let keys: Vec<&KeyValue> = keys
-            .iter()
-            .chain(std::iter::repeat_n(keys.last(), padding).flatten())
-            .collect();
+        let keys = padded_to_a_power_of_two(keys);
         let mut params = Vec::new();
         let mut rows = Vec::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
@@ -810,11 +816,7 @@ impl SharedKey {
     /// a few shapes, which the connection's prepared-statement cache keeps,
     /// instead of one per batch size.
     pub fn matches_any(&self, side: Side, keys: &[KeyValue]) -> (String, Vec<Value>) {
-        let padding = keys.len().next_power_of_two() - keys.len();
-        let keys: Vec<&KeyValue> = keys
-            .iter()
-            .chain(std::iter::repeat_n(keys.last(), padding).flatten())
-            .collect();
+        let keys = padded_to_a_power_of_two(keys);
         let mut params = Vec::new();
         if self.columns.len() == 1 {
             let k = &self.columns[0];
