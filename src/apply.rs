@@ -42,6 +42,9 @@ pub struct Change {
     /// The buffer's epoch when the oldest change of the key not yet applied
     /// was read: sync markers read after it wait for it.
     pub since: u64,
+    /// The key's place in the buffer's queue: the arrival number of its
+    /// oldest change not yet applied.
+    pub order: u64,
 }
 
 /// A key's state in the buffer.
@@ -49,9 +52,18 @@ pub struct Change {
 struct Pending {
     exists: bool,
     since: u64,
+    order: u64,
 }
 
-/// Keys of changed rows waiting to be applied, filled by the tail.
+/// Keys of changed rows waiting to be applied, filled by the tail, and
+/// taken in the order their oldest unapplied change arrived, so that no
+/// key waits behind keys that came later. A batch the new table refuses
+/// goes to the end of the queue ([`ChangeBuffer::requeue_last`]): taken in
+/// a hash map's order and put back in place, it was taken again and
+/// again, ahead of the waiting key that would free its unique value, for
+/// as long as more keys waited than a batch holds, and the run failed
+/// after the applier's patience (fuzzer seeds 47052, 47081, 47091, 47110
+/// and 47173, with batches of 4 to 7 keys).
 ///
 /// A sync marker is applied once every key changed before the tail read it
 /// is applied. Each marker closes an epoch; a key remembers the epoch of
@@ -61,6 +73,9 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct ChangeBuffer {
     keys: HashMap<KeyValue, Pending>,
+    /// The keys waiting, by [`Change::order`].
+    queue: BTreeMap<u64, KeyValue>,
+    next_order: u64,
     /// Keys waiting, per epoch of their oldest unapplied change.
     per_epoch: BTreeMap<u64, usize>,
     epoch: u64,
@@ -94,19 +109,29 @@ impl ChangeBuffer {
         match self.keys.get_mut(&key) {
             Some(pending) => pending.exists = exists,
             None => {
-                let since = self.epoch;
-                self.add(key, Pending { exists, since });
+                let (since, order) = (self.epoch, self.next_order);
+                self.next_order += 1;
+                self.add(
+                    key,
+                    Pending {
+                        exists,
+                        since,
+                        order,
+                    },
+                );
             }
         }
     }
 
     fn add(&mut self, key: KeyValue, pending: Pending) {
         *self.per_epoch.entry(pending.since).or_insert(0) += 1;
+        self.queue.insert(pending.order, key.clone());
         self.keys.insert(key, pending);
     }
 
     fn remove(&mut self, key: &KeyValue) -> Option<Pending> {
         let pending = self.keys.remove(key)?;
+        self.queue.remove(&pending.order);
         if let Some(count) = self.per_epoch.get_mut(&pending.since) {
             *count -= 1;
             if *count == 0 {
@@ -182,14 +207,23 @@ impl ChangeBuffer {
         self.keys.is_empty()
     }
 
-    /// Takes up to `max` keys.
+    /// Takes up to `max` keys, oldest first.
     pub fn take(&mut self, max: usize) -> Drained {
-        let keys: Vec<KeyValue> = self.keys.keys().take(max).cloned().collect();
+        let keys: Vec<KeyValue> = self.queue.values().take(max).cloned().collect();
         let changes = keys
             .into_iter()
             .filter_map(|key| {
-                let Pending { exists, since } = self.remove(&key)?;
-                Some(Change { key, exists, since })
+                let Pending {
+                    exists,
+                    since,
+                    order,
+                } = self.remove(&key)?;
+                Some(Change {
+                    key,
+                    exists,
+                    since,
+                    order,
+                })
             })
             .collect();
         let empty = self.keys.is_empty();
@@ -199,30 +233,52 @@ impl ChangeBuffer {
         }
     }
 
-    /// Puts keys back after a failed attempt; a newer change of a key that
-    /// arrived meanwhile wins, and the key keeps the older epoch.
+    /// Puts keys back after a failed attempt, in their old places; a newer
+    /// change of a key that arrived meanwhile wins, and the key keeps the
+    /// older epoch and place.
     pub fn requeue(&mut self, changes: Vec<Change>) {
         for c in changes {
-            match self.keys.get(&c.key).copied() {
-                Some(pending) if pending.since > c.since => {
-                    self.remove(&c.key);
-                    self.add(
-                        c.key,
-                        Pending {
-                            exists: pending.exists,
-                            since: c.since,
-                        },
-                    );
-                }
-                Some(_) => {}
-                None => self.add(
-                    c.key,
-                    Pending {
-                        exists: c.exists,
-                        since: c.since,
-                    },
-                ),
-            }
+            let pending = match self.remove(&c.key) {
+                Some(newer) => Pending {
+                    exists: newer.exists,
+                    since: c.since.min(newer.since),
+                    order: c.order.min(newer.order),
+                },
+                None => Pending {
+                    exists: c.exists,
+                    since: c.since,
+                    order: c.order,
+                },
+            };
+            self.add(c.key, pending);
+        }
+    }
+
+    /// Puts keys back at the end of the queue, after a batch the new table
+    /// refused (a unique value another waiting key still holds in the new
+    /// table, say): every key waiting now is taken before them. The key
+    /// that frees the value may have arrived later than the refused keys'
+    /// oldest changes (their latest change, the one that needs the value,
+    /// is newer), so keeping their places would take them again, ahead of
+    /// it, for as long as more keys wait than a batch holds. A newer change
+    /// of a key wins, and the key keeps its older epoch.
+    pub fn requeue_last(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            let order = self.next_order;
+            self.next_order += 1;
+            let pending = match self.remove(&c.key) {
+                Some(newer) => Pending {
+                    exists: newer.exists,
+                    since: c.since.min(newer.since),
+                    order,
+                },
+                None => Pending {
+                    exists: c.exists,
+                    since: c.since,
+                    order,
+                },
+            };
+            self.add(c.key, pending);
         }
     }
 
@@ -255,6 +311,7 @@ impl ChangeBuffer {
             Some(pending) => {
                 c.exists = pending.exists;
                 c.since = c.since.min(pending.since);
+                c.order = c.order.min(pending.order);
                 true
             }
             None => false,
@@ -898,10 +955,9 @@ impl Applier {
         conn: &mut Conn,
         helpers: &mut [Conn],
         tail: &TailShared,
-        parts: Vec<Vec<Change>>,
+        mut parts: Vec<Vec<Change>>,
     ) -> Result<std::result::Result<Vec<Change>, (String, Vec<Change>)>> {
         // Never more parts than connections: extra ones join the last.
-        let mut parts = parts;
         while parts.len() > helpers.len() + 1 {
             let extra = parts.pop().unwrap_or_default();
             if let Some(last) = parts.last_mut() {
@@ -1263,6 +1319,11 @@ impl ApplyLoop {
             let mut last_position_write = Instant::now();
             let mut unrecorded: Option<BinlogPosition> = None;
             let mut lost = 0u32;
+            let batch_keys = applier
+                .failpoints
+                .apply_batch_keys
+                .filter(|_| Failpoints::ENABLED)
+                .map_or(BATCH_KEYS, |n| (n as usize).max(1));
             loop {
                 if *stopped.borrow() {
                     break;
@@ -1285,9 +1346,9 @@ impl ApplyLoop {
                 }
                 let parallel = !helpers.is_empty() && applier.applies_in_parallel();
                 let generation = if parallel {
-                    BATCH_KEYS * (helpers.len() + 1)
+                    batch_keys * (helpers.len() + 1)
                 } else {
-                    BATCH_KEYS
+                    batch_keys
                 };
                 let batch = lock(&tail.buffer).take(generation);
                 if batch.changes.is_empty() {
@@ -1306,7 +1367,7 @@ impl ApplyLoop {
                     let count = batch.changes.len() as u64;
                     // Kept to go back into the buffer if a connection is lost.
                     let taken = batch.changes.clone();
-                    let applied = if parallel && batch.changes.len() > BATCH_KEYS {
+                    let applied = if parallel && batch.changes.len() > batch_keys {
                         let workers = helpers.len() + 1;
                         match applier.partition(&mut conn, batch.changes, workers).await {
                             Ok(parts) if parts.len() > 1 => {
@@ -1397,7 +1458,7 @@ impl ApplyLoop {
                                     ),
                                 });
                             }
-                            lock(&tail.buffer).requeue(unapplied);
+                            lock(&tail.buffer).requeue_last(unapplied);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     }
@@ -1474,6 +1535,7 @@ mod tests {
                 key: k(i),
                 exists: true,
                 since: 0,
+                order: i as u64,
             })
             .collect()
     }
@@ -1559,6 +1621,7 @@ mod tests {
             key: k(1),
             exists: false,
             since: 0,
+            order: 0,
         }));
         b.requeue(all);
         assert_eq!(b.len(), 3);
@@ -1599,6 +1662,44 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_taken_in_the_order_their_oldest_change_arrived() {
+        let mut b = ChangeBuffer::default();
+        for i in [5, 3, 9, 1] {
+            b.insert(k(i), true);
+        }
+        // A newer change of a waiting key keeps its place.
+        b.insert(k(3), false);
+        let first = b.take(2).changes;
+        assert_eq!(keys_of(&first), vec![3, 5]);
+        assert_eq!(first[0].key, k(5), "oldest first");
+        b.insert(k(7), true);
+        // A key changed again while its batch was out keeps the older place.
+        b.insert(k(5), false);
+        // A batch put back (refused, or a row held) goes back to its
+        // places, ahead of the keys that arrived later.
+        b.requeue(first);
+        let order: Vec<KeyValue> = b.take(10).changes.into_iter().map(|c| c.key).collect();
+        assert_eq!(order, vec![k(5), k(3), k(9), k(1), k(7)]);
+    }
+
+    #[test]
+    fn a_refused_batch_waits_behind_every_key_waiting_now() {
+        let mut b = ChangeBuffer::default();
+        for i in 1..=4 {
+            b.insert(k(i), true);
+        }
+        b.mark_sync(9);
+        let refused = b.take(2).changes;
+        b.insert(k(2), false);
+        b.requeue_last(refused);
+        // They keep their epoch: the marker waits for them.
+        assert_eq!(b.applied_marker(), None);
+        let order: Vec<KeyValue> = b.take(10).changes.iter().map(|c| c.key.clone()).collect();
+        assert_eq!(order, vec![k(3), k(4), k(1), k(2)]);
+        assert_eq!(b.applied_marker(), Some(9));
+    }
+
+    #[test]
     fn requeue_never_overrides_a_newer_change() {
         let mut b = ChangeBuffer::default();
         b.insert(k(1), true);
@@ -1611,6 +1712,7 @@ mod tests {
                 key: k(1),
                 exists: false,
                 since: 0,
+                order: 0,
             }]
         );
     }
@@ -1623,11 +1725,13 @@ mod tests {
                 key: k(1),
                 exists: true,
                 since: 0,
+                order: 100,
             },
             Change {
                 key: k(2),
                 exists: true,
                 since: 0,
+                order: 101,
             },
         ];
         b.insert(k(3), true);

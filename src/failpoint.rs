@@ -33,6 +33,10 @@ pub struct Failpoints {
     pub stall_swap_attempts: Option<u64>,
     /// Keys per batch of the locked drain.
     pub drain_batch_keys: Option<u64>,
+    /// Keys per batch of the apply loop (a generation is one batch per
+    /// connection): tiny batches make parallel generations of every kind
+    /// of key happen on small tables.
+    pub apply_batch_keys: Option<u64>,
     /// Go to the cut-over without first catching up.
     pub skip_converge: bool,
     /// The checksum reads every row of the new table one higher: every
@@ -68,6 +72,7 @@ impl Failpoints {
                 "stall_drain_attempts" => f.stall_drain_attempts = Some(n),
                 "stall_swap_attempts" => f.stall_swap_attempts = Some(n),
                 "drain_batch_keys" => f.drain_batch_keys = Some(n),
+                "apply_batch_keys" => f.apply_batch_keys = Some(n),
                 "skip_converge" => f.skip_converge = n != 0,
                 "checksum_mismatch" => f.checksum_mismatch = n != 0,
                 "repair_delay_ms" => f.repair_delay = ms,
@@ -123,6 +128,8 @@ mod tests {
         let f = Failpoints::parse("drop_row_event=7, lock_delay_ms=250").unwrap();
         assert_eq!(f.drop_row_event, Some(7));
         assert_eq!(f.lock_delay, Some(Duration::from_millis(250)));
+        let f = Failpoints::parse("apply_batch_keys=3").unwrap();
+        assert_eq!(f.apply_batch_keys, Some(3));
         assert!(Failpoints::parse("nope=1").is_err());
         assert!(Failpoints::parse("apply_delay_ms").is_err());
     }

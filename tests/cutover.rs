@@ -1109,6 +1109,47 @@ async fn a_backlog_is_applied_in_parallel_generations() {
     assert_matches_control(&mut conn, &db).await;
 }
 
+/// A batch the new table refuses must not be taken again ahead of the
+/// waiting key that frees its unique value. Row 1 changes first, five more
+/// rows change, row 100 frees the value 'r100' and row 1 takes it, all in
+/// one transaction. With batches of two keys, row 1's batch is refused
+/// while row 100's stale row still holds 'r100' in the new table; taken
+/// again and again in its old place, it kept row 100 waiting until the
+/// applier gave up after 30 s (fuzzer seeds 47052, 47110, ...).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_does_not_starve_the_key_that_frees_its_value() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "refusedrotate", 400).await;
+    let mut config = config(&db, "t", "ADD UNIQUE INDEX ub (b)");
+    config.apply_threads = 1;
+    config.failpoints.apply_batch_keys = Some(2);
+    // The whole transaction is in the buffer before the applier takes keys.
+    config.failpoints.apply_loop_delay = Some(Duration::from_millis(300));
+    let migration = Postponed::start(&mut conn, &db, config).await;
+    conn.query_drop("START TRANSACTION").await.unwrap();
+    for stmt in [
+        "UPDATE {T} SET a = -1 WHERE id = 1",
+        "UPDATE {T} SET a = -1 WHERE id BETWEEN 2 AND 6",
+        "UPDATE {T} SET b = 'freed' WHERE id = 100",
+        "UPDATE {T} SET b = 'r100' WHERE id = 1",
+    ] {
+        on_both(&mut conn, &db, stmt).await;
+    }
+    conn.query_drop("COMMIT").await.unwrap();
+    let started = Instant::now();
+    let summary = migration
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the refused batch was retried for {:?}",
+        started.elapsed()
+    );
+    assert_checksum_repaired_nothing(&summary);
+    assert_matches_control(&mut conn, &db).await;
+}
+
 /// The same with a case- and accent-insensitive key, whose generations
 /// are split along the server's equality classes: an update of a key's
 /// case or trailing spaces (`'k-1'` to `'K-1'`: two keys in the binlog,

@@ -585,6 +585,10 @@ async fn run_seed(seed: u64) -> Report {
         r.await.expect("the binlog rotator panicked");
     }
 
+    let generations = match &migrated.result {
+        Ok(Ok(summary)) => summary.parallel_apply_generations,
+        _ => 0,
+    };
     let (outcome, headline, mut detail) =
         classify(&config, &mut conn, &db, &case, migrated.result, &load).await;
     if migrated.hung && outcome != Outcome::Defect {
@@ -593,7 +597,7 @@ async fn run_seed(seed: u64) -> Report {
             MIGRATION_TIMEOUT.as_secs()
         ));
     }
-    print_case(seed, &case, outcome, started.elapsed(), &load);
+    print_case(seed, &case, outcome, started.elapsed(), &load, generations);
     if outcome != Outcome::Pass {
         println!("  {headline}");
         for d in &detail {
@@ -626,15 +630,23 @@ async fn run_seed(seed: u64) -> Report {
     }
 }
 
-/// The seed's one line: outcome, duration, table, ALTER, load.
-fn print_case(seed: u64, case: &Case, outcome: Outcome, took: Duration, load: &Load) {
+/// The seed's one line: outcome, duration, table, ALTER, load, and the
+/// generations the applier ran in parallel.
+fn print_case(
+    seed: u64,
+    case: &Case,
+    outcome: Outcome,
+    took: Duration,
+    load: &Load,
+    generations: u64,
+) {
     let alter: String = if case.alter.sql.chars().count() > 160 {
         format!("{}…", case.alter.sql.chars().take(160).collect::<String>())
     } else {
         case.alter.sql.clone()
     };
     println!(
-        "seed {seed}: {} [{:.1}s] {} | ALTER {alter} | {}, tz {:?}, {} rows{}, chunk {}, load {} txns ({} rejected){}",
+        "seed {seed}: {} [{:.1}s] {} | ALTER {alter} | {}, tz {:?}, {} rows{}, chunk {}{}, load {} txns ({} rejected){}{}",
         outcome.label(),
         took.as_secs_f64(),
         case.table.summary(),
@@ -651,10 +663,18 @@ fn print_case(seed: u64, case: &Case, outcome: Outcome, took: Duration, load: &L
             (false, true) => " (edge values, zero dates)",
         },
         case.chunk_size,
+        case
+            .apply_batch_keys
+            .map_or(String::new(), |n| format!(", apply batches of {n}")),
         load.stats.transactions.load(Ordering::Relaxed),
         load.rejected.load(Ordering::Relaxed),
         if case.attempt > 0 {
             format!(", regenerated {}x", case.attempt)
+        } else {
+            String::new()
+        },
+        if generations > 0 {
+            format!(", {generations} parallel apply generations")
         } else {
             String::new()
         },
@@ -676,6 +696,7 @@ fn override_alter(case: &mut Case, alter: &str) {
 fn config_for(db: &str, case: &Case) -> shadowcut::Config {
     let mut c = config(db, "t", &case.alter.sql);
     c.chunk_size = case.chunk_size;
+    c.failpoints.apply_batch_keys = case.apply_batch_keys;
     c.ok_to_drop_table = true;
     c
 }
@@ -944,6 +965,8 @@ const REGRESSION_SEEDS: &[(u64, Fixed, &str)] = &[
     (9636, Fixed::BothRefuse, "ADD COLUMN ... DATETIME NOT NULL without DEFAULT under NO_ZERO_DATE: the native ALTER fails, shadowcut stored zero dates"),
     (11335, Fixed::Pass, "AUTO_INCREMENT column left leading only a plain index: taking the index off until the copy is done fails (1075)"),
     (43016, Fixed::BothRefuse, "a value the new column refuses, under a load through the cut-over: the copy's catch-up waited behind the applier's refused row, a stop request unheard"),
+    (47110, Fixed::Pass, "applier batches of 5 keys: a batch refused on a unique value was taken again ahead of the waiting key that frees it, and the run failed after 30 s"),
+    (47091, Fixed::Pass, "the same with batches of 4 and a unique key on a LONGTEXT prefix"),
     (30003, Fixed::PassOrRefusal, "AUTO_INCREMENT = N beyond the SMALLINT column's range: kept by the native copy, dropped by the swap (now refused)"),
 ];
 

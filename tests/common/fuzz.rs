@@ -2935,6 +2935,10 @@ pub struct Case {
     pub valid: bool,
     /// The data has zero dates.
     pub zero_dates: bool,
+    /// The applier's batch size, when tiny (the `apply_batch_keys`
+    /// failpoint): its generations then run in parallel on these small
+    /// tables, split as the key allows.
+    pub apply_batch_keys: Option<u64>,
 }
 
 impl Case {
@@ -2970,6 +2974,9 @@ impl Case {
             rotate: rng.chance(30),
             valid,
             zero_dates,
+            // Drawn last: the draws before it, and so every earlier seed's
+            // case, stay as they were.
+            apply_batch_keys: rng.chance(50).then(|| 2 + rng.below(7)),
         }
     }
 
