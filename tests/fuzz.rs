@@ -967,6 +967,7 @@ const REGRESSION_SEEDS: &[(u64, Fixed, &str)] = &[
     (43016, Fixed::BothRefuse, "a value the new column refuses, under a load through the cut-over: the copy's catch-up waited behind the applier's refused row, a stop request unheard"),
     (47110, Fixed::Pass, "applier batches of 5 keys: a batch refused on a unique value was taken again ahead of the waiting key that frees it, and the run failed after 30 s"),
     (47091, Fixed::Pass, "the same with batches of 4 and a unique key on a LONGTEXT prefix"),
+    (48273, Fixed::PassOrRefusal, "DECIMAL(17,2) -> DECIMAL(17,1) on a shared key column: the rounded rows were not found by their original keys, the applier failed after 30 s"),
     (30003, Fixed::PassOrRefusal, "AUTO_INCREMENT = N beyond the SMALLINT column's range: kept by the native copy, dropped by the swap (now refused)"),
 ];
 
