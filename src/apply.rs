@@ -238,19 +238,7 @@ impl ChangeBuffer {
     /// older epoch and place.
     pub fn requeue(&mut self, changes: Vec<Change>) {
         for c in changes {
-            let pending = match self.remove(&c.key) {
-                Some(newer) => Pending {
-                    exists: newer.exists,
-                    since: c.since.min(newer.since),
-                    order: c.order.min(newer.order),
-                },
-                None => Pending {
-                    exists: c.exists,
-                    since: c.since,
-                    order: c.order,
-                },
-            };
-            self.add(c.key, pending);
+            self.put_back(c, false);
         }
     }
 
@@ -264,22 +252,35 @@ impl ChangeBuffer {
     /// of a key wins, and the key keeps its older epoch.
     pub fn requeue_last(&mut self, changes: Vec<Change>) {
         for c in changes {
-            let order = self.next_order;
-            self.next_order += 1;
-            let pending = match self.remove(&c.key) {
-                Some(newer) => Pending {
-                    exists: newer.exists,
-                    since: c.since.min(newer.since),
-                    order,
-                },
-                None => Pending {
-                    exists: c.exists,
-                    since: c.since,
-                    order,
-                },
-            };
-            self.add(c.key, pending);
+            self.put_back(c, true);
         }
+    }
+
+    /// Puts `c` back, merged with a newer change of its key that arrived
+    /// meanwhile (the newer state wins, the older epoch is kept): at the
+    /// end of the queue when `last`, otherwise at the older of the two
+    /// places.
+    fn put_back(&mut self, c: Change, last: bool) {
+        let newer = self.remove(&c.key);
+        let order = if last {
+            self.next_order += 1;
+            self.next_order - 1
+        } else {
+            newer.map_or(c.order, |n| c.order.min(n.order))
+        };
+        let pending = match newer {
+            Some(newer) => Pending {
+                exists: newer.exists,
+                since: c.since.min(newer.since),
+                order,
+            },
+            None => Pending {
+                exists: c.exists,
+                since: c.since,
+                order,
+            },
+        };
+        self.add(c.key, pending);
     }
 
     /// Takes the newer changes of `changes`' keys that arrived since they
