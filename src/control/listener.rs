@@ -57,6 +57,17 @@ impl Listeners {
     /// replaced; one that still answers is refused (another migration
     /// serves it).
     pub async fn start(config: &ServeConfig, live: Live) -> Result<Listeners> {
+        // Checked before anything is served: an operator (or a script)
+        // that sees the socket may take the run as started and raise the
+        // flag, which must then stop it, not be refused as left over.
+        if let Some(flag) = &config.panic_flag_file {
+            if flag.exists() {
+                return Err(Error::Usage(format!(
+                    "--panic-flag-file {} exists already; remove it first",
+                    flag.display()
+                )));
+            }
+        }
         let mut listeners = Listeners {
             tasks: Vec::new(),
             socket_file: None,
@@ -114,12 +125,6 @@ impl Listeners {
             tracing::info!(%addr, "metrics: curl http://{addr}/metrics");
         }
         if let Some(flag) = config.panic_flag_file.clone() {
-            if flag.exists() {
-                return Err(Error::Usage(format!(
-                    "--panic-flag-file {} exists already; remove it first",
-                    flag.display()
-                )));
-            }
             let stop = live.stop.clone();
             listeners.tasks.push(tokio::spawn(async move {
                 loop {
