@@ -53,6 +53,8 @@ struct Pending {
     exists: bool,
     since: u64,
     order: u64,
+    /// The new table refused the key's last batch.
+    refused: bool,
 }
 
 /// Keys of changed rows waiting to be applied, filled by the tail, and
@@ -63,7 +65,10 @@ struct Pending {
 /// again, ahead of the waiting key that would free its unique value, for
 /// as long as more keys waited than a batch holds, and the run failed
 /// after the applier's patience (fuzzer seeds 47052, 47081, 47091, 47110
-/// and 47173, with batches of 4 to 7 keys).
+/// and 47173, with batches of 4 to 7 keys). Once the refused keys are at
+/// the front again, they are all taken as one batch: keys that need each
+/// other's change (two rows swapping unique values, or a longer rotation)
+/// are each refused alone, in whatever order their batches come.
 ///
 /// A sync marker is applied once every key changed before the tail read it
 /// is applied. Each marker closes an epoch; a key remembers the epoch of
@@ -101,6 +106,9 @@ pub struct Drained {
     /// When the buffer is now empty: the binlog position every change up to
     /// which is in this batch or applied before.
     pub position: Option<BinlogPosition>,
+    /// Every key the new table refused before, taken together: they are to
+    /// be applied in one set, never split over connections.
+    pub refused: bool,
 }
 
 impl ChangeBuffer {
@@ -117,6 +125,7 @@ impl ChangeBuffer {
                         exists,
                         since,
                         order,
+                        refused: false,
                     },
                 );
             }
@@ -207,9 +216,19 @@ impl ChangeBuffer {
         self.keys.is_empty()
     }
 
-    /// Takes up to `max` keys, oldest first.
+    /// Takes up to `max` keys, oldest first, leaving out those the new
+    /// table refused; or, when the oldest key is one of those, every one of
+    /// them, however many: taken apart, they could be split again.
     pub fn take(&mut self, max: usize) -> Drained {
-        let keys: Vec<KeyValue> = self.queue.values().take(max).cloned().collect();
+        let is_refused = |key: &KeyValue| self.keys.get(key).is_some_and(|p| p.refused);
+        let refused = self.queue.values().next().is_some_and(is_refused);
+        let keys: Vec<KeyValue> = self
+            .queue
+            .values()
+            .filter(|k| is_refused(k) == refused)
+            .take(if refused { usize::MAX } else { max })
+            .cloned()
+            .collect();
         let changes = keys
             .into_iter()
             .filter_map(|key| {
@@ -217,6 +236,7 @@ impl ChangeBuffer {
                     exists,
                     since,
                     order,
+                    ..
                 } = self.remove(&key)?;
                 Some(Change {
                     key,
@@ -230,6 +250,7 @@ impl ChangeBuffer {
         Drained {
             changes,
             position: if empty { self.position.clone() } else { None },
+            refused,
         }
     }
 
@@ -248,8 +269,9 @@ impl ChangeBuffer {
     /// that frees the value may have arrived later than the refused keys'
     /// oldest changes (their latest change, the one that needs the value,
     /// is newer), so keeping their places would take them again, ahead of
-    /// it, for as long as more keys wait than a batch holds. A newer change
-    /// of a key wins, and the key keeps its older epoch.
+    /// it, for as long as more keys wait than a batch holds. The keys are
+    /// marked refused, to be taken together ([`ChangeBuffer::take`]). A
+    /// newer change of a key wins, and the key keeps its older epoch.
     pub fn requeue_last(&mut self, changes: Vec<Change>) {
         for c in changes {
             self.put_back(c, true);
@@ -258,8 +280,8 @@ impl ChangeBuffer {
 
     /// Puts `c` back, merged with a newer change of its key that arrived
     /// meanwhile (the newer state wins, the older epoch is kept): at the
-    /// end of the queue when `last`, otherwise at the older of the two
-    /// places.
+    /// end of the queue and marked refused when `last`, otherwise at the
+    /// older of the two places.
     fn put_back(&mut self, c: Change, last: bool) {
         let newer = self.remove(&c.key);
         let order = if last {
@@ -273,11 +295,13 @@ impl ChangeBuffer {
                 exists: newer.exists,
                 since: c.since.min(newer.since),
                 order,
+                refused: last,
             },
             None => Pending {
                 exists: c.exists,
                 since: c.since,
                 order,
+                refused: last,
             },
         };
         self.add(c.key, pending);
@@ -866,19 +890,21 @@ impl Applier {
     /// then in the buffer) from one they do not, which is a key the
     /// statements fail to match: that stops the migration, loudly. Sets
     /// whose shortfall the buffer does not explain are halved until the key
-    /// is found. Returns the keys deferred because the application held
-    /// their rows, or the collision and every change not applied when a
-    /// unique key of the new table collides.
+    /// is found. A set the new table refuses is halved too, down to the
+    /// keys it refuses alone, so that the others go through, unless
+    /// `on_refusal` keeps it together. Returns the keys deferred because
+    /// the application held their rows, and those refused.
     pub async fn apply_explained(
         &self,
         conn: &mut Conn,
         tail: &TailShared,
         changes: Vec<Change>,
-    ) -> Result<std::result::Result<Vec<Change>, (String, Vec<Change>)>> {
+        on_refusal: OnRefusal,
+    ) -> Result<Applied> {
         let mut work = vec![changes];
         let mut strikes = 0u32;
         let mut unexplained_strikes: HashMap<KeyValue, u32> = HashMap::new();
-        let mut deferred = Vec::new();
+        let mut applied = Applied::default();
         while let Some(mut set) = work.pop() {
             match self.apply(conn, &set, OnBusy::Defer).await? {
                 Outcome::Applied {
@@ -887,7 +913,7 @@ impl Applier {
                     unconfirmed_exact,
                 } => {
                     strikes = 0;
-                    deferred.extend(busy);
+                    applied.deferred.extend(busy);
                     if unconfirmed.is_empty() {
                         continue;
                     }
@@ -915,9 +941,14 @@ impl Applier {
                     }
                 }
                 Outcome::Conflict(message) => {
-                    set.extend(work.into_iter().flatten());
-                    set.extend(deferred);
-                    return Ok(Err((message, set)));
+                    if set.len() > 1 && on_refusal == OnRefusal::Halve {
+                        let half = set.split_off(set.len() / 2);
+                        work.push(half);
+                        work.push(set);
+                    } else {
+                        applied.refused.extend(set);
+                        applied.refusal.get_or_insert(message);
+                    }
                 }
                 Outcome::Shortfall { expected, found } => {
                     // The server cannot say which keys were missed.
@@ -943,21 +974,20 @@ impl Applier {
                 }
             }
         }
-        Ok(Ok(deferred))
+        Ok(applied)
     }
 
     /// Applies `parts` ([`Applier::partition`]) on `conn` and `helpers`,
     /// each part on its own connection at once: no two parts touch one row
-    /// of the new table. Returns what [`Applier::apply_explained`] returns
-    /// for the whole: the deferred keys of every part, or a collision with
-    /// every key that may not be applied.
+    /// of the new table. Returns what [`Applier::apply_explained`] returns,
+    /// for the whole.
     pub async fn apply_generation(
         &self,
         conn: &mut Conn,
         helpers: &mut [Conn],
         tail: &TailShared,
         mut parts: Vec<Vec<Change>>,
-    ) -> Result<std::result::Result<Vec<Change>, (String, Vec<Change>)>> {
+    ) -> Result<Applied> {
         // Never more parts than connections: extra ones join the last.
         while parts.len() > helpers.len() + 1 {
             let extra = parts.pop().unwrap_or_default();
@@ -969,24 +999,19 @@ impl Applier {
         let mut work = Vec::with_capacity(helpers.len() + 1);
         for c in std::iter::once(conn).chain(helpers.iter_mut()) {
             if let Some(part) = parts.next() {
-                work.push(self.apply_explained(c, tail, part));
+                work.push(self.apply_explained(c, tail, part, OnRefusal::Halve));
             }
         }
-        let mut deferred = Vec::new();
-        let mut collision: Option<String> = None;
+        let mut applied = Applied::default();
         for outcome in futures_util::future::join_all(work).await {
-            match outcome? {
-                Ok(part_deferred) => deferred.extend(part_deferred),
-                Err((message, unapplied)) => {
-                    collision.get_or_insert(message);
-                    deferred.extend(unapplied);
-                }
+            let part = outcome?;
+            applied.deferred.extend(part.deferred);
+            applied.refused.extend(part.refused);
+            if applied.refusal.is_none() {
+                applied.refusal = part.refusal;
             }
         }
-        Ok(match collision {
-            Some(message) => Err((message, deferred)),
-            None => Ok(deferred),
-        })
+        Ok(applied)
     }
 }
 
@@ -1285,10 +1310,113 @@ pub struct ApplyLoop {
     applied_marker: watch::Receiver<u64>,
 }
 
+/// What [`Applier::apply_explained`] does with a set the new table refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRefusal {
+    /// Halves it down to the keys refused alone; the others go through.
+    Halve,
+    /// Refuses it whole: keys refused before, retried together because
+    /// some only go through together (rows exchanging unique values). Alone
+    /// they were refused already, so halving them again would cost a
+    /// statement per key each round, for nothing.
+    KeepTogether,
+}
+
+/// What applying a set of keys came to ([`Applier::apply_explained`]).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Keys whose rows the application held: to be tried again in their
+    /// places.
+    pub deferred: Vec<Change>,
+    /// Keys the new table refused, each on its own (a unique value another
+    /// row still holds there, a value a changed column cannot hold).
+    pub refused: Vec<Change>,
+    /// The server's message for the first refusal.
+    pub refusal: Option<String>,
+}
+
 /// How long the new table may keep refusing a key's row (a new unique key,
 /// a value that does not fit) before the migration fails: long enough for
 /// the change that fixes it to arrive.
 const CONFLICT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long the refusal may last once it is settled: every refused key
+/// retried together, nothing else waiting, and the tail caught up with the
+/// binlog, so the original's committed rows themselves break the ALTER.
+/// Not at once: the application may be between two transactions that
+/// move a unique value. A native ALTER would fail on the same rows.
+const SETTLED_CONFLICT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The apply loop's memory of the rows the new table refuses.
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Since when rows are refused, and the keys refused then that have
+    /// not been applied since: only their application ends the wait.
+    /// Other keys going through do not: under a steady load a refused row
+    /// would be retried for ever, and every catch-up would wait behind it
+    /// (fuzzer seed 43016).
+    since: Option<Instant>,
+    keys: HashSet<KeyValue>,
+    /// Since when every refusal has been settled
+    /// ([`SETTLED_CONFLICT_PATIENCE`]).
+    settled_since: Option<Instant>,
+}
+
+impl Refusals {
+    /// True while refused keys wait.
+    fn waiting(&self) -> bool {
+        self.since.is_some()
+    }
+
+    /// Records a batch of `taken` keys applied but for `deferred` and
+    /// `refused`.
+    fn applied(&mut self, taken: &[Change], deferred: &[Change], refused: &[Change]) {
+        if self.since.is_none() {
+            return;
+        }
+        let not_applied: HashSet<&KeyValue> =
+            deferred.iter().chain(refused).map(|c| &c.key).collect();
+        for c in taken {
+            if !not_applied.contains(&c.key) {
+                self.keys.remove(&c.key);
+            }
+        }
+        if self.keys.is_empty() {
+            *self = Refusals::default();
+        }
+    }
+
+    /// Records `refused` keys, `settled` or not; the error that ends the
+    /// run once the refusal has outlasted its patience.
+    fn refused(&mut self, refused: &[Change], settled: bool, message: &str) -> Option<String> {
+        let now = Instant::now();
+        if self.since.is_none() {
+            self.keys = refused.iter().map(|c| c.key.clone()).collect();
+        }
+        let since = *self.since.get_or_insert(now);
+        let settled_since = if settled {
+            *self.settled_since.get_or_insert(now)
+        } else {
+            self.settled_since = None;
+            now
+        };
+        let (patience, how) = if settled_since.elapsed() > SETTLED_CONFLICT_PATIENCE {
+            (
+                SETTLED_CONFLICT_PATIENCE,
+                " with every change up to then applied",
+            )
+        } else if since.elapsed() > CONFLICT_PATIENCE {
+            (CONFLICT_PATIENCE, "")
+        } else {
+            return None;
+        };
+        Some(format!(
+            "the new table kept refusing rows of the original for {patience:?}{how} ({message}); \
+             the data does not satisfy the ALTER (a unique key it adds, or a value a changed \
+             column cannot hold): fix the rows or the ALTER"
+        ))
+    }
+}
 
 impl ApplyLoop {
     /// Starts applying the tail's buffer on `conn`, and on `helpers` too
@@ -1310,13 +1438,7 @@ impl ApplyLoop {
         let (stop, mut stopped) = watch::channel(false);
         let (marker_tx, applied_marker) = watch::channel(0u64);
         let task = tokio::spawn(async move {
-            // Since when the new table refuses rows, and the keys of the
-            // set it refused that have not been applied since: only their
-            // application ends the wait. Other keys going through do not:
-            // under a steady load a refused row would be retried for ever,
-            // and every catch-up would wait behind it (fuzzer seed 43016).
-            let mut conflict_since: Option<Instant> = None;
-            let mut conflict_keys: HashSet<KeyValue> = HashSet::new();
+            let mut refusals = Refusals::default();
             let mut last_position_write = Instant::now();
             let mut unrecorded: Option<BinlogPosition> = None;
             let mut lost = 0u32;
@@ -1368,7 +1490,8 @@ impl ApplyLoop {
                     let count = batch.changes.len() as u64;
                     // Kept to go back into the buffer if a connection is lost.
                     let taken = batch.changes.clone();
-                    let applied = if parallel && batch.changes.len() > batch_keys {
+                    let applied = if parallel && !batch.refused && batch.changes.len() > batch_keys
+                    {
                         let workers = helpers.len() + 1;
                         match applier.partition(&mut conn, batch.changes, workers).await {
                             Ok(parts) if parts.len() > 1 => {
@@ -1379,13 +1502,20 @@ impl ApplyLoop {
                             }
                             Ok(parts) => {
                                 let changes = parts.into_iter().flatten().collect();
-                                applier.apply_explained(&mut conn, &tail, changes).await
+                                applier
+                                    .apply_explained(&mut conn, &tail, changes, OnRefusal::Halve)
+                                    .await
                             }
                             Err(e) => Err(e),
                         }
                     } else {
+                        let on_refusal = if batch.refused {
+                            OnRefusal::KeepTogether
+                        } else {
+                            OnRefusal::Halve
+                        };
                         applier
-                            .apply_explained(&mut conn, &tail, batch.changes)
+                            .apply_explained(&mut conn, &tail, batch.changes, on_refusal)
                             .await
                     };
                     let outcome = match applied {
@@ -1403,65 +1533,58 @@ impl ApplyLoop {
                         }
                         Err(e) => return Err(e),
                     };
-                    match outcome {
-                        Ok(deferred) => {
-                            if conflict_since.is_some() {
-                                let still_deferred: HashSet<&KeyValue> =
-                                    deferred.iter().map(|c| &c.key).collect();
-                                for c in &taken {
-                                    if !still_deferred.contains(&c.key) {
-                                        conflict_keys.remove(&c.key);
-                                    }
-                                }
-                                if conflict_keys.is_empty() {
-                                    conflict_since = None;
-                                }
-                            }
-                            stats
-                                .keys_applied
-                                .fetch_add(count - deferred.len() as u64, Ordering::Relaxed);
-                            let nothing_applied = deferred.len() as u64 == count;
-                            if deferred.is_empty() {
-                                if batch.position.is_some() {
-                                    unrecorded = batch.position;
-                                }
-                            } else {
-                                // Not applied up to the batch's position: a
-                                // later batch that empties the buffer
-                                // records it. Deferred keys keep their
-                                // epoch, so markers after them wait too.
-                                lock(&tail.buffer).requeue(deferred);
-                            }
-                            let (applied, checkpoint) = {
-                                let mut buffer = lock(&tail.buffer);
-                                (buffer.applied_marker(), buffer.applied_checkpoint())
-                            };
-                            if let Some(m) = applied {
-                                marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
-                            }
-                            unrecorded = unrecorded.max(checkpoint);
-                            if nothing_applied {
-                                tokio::time::sleep(Duration::from_millis(2)).await;
-                            }
+                    let Applied {
+                        deferred,
+                        refused,
+                        refusal,
+                    } = outcome;
+                    let not_applied = (deferred.len() + refused.len()) as u64;
+                    stats
+                        .keys_applied
+                        .fetch_add(count - not_applied, Ordering::Relaxed);
+                    refusals.applied(&taken, &deferred, &refused);
+                    if not_applied == 0 {
+                        if batch.position.is_some() {
+                            unrecorded = batch.position;
                         }
-                        Err((message, unapplied)) => {
-                            if conflict_since.is_none() {
-                                conflict_keys = unapplied.iter().map(|c| c.key.clone()).collect();
-                            }
-                            let since = *conflict_since.get_or_insert_with(Instant::now);
-                            if since.elapsed() > CONFLICT_PATIENCE {
-                                return Err(Error::Apply {
-                                    table: applier.table(),
-                                    message: format!(
-                                        "the new table kept refusing rows of the original for {CONFLICT_PATIENCE:?} \
-                                         ({message}); the data does not satisfy the ALTER (a unique key it adds, \
-                                         or a value a changed column cannot hold): fix the rows or the ALTER"
-                                    ),
-                                });
-                            }
-                            lock(&tail.buffer).requeue_last(unapplied);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                    } else if !deferred.is_empty() {
+                        // Not applied up to the batch's position: a later
+                        // batch that empties the buffer records it.
+                        // Deferred and refused keys keep their epoch, so
+                        // markers after them wait too.
+                        lock(&tail.buffer).requeue(deferred);
+                    }
+                    if let Some(message) = refusal {
+                        // Settled: every refused key was in this set,
+                        // nothing else waits, and nothing new has arrived
+                        // by the time the tail reads a probe written now.
+                        let settled = batch.refused && lock(&tail.buffer).is_empty() && {
+                            applier.wait_for_tail(&mut conn, &tail).await?;
+                            lock(&tail.buffer).is_empty()
+                        };
+                        if let Some(message) = refusals.refused(&refused, settled, &message) {
+                            return Err(Error::Apply {
+                                table: applier.table(),
+                                message,
+                            });
                         }
+                        lock(&tail.buffer).requeue_last(refused);
+                    }
+                    let (applied, checkpoint) = {
+                        let mut buffer = lock(&tail.buffer);
+                        (buffer.applied_marker(), buffer.applied_checkpoint())
+                    };
+                    if let Some(m) = applied {
+                        marker_tx.send_if_modified(|v| std::mem::replace(v, m) != m);
+                    }
+                    unrecorded = unrecorded.max(checkpoint);
+                    if not_applied == count {
+                        tokio::time::sleep(Duration::from_millis(if refusals.waiting() {
+                            50
+                        } else {
+                            2
+                        }))
+                        .await;
                     }
                 }
                 if last_position_write.elapsed() > Duration::from_secs(1) {
@@ -1696,8 +1819,75 @@ mod tests {
         // They keep their epoch: the marker waits for them.
         assert_eq!(b.applied_marker(), None);
         let order: Vec<KeyValue> = b.take(10).changes.iter().map(|c| c.key.clone()).collect();
-        assert_eq!(order, vec![k(3), k(4), k(1), k(2)]);
+        assert_eq!(order, vec![k(3), k(4)]);
+        let refused = b.take(10);
+        assert!(refused.refused);
+        assert_eq!(keys_of(&refused.changes), vec![1, 2]);
         assert_eq!(b.applied_marker(), Some(9));
+    }
+
+    #[test]
+    fn refused_keys_are_taken_together_once_they_are_first() {
+        let mut b = ChangeBuffer::default();
+        for i in 1..=5 {
+            b.insert(k(i), true);
+        }
+        // Keys 1 and 2 each need the other's change (a swap) and are
+        // refused in separate batches of one.
+        let one = b.take(1);
+        assert!(!one.refused);
+        b.requeue_last(one.changes);
+        let two = b.take(1);
+        b.requeue_last(two.changes);
+        b.insert(k(6), true);
+        // Keys that waited are taken first, in batches as usual, without
+        // the refused keys even when the batch could hold them.
+        let waiting = b.take(10);
+        assert!(!waiting.refused);
+        assert_eq!(keys_of(&waiting.changes), vec![3, 4, 5, 6]);
+        b.requeue(waiting.changes);
+        assert_eq!(keys_of(&b.take(3).changes), vec![3, 4, 5]);
+        b.insert(k(7), true);
+        // Key 6 arrived after them: once they are first, both refused keys
+        // come in one batch, whatever the batch size.
+        let together = b.take(1);
+        assert!(together.refused);
+        assert_eq!(keys_of(&together.changes), vec![1, 2]);
+        assert_eq!(keys_of(&b.take(10).changes), vec![6, 7]);
+        // Applied, they are plain keys again when they change next.
+        b.insert(k(1), true);
+        assert!(!b.take(10).refused);
+    }
+
+    #[test]
+    fn a_refusal_ends_the_run_after_its_patience_only() {
+        let ago = |secs| Instant::now().checked_sub(Duration::from_secs(secs));
+        let mut r = Refusals::default();
+        let all = changes(3);
+        let (one, two) = (all[1].clone(), all[2].clone());
+        assert_eq!(r.refused(&[one.clone(), two.clone()], false, "dup"), None);
+        assert!(r.waiting());
+        // Key 1 goes through; key 2 still holds the wait.
+        r.applied(std::slice::from_ref(&one), &[], &[]);
+        assert!(r.waiting());
+        assert_eq!(r.refused(std::slice::from_ref(&two), true, "dup"), None);
+        r.settled_since = ago(6);
+        let message = r.refused(std::slice::from_ref(&two), true, "dup");
+        assert!(
+            message.is_some_and(|m| m.contains("5s with every change up to then applied (dup)"))
+        );
+        // A refusal that is not settled starts the settled clock again.
+        assert_eq!(r.refused(std::slice::from_ref(&two), false, "dup"), None);
+        assert_eq!(r.settled_since, None);
+        r.since = ago(31);
+        let message = r.refused(std::slice::from_ref(&two), false, "dup");
+        assert!(message.is_some_and(|m| m.contains("for 30s (dup)")));
+        // Refused again, or deferred, it still waits; applied, it is over.
+        r.applied(std::slice::from_ref(&two), &[], std::slice::from_ref(&two));
+        r.applied(std::slice::from_ref(&two), std::slice::from_ref(&two), &[]);
+        assert!(r.waiting());
+        r.applied(std::slice::from_ref(&two), &[], &[]);
+        assert!(!r.waiting());
     }
 
     #[test]

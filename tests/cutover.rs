@@ -1109,30 +1109,22 @@ async fn a_backlog_is_applied_in_parallel_generations() {
     assert_matches_control(&mut conn, &db).await;
 }
 
-/// A batch the new table refuses must not be taken again ahead of the
-/// waiting key that frees its unique value. Row 1 changes first, five more
-/// rows change, row 100 frees the value 'r100' and row 1 takes it, all in
-/// one transaction. With batches of two keys, row 1's batch is refused
-/// while row 100's stale row still holds 'r100' in the new table; taken
-/// again and again in its old place, it kept row 100 waiting until the
-/// applier gave up after 30 s (fuzzer seeds 47052, 47110, ...).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_batch_does_not_starve_the_key_that_frees_its_value() {
+/// Runs `statements` in one transaction on `t` and `control` while an
+/// `ADD UNIQUE INDEX ub (b)` migration applies `batch_keys` keys per batch
+/// on one connection, and checks the run ends within 20 s (the applier
+/// gives up on a refused row after 30 s), equal to the control, with
+/// nothing for the checksum to repair.
+async fn one_transaction_in_tiny_batches(prefix: &str, batch_keys: u64, statements: &[&str]) {
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "refusedrotate", 400).await;
+    let db = setup(&mut conn, prefix, 400).await;
     let mut config = config(&db, "t", "ADD UNIQUE INDEX ub (b)");
     config.apply_threads = 1;
-    config.failpoints.apply_batch_keys = Some(2);
+    config.failpoints.apply_batch_keys = Some(batch_keys);
     // The whole transaction is in the buffer before the applier takes keys.
     config.failpoints.apply_loop_delay = Some(Duration::from_millis(300));
     let migration = Postponed::start(&mut conn, &db, config).await;
     conn.query_drop("START TRANSACTION").await.unwrap();
-    for stmt in [
-        "UPDATE {T} SET a = -1 WHERE id = 1",
-        "UPDATE {T} SET a = -1 WHERE id BETWEEN 2 AND 6",
-        "UPDATE {T} SET b = 'freed' WHERE id = 100",
-        "UPDATE {T} SET b = 'r100' WHERE id = 1",
-    ] {
+    for stmt in statements {
         on_both(&mut conn, &db, stmt).await;
     }
     conn.query_drop("COMMIT").await.unwrap();
@@ -1143,11 +1135,59 @@ async fn a_refused_batch_does_not_starve_the_key_that_frees_its_value() {
         .unwrap_or_else(|e| panic!("migration failed: {e}"));
     assert!(
         started.elapsed() < Duration::from_secs(20),
-        "the refused batch was retried for {:?}",
+        "the refused keys were retried for {:?}",
         started.elapsed()
     );
     assert_checksum_repaired_nothing(&summary);
     assert_matches_control(&mut conn, &db).await;
+}
+
+/// A batch the new table refuses must not be taken again ahead of the
+/// waiting key that frees its unique value. Row 1 changes first, five more
+/// rows change, row 100 frees the value 'r100' and row 1 takes it, all in
+/// one transaction. With batches of two keys, row 1's batch is refused
+/// while row 100's stale row still holds 'r100' in the new table; taken
+/// again and again in its old place, it kept row 100 waiting until the
+/// applier gave up after 30 s (fuzzer seeds 47052, 47110, ...).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_does_not_starve_the_key_that_frees_its_value() {
+    one_transaction_in_tiny_batches(
+        "refusedrotate",
+        2,
+        &[
+            "UPDATE {T} SET a = -1 WHERE id = 1",
+            "UPDATE {T} SET a = -1 WHERE id BETWEEN 2 AND 6",
+            "UPDATE {T} SET b = 'freed' WHERE id = 100",
+            "UPDATE {T} SET b = 'r100' WHERE id = 1",
+        ],
+    )
+    .await;
+}
+
+/// Rows 10 and 20 swap their unique values, and rows 40, 41 and 42 rotate
+/// theirs, in one transaction, and the applier takes one key per batch:
+/// each key alone collides with another's stale value in the new table,
+/// so each batch is refused while the other keys wait, whatever their
+/// order in the queue. Each refused batch went to the end of the queue
+/// and was refused again, until the applier gave up after 30 s; refused
+/// keys are now retried together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_exchanging_unique_values_in_separate_batches_are_applied_together() {
+    one_transaction_in_tiny_batches(
+        "refusedswap",
+        1,
+        &[
+            "UPDATE {T} SET b = 'moving' WHERE id = 10",
+            "UPDATE {T} SET b = 'r10' WHERE id = 20",
+            "UPDATE {T} SET b = 'r20' WHERE id = 10",
+            "UPDATE {T} SET b = 'moving' WHERE id = 40",
+            "UPDATE {T} SET b = 'r40' WHERE id = 42",
+            "UPDATE {T} SET b = 'r42' WHERE id = 41",
+            "UPDATE {T} SET b = 'r41' WHERE id = 40",
+            "UPDATE {T} SET a = -1 WHERE id BETWEEN 30 AND 35",
+        ],
+    )
+    .await;
 }
 
 /// The same with a case- and accent-insensitive key, whose generations

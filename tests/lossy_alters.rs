@@ -190,6 +190,36 @@ async fn a_refused_row_kept_busy_by_a_writer_still_fails_the_migration() {
     assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
 }
 
+/// A row the new table refuses, once nothing else waits and the tail has
+/// read everything, is the original's data breaking the ALTER: the run
+/// fails after the applier's 5 s for that case, not its 30 s for a refusal
+/// a later change may still fix (`a_change_that_does_not_fit_for_a_moment_is_waited_out`
+/// fixes the row 1 s later, and passes). Nothing is swapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_row_with_nothing_else_waiting_fails_within_seconds() {
+    let (mut conn, db, _) = table_with("refusedsettled", "(1, 5, 'x'), (2, 6, 'y')").await;
+    let migration = Postponed::start(&mut conn, &db, config(&db, "t", "MODIFY a TINYINT")).await;
+    conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = migration
+        .finish()
+        .await
+        .expect_err("a value the new type cannot hold went through");
+    assert!(
+        err.to_string()
+            .contains("with every change up to then applied"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "the refusal took {:?} to end the run",
+        started.elapsed()
+    );
+    assert_eq!(tables(&mut conn, &db).await, vec!["t"]);
+}
+
 /// A catch-up that waits behind a row the new table refuses (the applier
 /// waits up to 30 s for the change that fixes it) ends as soon as the run
 /// is asked to stop: under fuzzer seed 43016 a stop request went unheard
