@@ -78,6 +78,8 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct ChangeBuffer {
     keys: HashMap<KeyValue, Pending>,
+    /// How many of `keys` the new table refused.
+    refused: usize,
     /// The keys waiting, by [`Change::order`].
     queue: BTreeMap<u64, KeyValue>,
     next_order: u64,
@@ -134,6 +136,7 @@ impl ChangeBuffer {
 
     fn add(&mut self, key: KeyValue, pending: Pending) {
         *self.per_epoch.entry(pending.since).or_insert(0) += 1;
+        self.refused += usize::from(pending.refused);
         self.queue.insert(pending.order, key.clone());
         self.keys.insert(key, pending);
     }
@@ -141,6 +144,7 @@ impl ChangeBuffer {
     fn remove(&mut self, key: &KeyValue) -> Option<Pending> {
         let pending = self.keys.remove(key)?;
         self.queue.remove(&pending.order);
+        self.refused -= usize::from(pending.refused);
         if let Some(count) = self.per_epoch.get_mut(&pending.since) {
             *count -= 1;
             if *count == 0 {
@@ -221,14 +225,19 @@ impl ChangeBuffer {
     /// them, however many: taken apart, they could be split again.
     pub fn take(&mut self, max: usize) -> Drained {
         let is_refused = |key: &KeyValue| self.keys.get(key).is_some_and(|p| p.refused);
-        let refused = self.queue.values().next().is_some_and(is_refused);
-        let keys: Vec<KeyValue> = self
-            .queue
-            .values()
-            .filter(|k| is_refused(k) == refused)
-            .take(if refused { usize::MAX } else { max })
-            .cloned()
-            .collect();
+        let refused = self.refused > 0 && self.queue.values().next().is_some_and(is_refused);
+        // Without refused keys, as fast as a plain queue: this is the path
+        // of every batch.
+        let keys: Vec<KeyValue> = if self.refused == 0 {
+            self.queue.values().take(max).cloned().collect()
+        } else {
+            self.queue
+                .values()
+                .filter(|k| is_refused(k) == refused)
+                .take(if refused { usize::MAX } else { max })
+                .cloned()
+                .collect()
+        };
         let changes = keys
             .into_iter()
             .filter_map(|key| {
@@ -1840,6 +1849,7 @@ mod tests {
         let two = b.take(1);
         b.requeue_last(two.changes);
         b.insert(k(6), true);
+        assert_eq!(b.refused, 2);
         // Keys that waited are taken first, in batches as usual, without
         // the refused keys even when the batch could hold them.
         let waiting = b.take(10);
@@ -1853,6 +1863,7 @@ mod tests {
         let together = b.take(1);
         assert!(together.refused);
         assert_eq!(keys_of(&together.changes), vec![1, 2]);
+        assert_eq!(b.refused, 0);
         assert_eq!(keys_of(&b.take(10).changes), vec![6, 7]);
         // Applied, they are plain keys again when they change next.
         b.insert(k(1), true);
