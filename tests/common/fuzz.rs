@@ -2527,11 +2527,6 @@ pub struct Workload {
     /// ALTER changes a column (a row inserted after the swap would get the
     /// new column's default, the control's the old one's).
     pub inserts: bool,
-    /// Columns whose values two rows exchange in one statement now and
-    /// then: under a unique key the ALTER adds, each row's change alone
-    /// collides with the other's old value in the new table. Empty: no
-    /// swaps (drawn last in [`Case::generate`]).
-    pub swaps: Vec<usize>,
 }
 
 impl Workload {
@@ -2608,57 +2603,7 @@ impl Workload {
             zero_dates_in_load: !through,
             rich: !through,
             inserts,
-            swaps: vec![],
         }
-    }
-
-    /// Adds, now and then, a statement by which two rows exchange their
-    /// values of one of [`Workload::swaps`] to `transaction`, at a random
-    /// place. `rng` is its own (from [`Case::swap_rng`]), so that the rest
-    /// of the load of a seed that found a defect before stays as it was.
-    pub fn add_swap(&self, rng: &mut Rng, transaction: &mut Vec<Statement>) {
-        if self.swaps.is_empty() || !rng.chance(30) {
-            return;
-        }
-        let at = rng.below(transaction.len() as u64 + 1) as usize;
-        transaction.insert(at, self.swap(rng));
-    }
-
-    /// One statement, so that the new unique key sees no moment between
-    /// the two changes; its values are read through derived tables, which
-    /// the server reads in full before it updates a row, so the result does
-    /// not depend on the plan (which may differ between `t` and the
-    /// control).
-    fn swap(&self, rng: &mut Rng) -> Statement {
-        let column = q(&self.table.columns[*pick(rng, &self.swaps)].name);
-        let (first, second) = (self.key_values(rng), self.key_values(rng));
-        let value_of = |alias: &str| {
-            format!(
-                "(SELECT v FROM (SELECT {column} AS v FROM {{T}} WHERE {}) AS {alias})",
-                self.where_key()
-            )
-        };
-        let mut params = first.clone();
-        params.extend(second.clone());
-        params.extend(first.clone());
-        params.extend(first.clone());
-        params.extend(second.clone());
-        params.extend(first);
-        params.extend(second);
-        let pair = format!("({}) OR ({})", self.where_key(), self.where_key());
-        (
-            // Only when both rows exist: a missing row's value is NULL,
-            // which a TIMESTAMP NOT NULL column turns into the time of the
-            // statement, different in `t` and the control.
-            format!(
-                "UPDATE {{T}} SET {column} = CASE WHEN {} THEN {} ELSE {} END \
-                 WHERE ({pair}) AND (SELECT n FROM (SELECT COUNT(*) AS n FROM {{T}} WHERE {pair}) AS rows_found) = 2",
-                self.where_key(),
-                value_of("second"),
-                value_of("first"),
-            ),
-            params,
-        )
     }
 
     fn is_key(&self, i: usize) -> bool {
@@ -2963,10 +2908,6 @@ pub const TIME_ZONES: &[&str] = &[
     "+00:00", "-07:00", "+05:30", "+13:00", "-12:00", "+01:00", "",
 ];
 
-/// The first seed whose load may swap values between rows
-/// ([`Workload::swaps`]).
-pub const SWAPS_FROM_SEED: u64 = 51_000;
-
 /// Everything one seed runs.
 #[derive(Clone, Debug)]
 pub struct Case {
@@ -3020,7 +2961,7 @@ impl Case {
         let workload = Workload::new(&mut rng, &table, &alter, rows, through, zero_dates);
         let writers = 2 + rng.below(2) as usize;
         let time_zones = (0..writers).map(|_| *pick(&mut rng, TIME_ZONES)).collect();
-        let mut case = Case {
+        Case {
             seed,
             attempt,
             table,
@@ -3036,21 +2977,7 @@ impl Case {
             // Drawn last: the draws before it, and so every earlier seed's
             // case, stay as they were.
             apply_batch_keys: rng.chance(50).then(|| 2 + rng.below(7)),
-        };
-        // Drawn after everything else, for the same reason, and only for
-        // seeds from SWAPS_FROM_SEED: every seed run before swaps existed
-        // (the regression and fixed seeds, those quoted in notes) keeps
-        // its load.
-        if seed >= SWAPS_FROM_SEED && rng.chance(50) {
-            case.workload.swaps = case
-                .workload
-                .writable
-                .iter()
-                .copied()
-                .filter(|&i| !case.workload.is_key(i))
-                .collect();
         }
-        case
     }
 
     /// The RNG of the seed rows.
@@ -3061,10 +2988,5 @@ impl Case {
     /// The RNG of writer `w`.
     pub fn writer_rng(&self, w: u64) -> Rng {
         Rng::new(self.seed.wrapping_mul(31).wrapping_add(w + 1) ^ (self.attempt << 40))
-    }
-
-    /// The random source of writer `w`'s swaps ([`Workload::add_swap`]).
-    pub fn swap_rng(&self, w: u64) -> Rng {
-        Rng::new(self.seed.wrapping_mul(37).wrapping_add(w + 7) ^ (self.attempt << 40))
     }
 }
