@@ -1219,7 +1219,6 @@ impl Run<'_> {
                     plan,
                     config.checksum_chunk_size.max(1),
                     config.checksum_threads,
-                    self.dialect,
                     &config.failpoints,
                 );
                 let verification = Verification {

@@ -257,17 +257,6 @@ impl Dialect {
         }
     }
 
-    /// Statement that makes the session materialize derived tables instead
-    /// of merging them into the outer query, where the server can be told
-    /// (MariaDB; MySQL 5.7 and later). The checksum needs it so that a
-    /// row's hash, read twice by the outer query, is computed once.
-    pub fn materialize_derived_tables_sql(&self) -> Option<&'static str> {
-        match self.flavor {
-            Flavor::MySql if self.version < (5, 7, 0) => None,
-            _ => Some("SET SESSION optimizer_switch = 'derived_merge=off'"),
-        }
-    }
-
     /// A share lock that waits (bounded by `innodb_lock_wait_timeout`): only
     /// for a re-read whose rows the transaction already holds, which can
     /// wait for nothing of the application's (see the applier).
@@ -795,15 +784,10 @@ mod tests {
         assert_eq!(d.share_lock_clause(), "FOR SHARE NOWAIT");
         assert_eq!(d.share_lock_waiting_clause(), "FOR SHARE");
         assert_eq!(d.skip_locked_share_clause(), Some("FOR SHARE SKIP LOCKED"));
-        assert!(d.materialize_derived_tables_sql().is_some());
         assert!(d.has_window_functions());
         assert!(!Dialect::from_version_string("10.1.48-MariaDB").has_window_functions());
         assert!(Dialect::from_version_string("8.0.36").has_window_functions());
         assert!(!Dialect::from_version_string("5.7.44-log").has_window_functions());
-        assert_eq!(
-            Dialect::from_version_string("5.6.51-log").materialize_derived_tables_sql(),
-            None
-        );
         assert_eq!(
             d.binlog_privileges(),
             "REPLICATION SLAVE, REPLICATION CLIENT"

@@ -509,6 +509,24 @@ async fn the_checksum_tells_a_null_from_a_value_that_reads_alike() {
     assert_matches_control(&mut conn, &db).await;
 }
 
+/// Two rows of one chunk exchange values of equal length in the new table.
+/// CRC32 is affine over GF(2): both rows' CRCs change by the same mask, so
+/// a `BIT_XOR` of them cannot see it (the checksum once relied on one); the
+/// sum does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checksum_sees_two_rows_exchanging_values() {
+    let (mut conn, db, summary) = migrate_with_writes_after_copy(
+        "checksumswap",
+        None,
+        false,
+        Some("UPDATE {G} SET b = IF(id = 300, 'r301', 'r300') WHERE id IN (300, 301)"),
+    )
+    .await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (1, 1), "{report:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
 /// The checksum's repair of a differing chunk never waits for the
 /// application's row locks while it holds others. A writer holds row 301
 /// of the chunk being copied again, then asks for row 250, which the

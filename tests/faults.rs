@@ -494,7 +494,7 @@ async fn killed_worker_connections_are_opened_again() {
             format!("DELETE FROM {ghost}"),
             format!("INSERT INTO {ghost}"),
         ];
-        let checksum = ["SELECT COUNT(*), COALESCE(BIT_XOR(".to_string()];
+        let checksum = ["SELECT COUNT(*), CAST(COALESCE(SUM(".to_string()];
         let killed = kill_statements_of(
             &[&copy, &apply, &checksum],
             &migration,
