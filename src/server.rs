@@ -247,20 +247,6 @@ impl Dialect {
         }
     }
 
-    /// True when transactions become visible in the order the binlog holds
-    /// them, on every server of this flavor. MariaDB commits in binlog order
-    /// by design (its group commit calls every engine's `commit_ordered` in
-    /// that order; the same ordering gives `START TRANSACTION WITH
-    /// CONSISTENT SNAPSHOT` its binlog position): once a write of ours has
-    /// committed, every transaction the binlog holds before it is visible.
-    /// The applier then re-reads with plain consistent reads after such a
-    /// write (see [`crate::apply`]). MySQL orders commits only while
-    /// `binlog_order_commits` is ON, which this machine cannot verify: it
-    /// keeps the share-locked re-read.
-    pub fn commits_in_binlog_order(&self) -> bool {
-        self.flavor == Flavor::MariaDb
-    }
-
     /// A share lock that skips rows locked by others, where the server has
     /// it (MariaDB 10.6, MySQL 8.0): tells the applier which rows are busy.
     pub fn skip_locked_share_clause(&self) -> Option<&'static str> {
