@@ -143,6 +143,7 @@ fn start_load(
             let (config, db, stop, load) = (config.clone(), db.to_string(), stop.clone(), load.clone());
             let workload = case.workload.clone();
             let mut rng = case.writer_rng(w as u64);
+            let mut swap_rng = case.swap_rng(w as u64);
             let tz = if tz.is_empty() {
                 "@@global.time_zone".to_string()
             } else {
@@ -158,7 +159,8 @@ fn start_load(
                 .unwrap();
                 let started = Instant::now();
                 while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(90) {
-                    let stmts = workload.transaction(&mut rng);
+                    let mut stmts = workload.transaction(&mut rng);
+                    workload.add_swap(&mut swap_rng, &mut stmts);
                     for _ in 0..5 {
                         match run_mirrored(&mut conn, &stmts, "t", "control", &load.stats).await {
                             Ok(()) => {
@@ -646,7 +648,7 @@ fn print_case(
         case.alter.sql.clone()
     };
     println!(
-        "seed {seed}: {} [{:.1}s] {} | ALTER {alter} | {}, tz {:?}, {} rows{}, chunk {}{}, load {} txns ({} rejected){}{}",
+        "seed {seed}: {} [{:.1}s] {} | ALTER {alter} | {}, tz {:?}, {} rows{}, chunk {}{}{}, load {} txns ({} rejected){}{}",
         outcome.label(),
         took.as_secs_f64(),
         case.table.summary(),
@@ -666,6 +668,11 @@ fn print_case(
         case
             .apply_batch_keys
             .map_or(String::new(), |n| format!(", apply batches of {n}")),
+        if case.workload.swaps.is_empty() {
+            ""
+        } else {
+            ", rows swap values"
+        },
         load.stats.transactions.load(Ordering::Relaxed),
         load.rejected.load(Ordering::Relaxed),
         if case.attempt > 0 {
