@@ -1016,9 +1016,7 @@ impl Applier {
             let part = outcome?;
             applied.deferred.extend(part.deferred);
             applied.refused.extend(part.refused);
-            if applied.refusal.is_none() {
-                applied.refusal = part.refusal;
-            }
+            applied.refusal = applied.refusal.or(part.refusal);
         }
         Ok(applied)
     }

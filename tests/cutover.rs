@@ -493,20 +493,25 @@ async fn the_checksum_finds_and_repairs_a_dropped_event_and_a_damaged_row() {
     assert_matches_control(&mut conn, &db).await;
 }
 
+/// Damages the new table with `corrupt` after the copy; the checksum must
+/// find one differing chunk and repair it.
+async fn checksum_repairs_one_chunk(prefix: &str, corrupt: &str) {
+    let (mut conn, db, summary) =
+        migrate_with_writes_after_copy(prefix, None, false, Some(corrupt)).await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (1, 1), "{report:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checksum_tells_a_null_from_a_value_that_reads_alike() {
     // Row 300 is (300, 9, 'r300'). Damaged to (300, NULL, '9<0x1F>r300'),
     // it concatenates to the same bytes unless NULLs are marked.
-    let (mut conn, db, summary) = migrate_with_writes_after_copy(
+    checksum_repairs_one_chunk(
         "checksumnull",
-        None,
-        false,
-        Some("UPDATE {G} SET a = NULL, b = CONCAT('9', 0x1F, 'r300') WHERE id = 300"),
+        "UPDATE {G} SET a = NULL, b = CONCAT('9', 0x1F, 'r300') WHERE id = 300",
     )
     .await;
-    let report = summary.checksum.expect("the checksum ran");
-    assert_eq!((report.mismatches, report.repaired), (1, 1), "{report:?}");
-    assert_matches_control(&mut conn, &db).await;
 }
 
 /// Two rows of one chunk exchange values of equal length in the new table.
@@ -515,16 +520,11 @@ async fn the_checksum_tells_a_null_from_a_value_that_reads_alike() {
 /// sum does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checksum_sees_two_rows_exchanging_values() {
-    let (mut conn, db, summary) = migrate_with_writes_after_copy(
+    checksum_repairs_one_chunk(
         "checksumswap",
-        None,
-        false,
-        Some("UPDATE {G} SET b = IF(id = 300, 'r301', 'r300') WHERE id IN (300, 301)"),
+        "UPDATE {G} SET b = IF(id = 300, 'r301', 'r300') WHERE id IN (300, 301)",
     )
     .await;
-    let report = summary.checksum.expect("the checksum ran");
-    assert_eq!((report.mismatches, report.repaired), (1, 1), "{report:?}");
-    assert_matches_control(&mut conn, &db).await;
 }
 
 /// The checksum's repair of a differing chunk never waits for the

@@ -149,11 +149,7 @@ async fn a_change_that_does_not_fit_for_a_moment_is_waited_out() {
 /// up to 90 s; the migration must fail on its own before that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_row_kept_busy_by_a_writer_still_fails_the_migration() {
-    let (mut conn, db, _) = table_with("refusedbusy", "(1, 5, 'x'), (2, 6, 'y')").await;
-    let migration = Postponed::start(&mut conn, &db, config(&db, "t", "MODIFY a TINYINT")).await;
-    conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
-        .await
-        .unwrap();
+    let (mut conn, db, migration) = narrowed_then_unfit("refusedbusy").await;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (done, db) = (done.clone(), db.clone());
@@ -197,11 +193,7 @@ async fn a_refused_row_kept_busy_by_a_writer_still_fails_the_migration() {
 /// fixes the row 1 s later, and passes). Nothing is swapped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_row_with_nothing_else_waiting_fails_within_seconds() {
-    let (mut conn, db, _) = table_with("refusedsettled", "(1, 5, 'x'), (2, 6, 'y')").await;
-    let migration = Postponed::start(&mut conn, &db, config(&db, "t", "MODIFY a TINYINT")).await;
-    conn.query_drop(format!("UPDATE `{db}`.`t` SET a = 1000 WHERE id = 2"))
-        .await
-        .unwrap();
+    let (mut conn, db, migration) = narrowed_then_unfit("refusedsettled").await;
     let started = std::time::Instant::now();
     let err = migration
         .finish()
