@@ -364,6 +364,27 @@ impl KeyPart {
 /// A full key value: one part per key column.
 pub type KeyValue = Vec<KeyPart>;
 
+/// A key of one integer column as a number that signed and unsigned values
+/// both fit, so that Rust compares them as the server does; `None` for any
+/// other key.
+pub fn single_integer(key: &[KeyPart]) -> Option<i128> {
+    match key {
+        [KeyPart::Int(v)] => Some(i128::from(*v)),
+        [KeyPart::UInt(v)] => Some(i128::from(*v)),
+        _ => None,
+    }
+}
+
+/// The one-column key holding `value`; `None` outside the range of a
+/// BIGINT (signed or unsigned).
+pub fn integer_key(value: i128) -> Option<KeyValue> {
+    let part = match i64::try_from(value) {
+        Ok(v) => KeyPart::Int(v),
+        Err(_) => KeyPart::UInt(u64::try_from(value).ok()?),
+    };
+    Some(vec![part])
+}
+
 /// A column of the shared key, as seen from both tables.
 #[derive(Debug, Clone)]
 pub struct KeyColumn {

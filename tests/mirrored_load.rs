@@ -273,6 +273,157 @@ async fn varchar_key_in_case_and_accent_insensitive_collation() {
     .await;
 }
 
+// ---- integer keys with gaps and at the ends of their range -----------------
+//
+// Chunk bounds are computed on an integer key (`lower + size`) while the keys
+// are dense, and scanned for once a chunk comes back mostly empty; these
+// keys cross from signed to unsigned range, sit at the type's ends and
+// leave gaps of up to 2^63, which a walk that kept computing would take
+// for ever to cross. The load inserts into the gaps and beyond the highest
+// key, deletes, and moves keys between clusters.
+
+/// Clusters of keys, (first key, step between keys), and the column
+/// type's highest value.
+struct Clusters {
+    clusters: [(i128, i128); 4],
+    highest: i128,
+}
+
+/// Seeded with 1,000 keys each (4,000 rows): dense keys from the lowest
+/// value, sparse ones, dense again, and dense up to the highest value.
+const SIGNED_CLUSTERS: Clusters = Clusters {
+    clusters: [
+        (i64::MIN as i128, 1),
+        (-1_000_000_000_000, 7),
+        (0, 1),
+        (i64::MAX as i128 - 999, 1),
+    ],
+    highest: i64::MAX as i128,
+};
+
+/// As [`SIGNED_CLUSTERS`], with dense keys across 2^63.
+const UNSIGNED_CLUSTERS: Clusters = Clusters {
+    clusters: [
+        (0, 1),
+        (1_000_000_000, 1_000),
+        ((1i128 << 63) - 500, 1),
+        (u64::MAX as i128 - 999, 1),
+    ],
+    highest: u64::MAX as i128,
+};
+
+/// The `index`th key of `cluster`, as the column's type binds it; `None`
+/// beyond the type's range.
+fn cluster_key(keys: &Clusters, cluster: u64, index: u64) -> Option<Value> {
+    let (first, step) = keys.clusters[cluster as usize % keys.clusters.len()];
+    let key = first + step * index as i128;
+    if key > keys.highest {
+        return None;
+    }
+    i64::try_from(key)
+        .map(Value::Int)
+        .ok()
+        .or_else(|| u64::try_from(key).ok().map(Value::UInt))
+}
+
+fn clustered_seed(clusters: &Clusters, rows: u64) -> (String, Vec<Vec<Value>>) {
+    let data = (0..rows)
+        .filter_map(|n| {
+            let key = cluster_key(clusters, n % 4, n / 4)?;
+            Some(vec![key, v(n as i64)])
+        })
+        .collect();
+    ("id, n".into(), data)
+}
+
+fn clustered_transaction(clusters: &Clusters, rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    // Up to a tenth beyond each cluster's seeded keys: into its gaps and
+    // above its highest key.
+    let key = |rng: &mut Rng| loop {
+        let index = rng.below(rows / 4 + rows / 40);
+        if let Some(key) = cluster_key(clusters, rng.below(4), index) {
+            break key;
+        }
+    };
+    let mut stmts = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let n = v(rng.below(1_000_000) as i64);
+        match rng.below(10) {
+            0..=3 => stmts.push((
+                "INSERT INTO {T} (id, n) VALUES (?, ?) ON DUPLICATE KEY UPDATE n = VALUES(n)"
+                    .into(),
+                vec![key(rng), n],
+            )),
+            4..=5 => stmts.push((
+                "UPDATE {T} SET n = ? WHERE id = ?".into(),
+                vec![n, key(rng)],
+            )),
+            6..=7 => stmts.push(("DELETE FROM {T} WHERE id = ?".into(), vec![key(rng)])),
+            _ => stmts.push((
+                "UPDATE IGNORE {T} SET id = ? WHERE id = ?".into(),
+                vec![key(rng), key(rng)],
+            )),
+        }
+    }
+    stmts
+}
+
+fn signed_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    clustered_seed(&SIGNED_CLUSTERS, rows)
+}
+
+fn signed_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    clustered_transaction(&SIGNED_CLUSTERS, rng, rows)
+}
+
+fn unsigned_seed(rows: u64) -> (String, Vec<Vec<Value>>) {
+    clustered_seed(&UNSIGNED_CLUSTERS, rows)
+}
+
+fn unsigned_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
+    clustered_transaction(&UNSIGNED_CLUSTERS, rng, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_integer_key_with_gaps_to_both_ends_of_its_range() {
+    migrate_under_load(
+        Shape {
+            name: "gapsigned",
+            create: "CREATE TABLE {T} (id BIGINT NOT NULL PRIMARY KEY, n INT NULL) ENGINE=InnoDB",
+            columns: "id, n",
+            order: "id",
+            seed: signed_seed,
+            rows: 4_000,
+            alter: "ADD COLUMN extra INT NOT NULL DEFAULT 5",
+            transaction: signed_transaction,
+            migrated_columns: None,
+            control_alter: None,
+        },
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unsigned_integer_key_across_2_63_and_up_to_its_maximum() {
+    migrate_under_load(
+        Shape {
+            name: "gapunsigned",
+            create: "CREATE TABLE {T} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, n INT NULL) ENGINE=InnoDB",
+            columns: "id, n",
+            order: "id",
+            seed: unsigned_seed,
+            rows: 4_000,
+            alter: "ADD COLUMN extra INT NOT NULL DEFAULT 5",
+            transaction: unsigned_transaction,
+            migrated_columns: None,
+            control_alter: None,
+        },
+        3,
+    )
+    .await;
+}
+
 // ---- secondary indexes built after the copy ----------------------------------
 
 const INDEXED: &str =

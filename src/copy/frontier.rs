@@ -21,7 +21,7 @@
 
 use std::sync::Mutex;
 
-use crate::schema::{KeyPart, KeyValue, SharedKey};
+use crate::schema::{single_integer as integer, KeyValue, SharedKey};
 
 /// The upper bound of the chunks dispatched so far.
 #[derive(Debug)]
@@ -77,7 +77,7 @@ impl CopyFrontier {
     /// row.
     pub fn dispatch(&self, upper: Option<&KeyValue>) {
         let mut state = self.lock();
-        *state = match (*state, upper.and_then(integer)) {
+        *state = match (*state, upper.and_then(|k| integer(k))) {
             (State::Everything, _) | (_, None) => State::Everything,
             (State::UpTo(old), Some(new)) => State::UpTo(old.max(new)),
             (State::Pending, Some(new)) => State::UpTo(new),
@@ -108,19 +108,11 @@ impl Drop for CoverOnExit<'_> {
     }
 }
 
-/// A single integer key as a number both signed and unsigned values fit.
-fn integer(key: &KeyValue) -> Option<i128> {
-    match key.as_slice() {
-        [KeyPart::Int(v)] => Some(i128::from(*v)),
-        [KeyPart::UInt(v)] => Some(i128::from(*v)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::tests::{col, key};
+    use crate::schema::KeyPart;
 
     fn int(v: i64) -> KeyValue {
         vec![KeyPart::Int(v)]

@@ -32,7 +32,7 @@ use crate::schema::{KeyValue, SharedKey, Side};
 use crate::server::{ConnectConfig, Dialect};
 use crate::shadow::{self, hint, ShadowNames};
 use crate::throttle::Throttle;
-use chunker::{Chunk, Chunker};
+use chunker::{Chunk, Chunker, KeyWalk};
 use frontier::CopyFrontier;
 use sizer::ChunkSizer;
 
@@ -231,8 +231,9 @@ struct RangeDone {
 
 /// How a chunk ended.
 enum RangeOutcome {
-    /// Every row is in the new table; the time it took when undisturbed.
-    Copied { took: Option<Duration> },
+    /// Every row is in the new table; the time it took when undisturbed,
+    /// and the rows it inserted.
+    Copied { took: Option<Duration>, rows: u64 },
     /// The new table refused a row: copy the chunk again after a catch-up.
     Refused(ChunkRefusal),
 }
@@ -458,6 +459,9 @@ impl Copier {
         let mut low = LowWatermark::default();
         let mut refusals: HashMap<u64, u32> = HashMap::new();
         let mut watermark_written = Instant::now();
+        let mut walk = KeyWalk::new(&self.key);
+        // A chunk found ahead, with the size it was found for.
+        let mut ahead: Option<(Chunk, u64)> = None;
         loop {
             while !exhausted && !idle.is_empty() {
                 if let Some(reason) = stop.reason() {
@@ -480,31 +484,17 @@ impl Copier {
                 self.control
                     .adaptive
                     .store(sizer.adapts(), Ordering::Relaxed);
-                // The last chunk is always open-ended, even when the boundary
-                // query saw no row left: a row whose writer is still
-                // committing is invisible to it, and its change may have been
-                // left to the copy. The chunk's locking read waits for it.
-                let mut lost = 0;
-                let next = loop {
-                    match self
-                        .chunker
-                        .next_chunk(conn, dispatched_upper.as_ref(), size)
-                        .await
-                    {
-                        Ok(next) => break next,
-                        Err(e) => {
-                            let retries = self.pace.retries;
-                            crate::server::recover_lost(
-                                e, &mut lost, conn, connect, retries, "copy",
-                            )
-                            .await?
-                        }
+                let (chunk, size) = match ahead.take() {
+                    Some(found) => found,
+                    None => {
+                        let lower = dispatched_upper.as_ref();
+                        (
+                            self.next_chunk(conn, connect, &mut walk, lower, size)
+                                .await?,
+                            size,
+                        )
                     }
                 };
-                let chunk = next.unwrap_or(Chunk {
-                    lower: dispatched_upper.clone(),
-                    upper: None,
-                });
                 exhausted = chunk.upper.is_none();
                 dispatched_upper = chunk.upper.clone();
                 frontier.dispatch(chunk.upper.as_ref());
@@ -522,7 +512,25 @@ impl Copier {
                     dispatched += 1;
                 }
             }
-            let Some(done) = in_flight.next().await else {
+            // The next boundary is found while the workers copy, so that a
+            // worker that finishes gets its next chunk at once.
+            let fetch_ahead = !exhausted && ahead.is_none();
+            let lower = dispatched_upper.as_ref();
+            let size = sizer.rows();
+            let (found, done) = tokio::join!(
+                async {
+                    if fetch_ahead {
+                        Some(self.next_chunk(conn, connect, &mut walk, lower, size).await)
+                    } else {
+                        None
+                    }
+                },
+                in_flight.next()
+            );
+            if let Some(found) = found {
+                ahead = Some((found?, size));
+            }
+            let Some(done) = done else {
                 break;
             };
             let RangeDone {
@@ -533,7 +541,8 @@ impl Copier {
                 outcome,
             } = done;
             match outcome? {
-                RangeOutcome::Copied { took } => {
+                RangeOutcome::Copied { took, rows } => {
+                    walk.observe(&chunk, rows);
                     if let Some(took) = took {
                         sizer.observe(size, took);
                         let nice_ratio = self.control.nice_ratio();
@@ -648,6 +657,36 @@ impl Copier {
         }
     }
 
+    /// The next chunk above `lower`, holding at most `size` rows. The last
+    /// chunk is always open-ended, even when the boundary query saw no row
+    /// left: a row whose writer is still committing is invisible to it, and
+    /// its change may have been left to the copy. The chunk's locking read
+    /// waits for it.
+    async fn next_chunk(
+        &self,
+        conn: &mut Conn,
+        connect: &ConnectConfig,
+        walk: &mut KeyWalk,
+        lower: Option<&KeyValue>,
+        size: u64,
+    ) -> Result<Chunk> {
+        let mut lost = 0;
+        let next = loop {
+            match walk.next_chunk(&self.chunker, conn, lower, size).await {
+                Ok(next) => break next,
+                Err(e) => {
+                    let retries = self.pace.retries;
+                    crate::server::recover_lost(e, &mut lost, conn, connect, retries, "copy")
+                        .await?
+                }
+            }
+        };
+        Ok(next.unwrap_or(Chunk {
+            lower: lower.cloned(),
+            upper: None,
+        }))
+    }
+
     /// Writes the copy's low watermark to the changelog.
     async fn record_watermark(
         &self,
@@ -726,11 +765,14 @@ impl Copier {
         let mut limit: Option<u64> = None;
         let mut disturbed = false;
         let mut busy = Patience::default();
+        let mut rows = 0;
         loop {
             if let Some(reason) = stop.reason() {
                 return Err(Error::Interrupted { table, reason });
             }
-            let reaches_end = match self.copy_chunk(conn, &part, stats).await? {
+            let (verdict, inserted) = self.copy_chunk(conn, &part, stats).await?;
+            rows += inserted;
+            let reaches_end = match verdict {
                 ChunkVerdict::Refused(refusal) => return Ok(RangeOutcome::Refused(refusal)),
                 ChunkVerdict::Busy => {
                     disturbed = true;
@@ -782,6 +824,7 @@ impl Copier {
         stats.chunks.fetch_add(1, Ordering::Relaxed);
         Ok(RangeOutcome::Copied {
             took: (!disturbed).then(|| started.elapsed()),
+            rows,
         })
     }
 
@@ -834,12 +877,13 @@ impl Copier {
     /// roll back every row it had inserted. The transaction is committed
     /// unless a row is busy or a value would change: nothing of such a
     /// chunk stays in the new table, so copying it again starts clean.
+    /// Returns the verdict and the rows the chunk kept in the new table.
     async fn copy_chunk(
         &self,
         conn: &mut Conn,
         chunk: &Chunk,
         stats: &Arc<CopyStats>,
-    ) -> Result<ChunkVerdict> {
+    ) -> Result<(ChunkVerdict, u64)> {
         let (predicate, params) = chunk.predicate(&self.key);
         let filter = if predicate.is_empty() {
             String::new()
@@ -871,13 +915,14 @@ impl Copier {
             let _ = conn.query_drop("ROLLBACK").await;
         }
         let (verdict, rows) = judged?;
-        if keep {
-            stats.rows_copied.fetch_add(rows, Ordering::Relaxed);
-            if lock_first.is_some() {
-                stats.locked_first.fetch_add(1, Ordering::Relaxed);
-            }
+        if !keep {
+            return Ok((verdict, 0));
         }
-        Ok(verdict)
+        stats.rows_copied.fetch_add(rows, Ordering::Relaxed);
+        if lock_first.is_some() {
+            stats.locked_first.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((verdict, rows))
     }
 
     fn chunk_failed(&self, source: mysql_async::Error) -> Error {
