@@ -832,9 +832,14 @@ impl Copier {
     /// keys wait, the next chunk waits too, for at most [`APPLIER_PRIORITY`]
     /// so that the copy always moves on.
     async fn yield_to_applier(&self, sync: &impl CatchUp) {
-        let deadline = Instant::now() + APPLIER_PRIORITY;
+        let started = Instant::now();
+        let deadline = started + APPLIER_PRIORITY;
         while sync.backlog() > 2 * crate::apply::BATCH_KEYS && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let waited = started.elapsed();
+        if waited >= Duration::from_millis(10) {
+            tracing::debug!(?waited, "the next chunk waited for the applier");
         }
     }
 
