@@ -18,6 +18,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use tokio::sync::watch;
 
+use crate::copy::frontier::CopyFrontier;
 use crate::error::{is_connection_lost, is_lock_busy, Error, Result, VALUE_REFUSED_CODES};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
@@ -93,6 +94,9 @@ pub struct ChangeBuffer {
     /// first: one at most every [`CHECKPOINT_INTERVAL`].
     checkpoints: VecDeque<(u64, BinlogPosition)>,
     last_checkpoint: Option<Instant>,
+    /// The copy's frontier, whose held ranges ([`CopyFrontier::hold`])
+    /// stay in the buffer until their chunk is committed.
+    frontier: Option<Arc<CopyFrontier>>,
 }
 
 /// How often a transaction boundary becomes a checkpoint: the position a
@@ -220,19 +224,38 @@ impl ChangeBuffer {
         self.keys.is_empty()
     }
 
+    /// Holds back the keys of the chunks `frontier` holds from every
+    /// batch taken from now on.
+    pub fn hold_back_for(&mut self, frontier: Arc<CopyFrontier>) {
+        self.frontier = Some(frontier);
+    }
+
     /// Takes up to `max` keys, oldest first, leaving out those the new
     /// table refused; or, when the oldest key is one of those, every one of
-    /// them, however many: taken apart, they could be split again.
+    /// them, however many: taken apart, they could be split again. Keys a
+    /// chunk of the copy holds stay ([`ChangeBuffer::hold_back_for`]).
     pub fn take(&mut self, max: usize) -> Drained {
+        let held = self
+            .frontier
+            .as_ref()
+            .map(|frontier| frontier.held())
+            .unwrap_or_default();
+        let free = |key: &&KeyValue| held.is_empty() || !held.contains(key);
         let is_refused = |key: &KeyValue| self.keys.get(key).is_some_and(|p| p.refused);
-        let refused = self.refused > 0 && self.queue.values().next().is_some_and(is_refused);
+        let refused = self.refused > 0 && self.queue.values().find(free).is_some_and(is_refused);
         // Without refused keys, as fast as a plain queue: this is the path
         // of every batch.
         let keys: Vec<KeyValue> = if self.refused == 0 {
-            self.queue.values().take(max).cloned().collect()
+            self.queue
+                .values()
+                .filter(free)
+                .take(max)
+                .cloned()
+                .collect()
         } else {
             self.queue
                 .values()
+                .filter(free)
                 .filter(|k| is_refused(k) == refused)
                 .take(if refused { usize::MAX } else { max })
                 .cloned()

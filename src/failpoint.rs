@@ -19,6 +19,12 @@ pub struct Failpoints {
     pub rename_delay: Option<Duration>,
     /// Pause before each copied chunk.
     pub chunk_delay: Option<Duration>,
+    /// Pause of the copy statement at each row it reads (`SLEEP` in its
+    /// WHERE clause): a chunk's rows are then written one by one, long
+    /// after the statement's snapshot, the window in which a change
+    /// committed after the snapshot must not reach the new table before
+    /// the chunk's stale copy of the row.
+    pub copy_row_delay: Option<Duration>,
     /// Pause of the apply loop before it takes each batch (keys stay in
     /// the buffer meanwhile; a stop request cuts it short).
     pub apply_loop_delay: Option<Duration>,
@@ -67,6 +73,7 @@ impl Failpoints {
                 "lock_delay_ms" => f.lock_delay = ms,
                 "rename_delay_ms" => f.rename_delay = ms,
                 "chunk_delay_ms" => f.chunk_delay = ms,
+                "copy_row_delay_ms" => f.copy_row_delay = ms,
                 "apply_loop_delay_ms" => f.apply_loop_delay = ms,
                 "reread_mismatch" => f.reread_mismatch = n != 0,
                 "stall_drain_attempts" => f.stall_drain_attempts = Some(n),

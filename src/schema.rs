@@ -631,6 +631,12 @@ pub enum Side {
 }
 
 impl SharedKey {
+    /// True when the key is one integer column: Rust then orders and
+    /// counts its values exactly as the server does.
+    pub fn is_single_integer(&self) -> bool {
+        matches!(self.columns.as_slice(), [only] if only.column.int_width().is_some())
+    }
+
     /// A lookup of the first row along this key on `table` (quoted): an
     /// index dive as cheap as an application's primary-key read, for the
     /// latency canary.

@@ -237,6 +237,16 @@ impl Dialect {
         }
     }
 
+    /// True when transactions always become visible in the order of their
+    /// binlog events, so that once a write of ours (a fence) has committed,
+    /// every transaction binlogged before it is visible to a snapshot taken
+    /// after. MariaDB's group commit orders InnoDB's commits by the binlog;
+    /// MySQL does so only with `binlog_order_commits` on, which a session
+    /// cannot count on, so its copy keeps locking what it reads.
+    pub fn commits_in_binlog_order(&self) -> bool {
+        matches!(self.flavor, Flavor::MariaDb)
+    }
+
     /// True when the server has window functions (MariaDB 10.2, MySQL
     /// 8.0): the applier numbers the equality classes of collated keys with
     /// `DENSE_RANK()` to apply them in parallel.
@@ -788,6 +798,9 @@ mod tests {
         assert!(!Dialect::from_version_string("10.1.48-MariaDB").has_window_functions());
         assert!(Dialect::from_version_string("8.0.36").has_window_functions());
         assert!(!Dialect::from_version_string("5.7.44-log").has_window_functions());
+        // The copy locks what it reads on MySQL: binlog_order_commits may be off.
+        assert!(!d.commits_in_binlog_order());
+        assert!(Dialect::from_version_string("10.11.6-MariaDB").commits_in_binlog_order());
         assert_eq!(
             d.binlog_privileges(),
             "REPLICATION SLAVE, REPLICATION CLIENT"

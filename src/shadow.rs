@@ -412,6 +412,9 @@ pub mod hint {
     /// Written on the primary and awaited on the replica before the tail
     /// starts there.
     pub const REPLICA_SYNC: &str = "replica-sync";
+    /// A counter the copy commits before a chunk reads without locks: once
+    /// it is committed, every change binlogged before it is visible.
+    pub const COPY_FENCE: &str = "copy-fence";
     /// JSON: the last copied key (every row at or below it is in the ghost).
     pub const COPY_WATERMARK: &str = "state:copy-watermark";
     /// `file:pos` up to which every change has been applied to the ghost.

@@ -210,7 +210,7 @@ pub struct KeyWalk {
 impl KeyWalk {
     /// A walk along `key`, by arithmetic when it is one integer column.
     pub fn new(key: &SharedKey) -> KeyWalk {
-        let integer = matches!(key.columns.as_slice(), [only] if only.column.int_width().is_some());
+        let integer = key.is_single_integer();
         KeyWalk {
             integer,
             by_arithmetic: integer,

@@ -200,10 +200,27 @@ pub struct Copier {
     insert_prefix: String,
     lock_prefix: String,
     share_lock: &'static str,
+    /// Chunks read the original without locks, holding their range from
+    /// the applier instead ([`Read::Plain`]).
+    plain_reads: bool,
+    fences: AtomicU64,
     contention: Contention,
     pace: Pace,
     control: Arc<PaceControl>,
     failpoints: Failpoints,
+}
+
+/// How a chunk reads the original table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Share-locks every row it reads (`NOWAIT`): a row whose writer has
+    /// not committed is busy, and the chunk is halved around it.
+    Locking,
+    /// A consistent read (READ COMMITTED) that locks nothing in the
+    /// original: the chunk holds its range from the applier while it runs
+    /// ([`frontier::HeldRange`]) and commits a fence before it reads
+    /// (`docs/design.md`, "The copy reads without locks").
+    Plain,
 }
 
 /// How fast the copy goes, at the start.
@@ -310,6 +327,25 @@ impl LowWatermark {
     }
 }
 
+/// Waits for `wait` while the chunks in flight go on: their futures run
+/// only while polled, and a chunk whose COMMIT waits to be sent holds its
+/// rows (a locking read) or its range of keys (a plain one) for nothing.
+/// Chunks that finish meanwhile go to `finished`.
+async fn while_copying<S, F>(in_flight: &mut S, finished: &mut Vec<RangeDone>, wait: F) -> F::Output
+where
+    S: futures_util::Stream<Item = RangeDone> + Unpin,
+    F: std::future::Future,
+{
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut wait => return out,
+            Some(done) = in_flight.next() => finished.push(done),
+        }
+    }
+}
+
 /// Where a copy begins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyStart {
@@ -360,6 +396,7 @@ impl Copier {
         );
         let control = Arc::new(PaceControl::default());
         control.set_nice_ratio(pace.nice_ratio);
+        let plain_reads = dialect.commits_in_binlog_order() && key.is_single_integer();
         Copier {
             control,
             from_original_aliased,
@@ -369,6 +406,8 @@ impl Copier {
             insert_prefix,
             lock_prefix,
             share_lock: dialect.share_lock_clause(),
+            plain_reads,
+            fences: AtomicU64::new(0),
             contention: Contention::default(),
             pace: Pace {
                 threads: pace.threads.max(1),
@@ -462,17 +501,23 @@ impl Copier {
         let mut walk = KeyWalk::new(&self.key);
         // A chunk found ahead, with the size it was found for.
         let mut ahead: Option<(Chunk, u64)> = None;
+        // Chunks that finished while the dispatcher waited for something
+        // else.
+        let mut finished = Vec::new();
         loop {
             while !exhausted && !idle.is_empty() {
                 if let Some(reason) = stop.reason() {
                     return Err(Error::Interrupted { table, reason });
                 }
                 sync.healthy()?;
-                failpoint::pause(self.failpoints.chunk_delay).await;
-                if !throttle.wait_until_released(stop).await {
+                let chunk_delay = failpoint::pause(self.failpoints.chunk_delay);
+                while_copying(&mut in_flight, &mut finished, chunk_delay).await;
+                let released = throttle.wait_until_released(stop);
+                if !while_copying(&mut in_flight, &mut finished, released).await {
                     continue;
                 }
-                self.yield_to_applier(sync).await;
+                let applier_first = self.yield_to_applier(&*sync);
+                while_copying(&mut in_flight, &mut finished, applier_first).await;
                 let fixed = self.control.fixed_rows.load(Ordering::Relaxed);
                 if fixed != operator_rows {
                     tracing::info!(rows = fixed, "chunk size set by the operator");
@@ -502,6 +547,7 @@ impl Copier {
                     in_flight.push(self.copy_range(
                         worker,
                         connect,
+                        frontier,
                         dispatched,
                         chunk,
                         size,
@@ -525,7 +571,12 @@ impl Copier {
                         None
                     }
                 },
-                in_flight.next()
+                async {
+                    match finished.pop() {
+                        Some(done) => Some(done),
+                        None => in_flight.next().await,
+                    }
+                }
             );
             if let Some(found) = found {
                 ahead = Some((found?, size));
@@ -549,7 +600,8 @@ impl Copier {
                         if nice_ratio > 0.0 {
                             // Leaves the server to the application for a
                             // share of the time the chunk took.
-                            tokio::time::sleep(took.mul_f64(nice_ratio)).await;
+                            let nice = tokio::time::sleep(took.mul_f64(nice_ratio));
+                            while_copying(&mut in_flight, &mut finished, nice).await;
                         }
                     }
                     idle.push(worker);
@@ -576,16 +628,17 @@ impl Copier {
                     // it, but not for long, since the applier may itself be
                     // waiting out a refused row (seed 43016).
                     if matches!(refusal, ChunkRefusal::UniqueKey(_)) {
-                        match tokio::time::timeout(REFUSAL_CATCH_UP, sync.catch_up()).await {
+                        let caught_up = tokio::time::timeout(REFUSAL_CATCH_UP, sync.catch_up());
+                        match while_copying(&mut in_flight, &mut finished, caught_up).await {
                             Ok(caught_up) => caught_up?,
                             Err(_) => tracing::info!(
                                 "the applier did not catch up within {REFUSAL_CATCH_UP:?}; copying the chunk again anyway"
                             ),
                         }
                     }
-                    in_flight.push(
-                        self.copy_range(worker, connect, index, chunk, size, pause, stats, stop),
-                    );
+                    in_flight.push(self.copy_range(
+                        worker, connect, frontier, index, chunk, size, pause, stats, stop,
+                    ));
                 }
             }
         }
@@ -643,7 +696,10 @@ impl Copier {
         };
         let mut refusals = 0;
         loop {
-            match self.copy_parts(conn, chunk, size, stats, stop).await? {
+            match self
+                .copy_parts(conn, chunk, size, stats, stop, Read::Locking)
+                .await?
+            {
                 RangeOutcome::Copied { .. } => return Ok(()),
                 RangeOutcome::Refused(refusal) => {
                     refusals += 1;
@@ -707,12 +763,14 @@ impl Copier {
     /// Copies one chunk on `conn`; a lost connection is opened again (at
     /// most [`Pace::retries`] times in a row) and the chunk copied again,
     /// which is harmless: the copy inserts with IGNORE, and a row already
-    /// there counts as copied.
+    /// there counts as copied. A chunk read without locks holds its range
+    /// in `frontier` until it returns.
     #[allow(clippy::too_many_arguments)]
     async fn copy_range(
         &self,
         mut conn: Conn,
         connect: &ConnectConfig,
+        frontier: &CopyFrontier,
         index: u64,
         chunk: Chunk,
         size: u64,
@@ -721,9 +779,29 @@ impl Copier {
         stop: &Stop,
     ) -> RangeDone {
         tokio::time::sleep(pause).await;
+        let held = if self.plain_reads {
+            frontier.hold(chunk.lower.as_ref(), chunk.upper.as_ref())
+        } else {
+            None
+        };
+        let read = if held.is_some() {
+            Read::Plain
+        } else {
+            Read::Locking
+        };
         let mut lost = 0;
         let outcome = loop {
-            let outcome = self.copy_parts(&mut conn, &chunk, size, stats, stop).await;
+            let fenced = match read {
+                Read::Plain => self.fence(&mut conn).await,
+                Read::Locking => Ok(()),
+            };
+            let outcome = match fenced {
+                Ok(()) => {
+                    self.copy_parts(&mut conn, &chunk, size, stats, stop, read)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             match outcome {
                 Err(e) if e.is_connection_lost() && lost < self.pace.retries => {
                     lost += 1;
@@ -737,6 +815,7 @@ impl Copier {
                 outcome => break outcome,
             }
         };
+        drop(held);
         RangeDone {
             conn,
             index,
@@ -744,6 +823,24 @@ impl Copier {
             size,
             outcome,
         }
+    }
+
+    /// Commits a new value of the changelog's fence row. Once it is
+    /// committed, every transaction binlogged before it is visible to a
+    /// snapshot taken after ([`Dialect::commits_in_binlog_order`]): above
+    /// all, every change the tail left to this chunk because no chunk
+    /// covered its key when it was read. The value changes every time, so
+    /// the write is always binlogged, and so ordered.
+    async fn fence(&self, conn: &mut Conn) -> Result<()> {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let value = format!(
+            "{since_epoch}.{}",
+            self.fences.fetch_add(1, Ordering::Relaxed)
+        );
+        shadow::write_changelog(conn, &self.names, hint::COPY_FENCE, &value).await
     }
 
     /// Copies one chunk on `conn`. A part that meets a busy row is tried
@@ -757,6 +854,7 @@ impl Copier {
         size: u64,
         stats: &Arc<CopyStats>,
         stop: &Stop,
+        read: Read,
     ) -> Result<RangeOutcome> {
         let table = self.names.q(&self.names.original);
         let started = Instant::now();
@@ -770,7 +868,7 @@ impl Copier {
             if let Some(reason) = stop.reason() {
                 return Err(Error::Interrupted { table, reason });
             }
-            let (verdict, inserted) = self.copy_chunk(conn, &part, stats).await?;
+            let (verdict, inserted) = self.copy_chunk(conn, &part, stats, read).await?;
             rows += inserted;
             let reaches_end = match verdict {
                 ChunkVerdict::Refused(refusal) => return Ok(RangeOutcome::Refused(refusal)),
@@ -850,7 +948,12 @@ impl Copier {
     /// same row" compares the key in the original's terms, so that 'A' is
     /// not taken for 'a' when the new key is case-insensitive.
     /// `None` when a row of the chunk is busy.
-    async fn rows_missing(&self, conn: &mut Conn, chunk: &Chunk) -> Result<Option<u64>> {
+    async fn rows_missing(
+        &self,
+        conn: &mut Conn,
+        chunk: &Chunk,
+        lock: &str,
+    ) -> Result<Option<u64>> {
         let (predicate, params) = chunk.predicate(&self.key);
         let filter = if predicate.is_empty() {
             String::new()
@@ -859,10 +962,9 @@ impl Copier {
         };
         let same_key = self.key.same_row("g", "o");
         let stmt = format!(
-            "SELECT COUNT(*) FROM {} WHERE {filter} NOT EXISTS (SELECT 1 FROM {} AS g WHERE {same_key}) {}",
+            "SELECT COUNT(*) FROM {} WHERE {filter} NOT EXISTS (SELECT 1 FROM {} AS g WHERE {same_key}) {lock}",
             self.from_original_aliased,
             self.names.q(&self.names.ghost),
-            self.share_lock
         );
         let table = self.names.q(&self.names.original);
         match conn.exec_first::<u64, _, _>(&stmt, params).await {
@@ -888,24 +990,43 @@ impl Copier {
         conn: &mut Conn,
         chunk: &Chunk,
         stats: &Arc<CopyStats>,
+        read: Read,
     ) -> Result<(ChunkVerdict, u64)> {
         let (predicate, params) = chunk.predicate(&self.key);
-        let filter = if predicate.is_empty() {
+        let row_delay = self
+            .failpoints
+            .copy_row_delay
+            .filter(|_| Failpoints::ENABLED)
+            .map(|d| format!("SLEEP({}) = 0", d.as_secs_f64()));
+        let conditions: Vec<String> = std::iter::once(predicate)
+            .chain(row_delay)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let filter = if conditions.is_empty() {
             String::new()
         } else {
-            format!("WHERE {predicate}")
+            format!("WHERE {}", conditions.join(" AND "))
         };
-        let copy = format!("{} {filter} {}", self.insert_prefix, self.share_lock);
-        let lock_first = self
-            .contention
-            .is_on()
-            .then(|| format!("{} {filter} {}", self.lock_prefix, self.share_lock));
+        let lock = match read {
+            Read::Locking => self.share_lock,
+            Read::Plain => "",
+        };
+        let copy = format!("{} {filter} {lock}", self.insert_prefix);
+        let lock_first = (read == Read::Locking && self.contention.is_on())
+            .then(|| format!("{} {filter} {lock}", self.lock_prefix));
         let sql_error = |source| self.chunk_failed(source);
+        if read == Read::Plain {
+            // INSERT ... SELECT reads without locks only below REPEATABLE
+            // READ.
+            conn.query_drop("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                .await
+                .map_err(sql_error)?;
+        }
         conn.query_drop("START TRANSACTION")
             .await
             .map_err(sql_error)?;
         let judged = self
-            .copy_and_judge(conn, chunk, lock_first.as_deref(), &copy, params)
+            .copy_and_judge(conn, chunk, lock_first.as_deref(), &copy, lock, params)
             .await;
         let keep = matches!(
             judged,
@@ -946,6 +1067,7 @@ impl Copier {
         chunk: &Chunk,
         lock_first: Option<&str>,
         copy: &str,
+        lock: &str,
         params: Vec<mysql_async::Value>,
     ) -> Result<(ChunkVerdict, u64)> {
         let copied = async {
@@ -985,7 +1107,7 @@ impl Copier {
             // server reports only the first index it checks): only rows
             // really missing are a conflict.
             ChunkVerdict::Refused(ChunkRefusal::UniqueKey(message)) => {
-                match self.rows_missing(conn, chunk).await? {
+                match self.rows_missing(conn, chunk, lock).await? {
                     Some(0) => ChunkVerdict::Clean,
                     None => ChunkVerdict::Busy,
                     Some(_) => ChunkVerdict::Refused(ChunkRefusal::UniqueKey(message)),

@@ -288,6 +288,7 @@ impl Tail {
     pub async fn start(config: TailConfig) -> Result<Tail> {
         let stream = open_stream(&config).await?;
         let shared = Arc::new(TailShared::new(config.start.clone(), config.numbered_from));
+        apply::lock(&shared.buffer).hold_back_for(Arc::clone(&config.frontier));
         let (stop, stopped) = watch::channel(false);
         let table = config.names.q(&config.names.original);
         let task = {

@@ -199,6 +199,13 @@ pub async fn assert_t_as_native_alter(
     assert_same_rows(&migrated, &control, what);
 }
 
+/// Asserts `db`.`t` equals `db`.`control` on `columns`, ordered by `id`.
+pub async fn assert_t_equals_control(conn: &mut Conn, db: &str, columns: &str) {
+    let migrated = rows(conn, db, "t", columns, "id").await;
+    let control = rows(conn, db, "control", columns, "id").await;
+    assert_same_rows(&migrated, &control, "migrated table vs control");
+}
+
 pub fn assert_same_rows(left: &[Vec<Value>], right: &[Vec<Value>], what: &str) {
     if let Some(diff) = first_difference(left, right) {
         panic!("{what}: {diff}");
