@@ -1782,6 +1782,36 @@ mod tests {
     }
 
     #[test]
+    fn keys_a_chunk_holds_stay_until_it_lets_go_and_markers_wait_for_them() {
+        let frontier = Arc::new(CopyFrontier::new(&crate::schema::tests::key(&[
+            crate::schema::tests::col("id", "int", None),
+        ])));
+        let mut b = ChangeBuffer::default();
+        b.hold_back_for(Arc::clone(&frontier));
+        for i in 1..=6 {
+            b.insert(k(i), i % 2 == 0);
+        }
+        b.mark_position(BinlogPosition {
+            file: "f".into(),
+            pos: 10,
+        });
+        b.mark_sync(3);
+        let held = frontier.hold(Some(&k(1)), Some(&k(4)));
+        let taken = b.take(10);
+        let keys: Vec<KeyValue> = taken.changes.iter().map(|c| c.key.clone()).collect();
+        assert_eq!(keys, vec![k(1), k(5), k(6)]);
+        assert!(taken.position.is_none(), "held keys wait");
+        assert_eq!(b.applied_marker(), None);
+        assert!(b.take(10).changes.is_empty());
+        drop(held);
+        let rest = b.take(10);
+        let keys: Vec<KeyValue> = rest.changes.iter().map(|c| c.key.clone()).collect();
+        assert_eq!(keys, vec![k(2), k(3), k(4)]);
+        assert_eq!(rest.position.map(|p| p.pos), Some(10));
+        assert_eq!(b.applied_marker(), Some(3));
+    }
+
+    #[test]
     fn a_marker_waits_for_every_key_read_before_it_not_for_an_empty_buffer() {
         let mut b = ChangeBuffer::default();
         b.insert(k(1), true);

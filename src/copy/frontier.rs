@@ -3,10 +3,10 @@
 //! A change to a row that no chunk has covered yet needs no applying: the
 //! chunk that covers it later reads the row as it is then, with a locking
 //! read that waits for any writer still committing, or with a plain read
-//! after a fence that makes every change binlogged before it visible, so it
-//! sees this change and every one before it. The tail therefore leaves such keys to the
-//! copy, which spares the applier most of the work (and all of the share
-//! locks) on a busy table during a long copy.
+//! after a fence that makes every change binlogged before it visible, so
+//! it sees this change and every one before it. The tail therefore leaves
+//! such keys to the copy, which spares the applier most of the work (and
+//! all of the share locks) on a busy table during a long copy.
 //!
 //! Every change above the frontier is skipped, the delete half of a key
 //! move too: since no change to an uncovered key is ever applied, the new
