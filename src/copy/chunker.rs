@@ -77,7 +77,7 @@ impl Chunker {
             self.from,
             self.key.order_by()
         );
-        if KeyWalk::new(&self.key).by_arithmetic {
+        if self.key.is_single_integer() {
             format!(
                 "boundaries computed on the integer key: (lower, lower + chunk size], after SELECT {key} FROM {from} ORDER BY {order} LIMIT 1 and the same DESC \
                  (the lowest and highest key); where the key has gaps: {scan}",
