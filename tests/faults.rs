@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -155,7 +156,7 @@ async fn cut_over_next_to_a_writer(
         tokio::spawn(async move {
             let mut c = client(&primary()).await;
             let mut longest = Duration::ZERO;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 let started = std::time::Instant::now();
                 c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = 2"))
                     .await
@@ -173,7 +174,7 @@ async fn cut_over_next_to_a_writer(
     let result = tokio::time::timeout(Duration::from_secs(90), shadowcut::run(&config))
         .await
         .expect("the cut-over did not give up");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     (result, probe.await.unwrap())
 }
 
@@ -361,10 +362,7 @@ async fn a_killed_binlog_connection_is_reopened_where_it_stopped() {
     let summary = result.unwrap_or_else(|e| panic!("the migration did not survive the kills: {e}"));
     assert!(kills >= 2, "the binlog connection was killed {kills} times");
     assert!(
-        stats
-            .transactions
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 50,
+        stats.transactions.load(Ordering::Relaxed) > 50,
         "the load barely ran"
     );
     assert_clean_checksum(&summary);
@@ -589,7 +587,7 @@ async fn a_lost_main_connection_is_opened_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_primary_is_ridden_out_or_resumed() {
     use common::extra_server::ExtraServer;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     let server = ExtraServer::start(&["--no-replica"]).await;
@@ -684,10 +682,7 @@ async fn changes_during_a_chunks_read_reach_the_new_table_after_it() {
     let summary = shadowcut::run(&config).await.unwrap();
     stop_load(&stop, writers).await;
     assert!(
-        stats
-            .transactions
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 100,
+        stats.transactions.load(Ordering::Relaxed) > 100,
         "the load ran"
     );
     assert_clean_checksum(&summary);

@@ -731,7 +731,7 @@ impl Copier {
     /// chunk is always open-ended, even when the boundary query saw no row
     /// left: a row whose writer is still committing is invisible to it, and
     /// its change may have been left to the copy. The chunk's locking read
-    /// waits for it.
+    /// waits for it; a plain read sees it after the chunk's fence.
     async fn next_chunk(
         &self,
         conn: &mut Conn,
@@ -805,17 +805,14 @@ impl Copier {
         };
         let mut lost = 0;
         let outcome = loop {
-            let fenced = match read {
-                Read::Plain => self.fence(&mut conn).await,
-                Read::Locking => Ok(()),
-            };
-            let outcome = match fenced {
-                Ok(()) => {
-                    self.copy_parts(&mut conn, &chunk, size, stats, stop, read)
-                        .await
+            let outcome = async {
+                if read == Read::Plain {
+                    self.fence(&mut conn).await?;
                 }
-                Err(e) => Err(e),
-            };
+                self.copy_parts(&mut conn, &chunk, size, stats, stop, read)
+                    .await
+            }
+            .await;
             match outcome {
                 Err(e) if e.is_connection_lost() && lost < self.pace.retries => {
                     lost += 1;
