@@ -31,8 +31,11 @@ LOAD_LABELS = [
     ("baseline", "sysbench alone (baseline)"),
     ("shadowcut-unloaded", "shadowcut, same table, no load"),
     ("shadowcut", "shadowcut"),
+    ("shadowcut-nice", "shadowcut --nice-ratio %(nice_ratio)s"),
     ("ptosc", "pt-online-schema-change"),
 ]
+# The loaded shadowcut runs whose own figures (backlog, cut-over, ratios) are shown.
+TOOL_RUNS = ("shadowcut", "shadowcut-nice")
 
 
 def read_info(path):
@@ -258,7 +261,7 @@ def load_run(r, threads):
     t0, t1 = r["t0"], r["t1"]
     d["wall_s"] = t1 - t0
     cut_from = None
-    if r["key"] in ("shadowcut", "shadowcut-unloaded"):
+    if r["key"].startswith("shadowcut"):
         statuses, summary, error = shadowcut_output(r["prefix"])
         d["error"] = error
         backlogs = [s["backlog"] for _, s in statuses]
@@ -399,7 +402,7 @@ def main():
         sb = [d.get("sysbench") or {} for d in ran]
         pr = [d.get("probe") or {} for d in ran]
         m = {
-            "method": label, "key": key, "runs": rs,
+            "method": label % {"nice_ratio": info.get("nice_ratio")}, "key": key, "runs": rs,
             "runs_ok": len(ok),
             "wall_s": stats([d["wall_s"] for d in ok]) if key != "baseline" else None,
             "tps": stats([s.get("tps") for s in sb]),
@@ -409,7 +412,7 @@ def main():
             "probe_cut_over_max_ms": stats([p.get("cut_over_max_ms") for p in pr]),
             "probe_errors": stats([p.get("errors") for p in pr]),
         }
-        if key == "shadowcut":
+        if key in TOOL_RUNS:
             m["backlog_peak"] = stats([d.get("backlog_peak") for d in ok])
             m["backlog_final"] = stats([d.get("backlog_final") for d in ok])
             m["cut_over_attempts"] = stats([(d.get("summary") or {}).get("cut_over_attempts") for d in ok])
@@ -419,10 +422,10 @@ def main():
     base = load.get("baseline", {}).get("tps")
     for key, m in load.items():
         m["tps_vs_alone"] = ratio(m["tps"], base)
-        if key == "shadowcut":
+        if key in TOOL_RUNS:
             m["vs_ptosc"] = ratio(m["wall_s"], load.get("ptosc", {}).get("wall_s"))
         notes = runs_note(m["runs"])
-        if key == "shadowcut":
+        if key in TOOL_RUNS:
             unloaded = load.get("shadowcut-unloaded", {}).get("wall_s")
             m["vs_unloaded"] = ratio(m["wall_s"], unloaded)
             if m["vs_unloaded"] is not None:
@@ -467,7 +470,7 @@ def main():
         else:
             wall = fmt(m["wall_s"])
             at_cut = fmt(m["probe_cut_over_max_ms"], 0)
-        if key == "shadowcut":
+        if key in TOOL_RUNS:
             vs_ptosc = fmt_ratio(m.get("vs_ptosc"))
             backlog = "-"
             if m.get("backlog_peak"):

@@ -36,7 +36,7 @@ use tokio::sync::Mutex;
 
 use crate::control::Stop;
 use crate::copy::chunker::{Chunk, Chunker};
-use crate::copy::{Copier, CopyStats};
+use crate::copy::{Copier, CopyStats, PaceControl};
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
 use crate::feed::LockedFlushFailure;
@@ -385,13 +385,16 @@ impl Checksum {
     }
 
     /// Compares `chunks` (the whole table when `None`) in the snapshots, in
-    /// parallel; returns the chunks that differ and the rows compared.
+    /// parallel; returns the chunks that differ and the rows compared. Each
+    /// connection sleeps after each chunk for the copy's nice ratio times
+    /// the chunk's time, as the copy does.
     async fn compare(
         &self,
         snapshots: Vec<Conn>,
         chunks: Option<Vec<Chunk>>,
         report: &mut ChecksumReport,
         progress: &ChecksumProgress,
+        pace: &PaceControl,
     ) -> Result<(Vec<Chunk>, u64)> {
         let source = Arc::new(Mutex::new(match chunks {
             Some(c) => ChunkSource::List(c.into_iter()),
@@ -413,6 +416,7 @@ impl Checksum {
                         };
                         let Some(chunk) = next else { break };
                         checked += 1;
+                        let started = Instant::now();
                         let original = self.digest(&mut conn, Side::Original, &chunk).await?;
                         let ghost = self.digest(&mut conn, Side::Ghost, &chunk).await?;
                         rows += original.rows;
@@ -429,6 +433,12 @@ impl Checksum {
                                 "checksum mismatch"
                             );
                             differing.push(chunk);
+                        }
+                        let nice_ratio = pace.nice_ratio();
+                        if nice_ratio > 0.0 {
+                            // Leaves the server to the application; the
+                            // snapshots stay open meanwhile.
+                            tokio::time::sleep(started.elapsed().mul_f64(nice_ratio)).await;
                         }
                     }
                     Ok(WorkerResult {
@@ -546,7 +556,13 @@ impl Verification<'_> {
             let compared = match snapshots {
                 Ok(snapshots) => {
                     checksum
-                        .compare(snapshots, pending.clone(), &mut report, self.progress)
+                        .compare(
+                            snapshots,
+                            pending.clone(),
+                            &mut report,
+                            self.progress,
+                            &self.copier.pace_control(),
+                        )
                         .await
                 }
                 Err(e) => Err(e),

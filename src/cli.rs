@@ -156,9 +156,9 @@ pub struct Args {
     /// takes too long). Ignored with --chunk-size.
     #[arg(long, default_value = "100ms", value_parser = parse_chunk_time, help_heading = "Migration")]
     pub chunk_time: Duration,
-    /// After each chunk, sleep this many times the time the chunk took
-    /// (e.g. 0.5): gives the server back to the application at the cost of
-    /// a longer copy.
+    /// After each chunk of the copy and of the checksum, sleep this many
+    /// times the time the chunk took (e.g. 0.5): gives the server back to
+    /// the application at the cost of a longer migration.
     #[arg(long, default_value_t = 0.0, value_parser = parse_nice_ratio, help_heading = "Migration")]
     pub nice_ratio: f64,
     /// Chunks copied at once, each on its own connection over its own key

@@ -48,7 +48,7 @@ status json            the same as one JSON object
 throttle               hold the copy and the applier back until no-throttle
 no-throttle            end the throttle command (other throttle reasons still apply)
 chunk-size=N           copy N rows per chunk from the next chunk on (no more adapting)
-nice-ratio=F           after each chunk, sleep F times the time it took (0: no sleep)
+nice-ratio=F           after each copy or checksum chunk, sleep F times its time (0: no sleep)
 max-lag-millis=N       throttle while a watched replica lags more than N ms
 max-load=V=N[,V=N]     throttle while a status variable reaches N (empty: never)
 critical-load=V=N[,..] stop the migration when a status variable reaches N (empty: never)

@@ -72,7 +72,8 @@ impl PaceControl {
         self.fixed_rows.store(rows.max(1), Ordering::Relaxed);
     }
 
-    /// After each chunk, the copy sleeps `ratio` times the time it took.
+    /// After each chunk, the copy and the checksum sleep `ratio` times the
+    /// time it took.
     pub fn set_nice_ratio(&self, ratio: f64) {
         self.nice_ratio_bits
             .store(ratio.max(0.0).to_bits(), Ordering::Relaxed);
