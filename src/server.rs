@@ -242,7 +242,8 @@ impl Dialect {
     /// every transaction binlogged before it is visible to a snapshot taken
     /// after. MariaDB's group commit orders InnoDB's commits by the binlog;
     /// MySQL does so only with `binlog_order_commits` on, which a session
-    /// cannot count on, so its copy keeps locking what it reads.
+    /// cannot count on, so its copy and its applier keep locking what they
+    /// read.
     pub fn commits_in_binlog_order(&self) -> bool {
         matches!(self.flavor, Flavor::MariaDb)
     }

@@ -409,6 +409,11 @@ pub mod hint {
     /// change committed before it (binlog positions are no measure when
     /// the binlog read is a replica's).
     pub const TAIL_PROBE: &str = "tail-probe";
+    /// A counter the applier writes before it re-reads rows of the
+    /// original: committed after the tail read their changes, it makes
+    /// them visible to the re-read on a server that commits in binlog
+    /// order ([`crate::server::Dialect::commits_in_binlog_order`]).
+    pub const APPLY_FENCE: &str = "apply-fence";
     /// Written on the primary and awaited on the replica before the tail
     /// starts there.
     pub const REPLICA_SYNC: &str = "replica-sync";
