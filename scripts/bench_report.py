@@ -32,10 +32,11 @@ LOAD_LABELS = [
     ("shadowcut-unloaded", "shadowcut, same table, no load"),
     ("shadowcut", "shadowcut"),
     ("shadowcut-nice", "shadowcut --nice-ratio %(nice_ratio)s"),
+    ("shadowcut-locking", "shadowcut --locking-apply"),
     ("ptosc", "pt-online-schema-change"),
 ]
 # The loaded shadowcut runs whose own figures (backlog, cut-over, ratios) are shown.
-TOOL_RUNS = ("shadowcut", "shadowcut-nice")
+TOOL_RUNS = ("shadowcut", "shadowcut-nice", "shadowcut-locking")
 
 
 def read_info(path):

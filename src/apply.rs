@@ -505,6 +505,9 @@ pub struct Applier {
     key: SharedKey,
     insert_prefix: String,
     dialect: Dialect,
+    /// Each batch commits an apply fence and re-reads without locks (see
+    /// the module).
+    fenced: bool,
     failpoints: Failpoints,
     /// How generations split over connections.
     parallel: ParallelApply,
@@ -520,6 +523,7 @@ impl Applier {
         key: SharedKey,
         columns: &[ColumnPair],
         dialect: Dialect,
+        fenced: bool,
         failpoints: Failpoints,
     ) -> Applier {
         let insert_prefix = crate::inspect::keys::insert_select(
@@ -537,6 +541,7 @@ impl Applier {
             key,
             insert_prefix,
             dialect,
+            fenced,
             failpoints,
             parallel,
             classes_failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -597,17 +602,27 @@ impl Applier {
 
     /// The statements a batch runs, for the dry-run plan.
     pub fn describe(&self) -> Vec<String> {
-        vec![
+        let mut statements = Vec::new();
+        if self.fenced {
+            statements.push(shadow::describe_fence(&self.names, hint::APPLY_FENCE));
+        }
+        statements.push(format!(
+            "DELETE FROM {} WHERE <key> IN (<changed keys>)",
+            self.names.q(&self.names.ghost)
+        ));
+        statements.push(if self.fenced {
             format!(
-                "DELETE FROM {} WHERE <key> IN (<changed keys>)",
-                self.names.q(&self.names.ghost)
-            ),
+                "{} WHERE <key> IN (<changed keys>) (a plain read: no lock on the original)",
+                self.insert_prefix
+            )
+        } else {
             format!(
                 "{} WHERE <key> IN (<changed keys>) {}",
                 self.insert_prefix,
                 self.dialect.share_lock_clause()
-            ),
-        ]
+            )
+        });
+        statements
     }
 
     /// Makes the new table's rows for the keys of `changes` equal to the
@@ -626,7 +641,7 @@ impl Applier {
         on_busy: OnBusy,
     ) -> Result<Outcome> {
         failpoint::pause(self.failpoints.apply_delay).await;
-        if self.dialect.commits_in_binlog_order() {
+        if self.fenced {
             // Every change passed in was read by the tail before now.
             let fence = APPLY_FENCES.fetch_add(1, Ordering::Relaxed);
             shadow::write_changelog(conn, &self.names, hint::APPLY_FENCE, &fence.to_string())
@@ -822,7 +837,7 @@ impl Applier {
         // True when every row the re-read can find is one this transaction
         // already share-locked.
         let mut reread_held_by_us = false;
-        let fenced = self.dialect.commits_in_binlog_order();
+        let fenced = self.fenced;
         match self.dialect.skip_locked_share_clause() {
             _ if fenced => reread.extend(changes.iter().cloned()),
             None => reread.extend(changes.iter().cloned()),

@@ -147,6 +147,15 @@ pub struct Args {
     /// at the end of the copy).
     #[arg(long, help_heading = "Migration")]
     pub indexes_during_copy: bool,
+    /// The applier re-reads changed rows of the original under share locks,
+    /// also on MariaDB, where by default it commits a fence and reads them
+    /// without locks. Writers then wait for those reads (never the other
+    /// way round: no deadlock, no error), and under a load that saturates
+    /// the server the migration finishes sooner while the application keeps
+    /// less of its throughput (docs/performance.md, "The balance"). MySQL
+    /// always re-reads this way.
+    #[arg(long, help_heading = "Migration")]
+    pub locking_apply: bool,
     /// Rows copied per chunk, fixed. Without it the chunk size adapts to
     /// --chunk-time (starting at 1000 rows, between 100 and 200000).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Migration")]
@@ -491,6 +500,7 @@ impl Args {
         config.execute = self.execute;
         config.prefer_instant = self.prefer_instant;
         config.build_indexes_after_copy = !self.indexes_during_copy;
+        config.locking_apply = self.locking_apply;
         match self.chunk_size {
             Some(rows) => {
                 config.chunk_size = rows;
@@ -934,6 +944,17 @@ mod tests {
             "--prefer-instant",
         ]);
         assert!(args.prefer_instant);
+    }
+
+    #[test]
+    fn locking_apply_is_off_unless_asked_for() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["shadowcut", "-d", "db", "-t", "t", "--alter", "ADD c INT"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).unwrap().into_config().unwrap()
+        };
+        assert!(!parse(&[]).locking_apply);
+        assert!(parse(&["--locking-apply"]).locking_apply);
     }
 
     #[test]

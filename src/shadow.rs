@@ -432,6 +432,15 @@ pub mod hint {
     pub const MIGRATION: &str = "state:migration";
 }
 
+/// How a fence (a new value of the changelog row `hint`, committed before
+/// a read without locks) shows in the dry-run plan.
+pub fn describe_fence(names: &ShadowNames, hint: &str) -> String {
+    format!(
+        "first, committed: INSERT INTO {} (hint, value) VALUES ('{hint}', <new value>) ON DUPLICATE KEY UPDATE value = VALUES(value) (the fence)",
+        names.q(&names.changelog)
+    )
+}
+
 /// Writes one changelog row (insert or replace the value of `hint`).
 pub async fn write_changelog(
     conn: &mut Conn,

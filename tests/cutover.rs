@@ -608,11 +608,18 @@ async fn a_repair_never_makes_the_application_a_deadlock_victim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_is_applied_while_a_writer_holds_a_new_row_of_its_key() {
-    for commit in [true, false] {
+    for (commit, locking_apply) in [(true, false), (false, false), (true, true), (false, true)] {
         let mut conn = client(&primary()).await;
-        let prefix = if commit { "heldcommit" } else { "heldrollback" };
+        let prefix = match (commit, locking_apply) {
+            (true, false) => "heldcommit",
+            (false, false) => "heldrollback",
+            (true, true) => "heldcommitlocking",
+            (false, true) => "heldrollbacklocking",
+        };
         let db = setup(&mut conn, prefix, 400).await;
         let mut config = config(&db, "t", "ADD COLUMN extra INT");
+        // With --locking-apply the re-read share-locks, as on MySQL.
+        config.locking_apply = locking_apply;
         // The applier reads the delete only once the writer holds row 7.
         config.failpoints.apply_delay = Some(Duration::from_millis(300));
         let migration = Postponed::start(&mut conn, &db, config).await;
@@ -1298,11 +1305,13 @@ async fn migrate_with_slow_apply(
     apply_delay: Duration,
     limit: Duration,
     stuck: &str,
+    locking_apply: bool,
 ) -> (shadowcut::Summary, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let (stats, writers) = load(db, 4, &stop, keys);
     let mut config = config(db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.failpoints.apply_delay = Some(apply_delay);
+    config.locking_apply = locking_apply;
     let outcome = tokio::time::timeout(limit, shadowcut::run(&config)).await;
     let transactions = stats.transactions.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
@@ -1320,22 +1329,32 @@ async fn migrate_with_slow_apply(
 /// applied slowly, so a batch's re-read keeps missing rows the tail saw
 /// exist. Each miss is explained by a later change, yet a batch rolled
 /// back and retried whole meets a new one on every retry and never
-/// applies. The migration must finish while the load still runs.
+/// applies. The migration must finish while the load still runs, with the
+/// re-read after a fence (MariaDB's default) and share-locked
+/// (`--locking-apply`, MySQL's only way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batches_apply_while_writers_keep_deleting_their_rows() {
-    let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "churn", 2000).await;
-    let (summary, transactions) = migrate_with_slow_apply(
-        &db,
-        2000,
-        Duration::from_millis(150),
-        Duration::from_secs(75),
-        "a batch was retried whole on every shortfall",
-    )
-    .await;
-    assert!(transactions > 200, "the load barely ran: {transactions}");
-    assert_checksum_repaired_nothing(&summary);
-    assert_matches_control(&mut conn, &db).await;
+    for locking_apply in [false, true] {
+        let mut conn = client(&primary()).await;
+        let prefix = if locking_apply {
+            "churnlocking"
+        } else {
+            "churn"
+        };
+        let db = setup(&mut conn, prefix, 2000).await;
+        let (summary, transactions) = migrate_with_slow_apply(
+            &db,
+            2000,
+            Duration::from_millis(150),
+            Duration::from_secs(75),
+            "a batch was retried whole on every shortfall",
+            locking_apply,
+        )
+        .await;
+        assert!(transactions > 200, "the load barely ran: {transactions}");
+        assert_checksum_repaired_nothing(&summary);
+        assert_matches_control(&mut conn, &db).await;
+    }
 }
 
 /// Writers keep changing a handful of hot rows while every batch is
@@ -1353,6 +1372,7 @@ async fn a_flush_ends_while_hot_rows_keep_changing() {
         Duration::from_millis(40),
         Duration::from_secs(90),
         "a flush waited for an empty buffer",
+        false,
     )
     .await;
     assert!(transactions > 100, "the load barely ran: {transactions}");

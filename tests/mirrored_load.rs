@@ -206,29 +206,65 @@ fn varchar_transaction(rng: &mut Rng, rows: u64) -> Vec<Statement> {
     stmts
 }
 
+fn int_shape(name: &'static str, rows: u64) -> Shape {
+    Shape {
+        name,
+        create:
+            "CREATE TABLE {T} (id BIGINT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(40) NULL, \
+                 c DATETIME(3) NULL, u BIGINT UNSIGNED NULL) ENGINE=InnoDB",
+        columns: "id, a, b, c, u",
+        order: "id",
+        seed: int_seed,
+        rows,
+        alter: "ADD COLUMN extra INT NOT NULL DEFAULT 5, ADD INDEX a_idx (a)",
+        transaction: int_transaction,
+        migrated_columns: None,
+        control_alter: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn integer_key_200k_rows_under_load_through_cut_over() {
-    let summary = migrate_under_load(
-        Shape {
-            name: "intkey",
-            create:
-                "CREATE TABLE {T} (id BIGINT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(40) NULL, \
-                     c DATETIME(3) NULL, u BIGINT UNSIGNED NULL) ENGINE=InnoDB",
-            columns: "id, a, b, c, u",
-            order: "id",
-            seed: int_seed,
-            rows: 200_000,
-            alter: "ADD COLUMN extra INT NOT NULL DEFAULT 5, ADD INDEX a_idx (a)",
-            transaction: int_transaction,
-            migrated_columns: None,
-            control_alter: None,
-        },
-        4,
-    )
-    .await;
+    let summary = migrate_under_load(int_shape("intkey", 200_000), 4).await;
     assert!(summary.rows_copied > 150_000, "{summary:?}");
     // Changes to rows ahead of the copy were left to it, and none was lost.
     assert!(summary.binlog_rows_left_to_copy > 0, "{summary:?}");
+    // MariaDB: both read without locks, after their fences.
+    let statements = applied_statements(&summary);
+    assert!(statements.contains("'copy-fence'"), "{statements}");
+    assert!(statements.contains("'apply-fence'"), "{statements}");
+    assert!(!statements.contains("LOCK IN SHARE MODE"), "{statements}");
+}
+
+/// `--locking-apply`: on MariaDB too, the applier share-locks the rows it
+/// re-reads (the only way on MySQL, which this machine cannot run), with no
+/// fence, while the copy still reads without locks. The same load, the
+/// same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locking_apply_keeps_every_row_too() {
+    let summary = migrate_under_load_with(int_shape("lockapply", 20_000), 4, |c| {
+        c.locking_apply = true;
+        c.chunk_size = 500;
+    })
+    .await;
+    assert!(summary.keys_applied > 0, "{summary:?}");
+    let statements = applied_statements(&summary);
+    assert!(statements.contains("'copy-fence'"), "{statements}");
+    assert!(!statements.contains("'apply-fence'"), "{statements}");
+    assert!(statements.contains("LOCK IN SHARE MODE"), "{statements}");
+}
+
+/// The copy's and the applier's statements in the summary's plan, as text.
+fn applied_statements(summary: &shadowcut::Summary) -> String {
+    let plan = serde_json::to_value(summary).expect("the summary serializes")["plan"]["statements"]
+        .clone();
+    plan.as_array()
+        .expect("the plan lists its statements")
+        .iter()
+        .filter(|s| s[0] == "copy" || s[0] == "apply")
+        .map(|s| s[1].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn composite_shape(name: &'static str) -> Shape {

@@ -449,11 +449,7 @@ impl Copier {
         if self.plain_reads {
             return vec![
                 self.chunker.describe(),
-                format!(
-                    "first, committed: INSERT INTO {} (hint, value) VALUES ('{}', <new value>) ON DUPLICATE KEY UPDATE value = VALUES(value) (the fence)",
-                    self.names.q(&self.names.changelog),
-                    hint::COPY_FENCE
-                ),
+                shadow::describe_fence(&self.names, hint::COPY_FENCE),
                 format!(
                     "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; {} WHERE <key in (lower, upper]> (no lock on the original; the applier holds back changes to the chunk's keys until it commits)",
                     self.insert_prefix
