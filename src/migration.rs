@@ -61,8 +61,9 @@ pub struct Config {
     /// Target time per copy chunk; the chunk size adapts to it. `None`:
     /// every chunk has `chunk_size` rows.
     pub chunk_time: Option<Duration>,
-    /// After each chunk the copy sleeps this many times the time the chunk
-    /// took (0: no pause; 1: the copy takes at most half the time).
+    /// After each chunk the copy and the checksum sleep this many times the
+    /// time the chunk took (0: no pause; 1: they take at most half the
+    /// time).
     pub nice_ratio: f64,
     /// Chunks copied at once, each on its own connection.
     pub copy_threads: usize,
