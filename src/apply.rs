@@ -44,10 +44,6 @@ use crate::throttle::Throttle;
 /// Most keys applied in one statement.
 pub const BATCH_KEYS: usize = 500;
 
-/// The value of the next apply fence: each one changes the changelog row,
-/// since a write that changes nothing reaches no binlog and orders nothing.
-static APPLY_FENCES: AtomicU64 = AtomicU64::new(1);
-
 /// A changed key, and whether its row exists after the last change the tail
 /// read (an insert or the new image of an update) or not (a delete, or the
 /// old key of an update that changed the key).
@@ -644,9 +640,7 @@ impl Applier {
         failpoint::pause(self.failpoints.apply_delay).await;
         if self.fenced {
             // Every change passed in was read by the tail before now.
-            let fence = APPLY_FENCES.fetch_add(1, Ordering::Relaxed);
-            shadow::write_changelog(conn, &self.names, hint::APPLY_FENCE, &fence.to_string())
-                .await?;
+            shadow::write_fence(conn, &self.names, hint::APPLY_FENCE).await?;
         }
         let mut parts: Vec<Vec<Change>> = vec![changes.to_vec()];
         let (mut deferred, mut unconfirmed, mut missed) = (Vec::new(), Vec::new(), 0);

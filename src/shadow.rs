@@ -432,6 +432,28 @@ pub mod hint {
     pub const MIGRATION: &str = "state:migration";
 }
 
+/// Commits a new value of the changelog row `hint` (autocommit): a fence,
+/// which orders every transaction binlogged before it ahead of a read
+/// without locks that starts after it, on a server that commits in binlog
+/// order ([`crate::server::Dialect::commits_in_binlog_order`]).
+pub async fn write_fence(conn: &mut Conn, names: &ShadowNames, hint: &str) -> Result<()> {
+    write_changelog(conn, names, hint, &next_fence_value()).await
+}
+
+/// A value no fence of this run or of an earlier one wrote (the time in
+/// nanoseconds, and a counter for calls within one tick): a write that
+/// changes nothing reaches no binlog and orders nothing, so a fence must
+/// never write the value the row already holds, even after a resume.
+fn next_fence_value() -> String {
+    static FENCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let n = FENCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{since_epoch}.{n}")
+}
+
 /// How a fence (a new value of the changelog row `hint`, committed before
 /// a read without locks) shows in the dry-run plan.
 pub fn describe_fence(names: &ShadowNames, hint: &str) -> String {
@@ -642,6 +664,23 @@ impl RunLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fence_value_is_new_and_carries_the_time() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let values: Vec<String> = (0..1000).map(|_| next_fence_value()).collect();
+        let distinct: std::collections::HashSet<&String> = values.iter().collect();
+        assert_eq!(distinct.len(), values.len());
+        // The time part: a counter that restarts with the process could
+        // write the value a killed run left in the row.
+        for v in &values {
+            let (time, _) = v.split_once('.').expect("time.counter");
+            assert!(time.parse::<u128>().unwrap() >= before, "{v}");
+        }
+    }
 
     #[test]
     fn derives_names_and_refuses_long_ones() {

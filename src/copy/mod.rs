@@ -204,7 +204,6 @@ pub struct Copier {
     /// Chunks read the original without locks, holding their range from
     /// the applier instead ([`Read::Plain`]).
     plain_reads: bool,
-    fences: AtomicU64,
     contention: Contention,
     pace: Pace,
     control: Arc<PaceControl>,
@@ -408,7 +407,6 @@ impl Copier {
             lock_prefix,
             share_lock: dialect.share_lock_clause(),
             plain_reads,
-            fences: AtomicU64::new(0),
             contention: Contention::default(),
             pace: Pace {
                 threads: pace.threads.max(1),
@@ -837,18 +835,9 @@ impl Copier {
     /// committed, every transaction binlogged before it is visible to a
     /// snapshot taken after ([`Dialect::commits_in_binlog_order`]): above
     /// all, every change the tail left to this chunk because no chunk
-    /// covered its key when it was read. The value changes every time, so
-    /// the write is always binlogged, and so ordered.
+    /// covered its key when it was read ([`shadow::write_fence`]).
     async fn fence(&self, conn: &mut Conn) -> Result<()> {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let value = format!(
-            "{since_epoch}.{}",
-            self.fences.fetch_add(1, Ordering::Relaxed)
-        );
-        shadow::write_changelog(conn, &self.names, hint::COPY_FENCE, &value).await
+        shadow::write_fence(conn, &self.names, hint::COPY_FENCE).await
     }
 
     /// Copies one chunk on `conn`. A part that meets a busy row is tried
