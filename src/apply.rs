@@ -832,9 +832,13 @@ impl Applier {
         // True when every row the re-read can find is one this transaction
         // already share-locked.
         let mut reread_held_by_us = false;
-        let fenced = self.fenced;
-        match self.dialect.skip_locked_share_clause() {
-            _ if fenced => reread.extend(changes.iter().cloned()),
+        // After a fence nothing is locked, so no row is found busy.
+        let skip_locked = if self.fenced {
+            None
+        } else {
+            self.dialect.skip_locked_share_clause()
+        };
+        match skip_locked {
             None => reread.extend(changes.iter().cloned()),
             Some(skip_locked) => {
                 let locked = self.read_keys(conn, &keys, skip_locked).await?;
@@ -899,7 +903,7 @@ impl Applier {
         // never waits in the server, so no cycle forms) than failed on:
         // under 16 writers, NOWAIT failed 600 batches a run that way, each
         // rolled back and retried halved.
-        let lock = if fenced {
+        let lock = if self.fenced {
             ""
         } else if reread_held_by_us {
             self.dialect.share_lock_waiting_clause()
@@ -917,7 +921,7 @@ impl Applier {
         }
         let expected = reread.iter().filter(|c| c.exists).count() as u64;
         if found < expected {
-            if fenced {
+            if self.fenced {
                 // Read only now: a batch that finds every row needs no
                 // second look.
                 let wanted: Vec<&KeyValue> =
