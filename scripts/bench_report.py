@@ -19,6 +19,7 @@ import sys
 
 IDLE_LABELS = [
     ("copy", "native ALTER, ALGORITHM=COPY"),
+    ("copy-nobulk", "  the same, innodb_alter_copy_bulk=OFF"),
     ("inplace", "native ALTER, FORCE, ALGORITHM=INPLACE"),
     ("instant", "native ALTER, ALGORITHM=INSTANT"),
     ("ptosc", "pt-online-schema-change"),
