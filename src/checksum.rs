@@ -35,7 +35,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::control::Stop;
-use crate::copy::chunker::{Chunk, Chunker};
+use crate::copy::chunker::{Chunk, Chunker, KeyWalk};
 use crate::copy::{Copier, CopyStats, PaceControl};
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
@@ -212,9 +212,11 @@ fn cast_target(column: &Column) -> Option<String> {
 enum ChunkSource {
     /// Chunks found to differ earlier.
     List(std::vec::IntoIter<Chunk>),
-    /// The whole table, chunk after chunk.
+    /// The whole table, chunk after chunk, along the copy's walk (computed
+    /// boundaries on a dense integer key).
     Table {
         lower: Option<crate::schema::KeyValue>,
+        walk: KeyWalk,
         done: bool,
     },
 }
@@ -358,12 +360,14 @@ impl Checksum {
 
     /// The next chunk to compare: from the list, or the next range of the
     /// whole table read in the snapshot of `conn` (every snapshot sees the
-    /// same data, so any worker may read the next boundary).
+    /// same data, so any worker may read the next boundary). The last range
+    /// is open-ended, so that rows of the new table above the original's
+    /// highest key are compared too.
     async fn next_chunk(&self, source: &mut ChunkSource, conn: &mut Conn) -> Result<Option<Chunk>> {
         match source {
             ChunkSource::List(chunks) => Ok(chunks.next()),
             ChunkSource::Table { done: true, .. } => Ok(None),
-            ChunkSource::Table { lower, done } => {
+            ChunkSource::Table { lower, walk, done } => {
                 if self.whole_table {
                     *done = true;
                     return Ok(Some(Chunk {
@@ -371,15 +375,22 @@ impl Checksum {
                         upper: None,
                     }));
                 }
-                let chunk = self
-                    .chunker
-                    .next_chunk(conn, lower.as_ref(), self.chunk_size)
+                let chunk = walk
+                    .next_chunk(&self.chunker, conn, lower.as_ref(), self.chunk_size)
                     .await?;
-                match &chunk {
-                    Some(c) if c.upper.is_some() => *lower = c.upper.clone(),
-                    _ => *done = true,
-                }
-                Ok(chunk)
+                Ok(Some(match chunk {
+                    Some(c) if c.upper.is_some() => {
+                        *lower = c.upper.clone();
+                        c
+                    }
+                    other => {
+                        *done = true;
+                        other.unwrap_or(Chunk {
+                            lower: lower.clone(),
+                            upper: None,
+                        })
+                    }
+                }))
             }
         }
     }
@@ -400,6 +411,7 @@ impl Checksum {
             Some(c) => ChunkSource::List(c.into_iter()),
             None => ChunkSource::Table {
                 lower: None,
+                walk: KeyWalk::new(&self.key),
                 done: false,
             },
         }));
@@ -420,6 +432,9 @@ impl Checksum {
                         let original = self.digest(&mut conn, Side::Original, &chunk).await?;
                         let ghost = self.digest(&mut conn, Side::Ghost, &chunk).await?;
                         rows += original.rows;
+                        if let ChunkSource::Table { walk, .. } = &mut *source.lock().await {
+                            walk.observe(&chunk, original.rows);
+                        }
                         progress
                             .rows_checked
                             .fetch_add(original.rows, Ordering::Relaxed);

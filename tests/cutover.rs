@@ -545,6 +545,24 @@ async fn the_checksum_sees_two_rows_exchanging_values() {
     .await;
 }
 
+/// Rows only the new table holds, below the original's lowest key and above
+/// its highest, are compared too. The 400 rows fill exactly two checksum
+/// chunks of 200, so a walk that ended at the highest key (as the checksum
+/// once did) compared nothing above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checksum_sees_rows_beyond_both_ends_of_the_original() {
+    let (mut conn, db, summary) = migrate_with_writes_after_copy(
+        "checksumends",
+        None,
+        false,
+        Some("INSERT INTO {G} (id, a, b) VALUES (-7, 1, 'below'), (100000, 1, 'above')"),
+    )
+    .await;
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (2, 2), "{report:?}");
+    assert_matches_control(&mut conn, &db).await;
+}
+
 /// The checksum's repair of a differing chunk never waits for the
 /// application's row locks while it holds others. A writer holds row 301
 /// of the chunk being copied again, then asks for row 250, which the
