@@ -50,6 +50,10 @@ pub struct Failpoints {
     pub checksum_mismatch: bool,
     /// Pause before the checksum copies a differing chunk again.
     pub repair_delay: Option<Duration>,
+    /// The copy reads as it does on MySQL, whose commits are not visible
+    /// in binlog order: share-locked NOWAIT reads, no fence, and a single
+    /// integer key still leaves the changes ahead of the copy to it.
+    pub locking_copy: bool,
 }
 
 impl Failpoints {
@@ -83,6 +87,7 @@ impl Failpoints {
                 "skip_converge" => f.skip_converge = n != 0,
                 "checksum_mismatch" => f.checksum_mismatch = n != 0,
                 "repair_delay_ms" => f.repair_delay = ms,
+                "locking_copy" => f.locking_copy = n != 0,
                 other => return Err(format!("unknown failpoint {other}")),
             }
         }

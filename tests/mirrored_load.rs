@@ -9,6 +9,7 @@ use common::mirror::*;
 use common::*;
 use mysql_async::prelude::*;
 use mysql_async::Value;
+use std::time::{Duration, Instant};
 
 // ---- integer primary key -------------------------------------------------
 
@@ -252,6 +253,86 @@ async fn a_locking_apply_keeps_every_row_too() {
     assert!(statements.contains("'copy-fence'"), "{statements}");
     assert!(!statements.contains("'apply-fence'"), "{statements}");
     assert!(statements.contains("LOCK IN SHARE MODE"), "{statements}");
+}
+
+/// The copy as it reads on MySQL (share-locked NOWAIT reads, no fence; the
+/// tail leaves changes ahead of the copy to it), with the applier as on
+/// MySQL too: the same load, the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_copy_and_the_applier_keep_every_row_as_on_mysql() {
+    let summary = migrate_under_load_with(int_shape("mysqlpath", 20_000), 4, |c| {
+        c.locking_apply = true;
+        c.failpoints.locking_copy = true;
+        c.chunk_size = 500;
+    })
+    .await;
+    assert!(summary.keys_applied > 0, "{summary:?}");
+    let statements = applied_statements(&summary);
+    assert!(!statements.contains("-fence'"), "{statements}");
+    assert!(
+        statements.contains("LOCK IN SHARE MODE NOWAIT"),
+        "{statements}"
+    );
+}
+
+/// Where commits are not visible in binlog order (MySQL), the tail can read
+/// a row's insert before the row is visible, and leave it to the copy when no
+/// chunk covers its key yet. The chunk that then covers it must not end on a
+/// boundary read that cannot see the row: its locking read goes over the rest
+/// of its range and waits for the row's writer. Here, once every bounded
+/// chunk is copied, a writer inserts a row above all others and holds it
+/// uncommitted; the copy, reading as on MySQL, meets it busy in its last,
+/// open-ended chunk and must not complete before the writer commits (it
+/// once did: the boundary read saw no row left, and the chunk ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locking_copy_waits_for_a_row_its_boundary_read_cannot_see() {
+    let mut conn = client(&primary()).await;
+    let db = simple_table(&mut conn, "lockrest", 400).await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT");
+    config.failpoints.locking_copy = true;
+    config.failpoints.chunk_delay = Some(Duration::from_millis(800));
+    config.copy_threads = 1;
+    config.chunk_size = 100;
+    let migration = tokio::spawn(async move { shadowcut::run(&config).await });
+    // The bounded chunks are copied; the open-ended one waits for its delay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copied: Option<u64> = conn
+            .query_first(format!("SELECT COUNT(*) FROM `{db}`.`_t_gho`"))
+            .await
+            .unwrap_or(None);
+        if copied == Some(400) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copy did not reach its last chunk"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut writer = client(&primary()).await;
+    writer.query_drop("START TRANSACTION").await.unwrap();
+    writer
+        .query_drop(format!("INSERT INTO `{db}`.`t` VALUES (100000, 1)"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let watermark = changelog_value(&mut conn, &db, "t", "state:copy-watermark").await;
+    assert_ne!(
+        watermark.as_deref(),
+        Some("\"complete\""),
+        "the copy ended while a row of its last chunk was still being written"
+    );
+    writer.query_drop("COMMIT").await.unwrap();
+    let summary = migration
+        .await
+        .expect("the migration task panicked")
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let counted: Option<(u64, u64)> = conn
+        .query_first(format!("SELECT COUNT(*), SUM(id = 100000) FROM `{db}`.`t`"))
+        .await
+        .unwrap();
+    assert_eq!(counted, Some((401, 1)), "{summary:?}");
 }
 
 /// The copy's and the applier's statements in the summary's plan, as text.

@@ -396,7 +396,9 @@ impl Copier {
         );
         let control = Arc::new(PaceControl::default());
         control.set_nice_ratio(pace.nice_ratio);
-        let plain_reads = dialect.commits_in_binlog_order() && key.is_single_integer();
+        let plain_reads = dialect.commits_in_binlog_order()
+            && key.is_single_integer()
+            && !crate::failpoint::on(failpoints.locking_copy);
         Copier {
             control,
             from_original_aliased,
@@ -890,7 +892,7 @@ impl Copier {
                 }
                 ChunkVerdict::Clean => {
                     busy = Patience::default();
-                    if limit.is_none() || part.upper.is_none() {
+                    if part.upper == chunk.upper {
                         true
                     } else {
                         lower = part.upper.clone();
@@ -906,14 +908,20 @@ impl Copier {
                 part = chunk.clone();
                 continue;
             };
-            match self
+            // No row visible above `lower` does not end the chunk: a row whose
+            // writer is still committing is invisible to the boundary read,
+            // and the tail may have left its change to this chunk (binlogged
+            // before the chunk was dispatched). The rest of the range is
+            // then copied as one more part, whose locking read waits for that
+            // writer (a plain read follows the chunk's fence and sees it).
+            part = self
                 .chunker
                 .next_chunk_below(conn, lower.as_ref(), chunk.upper.as_ref(), rows)
                 .await?
-            {
-                Some(next) => part = next,
-                None => break,
-            }
+                .unwrap_or_else(|| Chunk {
+                    lower: lower.clone(),
+                    upper: chunk.upper.clone(),
+                });
         }
         self.contention.chunk_done(disturbed);
         stats.chunks.fetch_add(1, Ordering::Relaxed);
