@@ -17,7 +17,10 @@
 //!   refusal, exit code 3: counted, acceptable) or SUSPECT (any other
 //!   failure: listed, not fatal), unless the native ALTER fails on a copy
 //!   of the seed rows that no load touched (`seeded`): the load had removed
-//!   what stopped shadowcut before the control was altered, so BOTH-REFUSED.
+//!   what stopped shadowcut before the control was altered, so BOTH-REFUSED;
+//!   or unless the native ALTER with ALGORITHM=COPY fails on the intact
+//!   original: the server's own copy refuses the rows (an instant ADD
+//!   COLUMN checks no existing row), so BOTH-REFUSED.
 //!
 //! When the ALTER leaves every column the load writes as it is, the load runs
 //! straight through the cut-over; otherwise (and sometimes anyway) it stops
@@ -834,20 +837,46 @@ async fn classify(
                         .into(),
                     vec![text],
                 ),
-                Ok(()) => (
-                    if refusal {
-                        Outcome::Refused
-                    } else {
-                        Outcome::Suspect
-                    },
-                    format!(
-                        "shadowcut {}, the native ALTER succeeded",
-                        if refusal { "refused" } else { "failed" }
+                // shadowcut copies rows; a native ALTER that did not (an
+                // instant ADD COLUMN checks no existing row against a CHECK
+                // constraint) is no oracle for a copy. The intact original
+                // gets the native copy (changed only if it succeeds).
+                Ok(()) if !refusal => match native_copy_refusal(&mut native, db, &case.alter.sql).await {
+                    Some(n) => (
+                        Outcome::BothRefused,
+                        format!(
+                            "shadowcut failed; the native ALTER succeeds only without copying: \
+                             with ALGORITHM=COPY it fails too ({n})"
+                        ),
+                        vec![text],
                     ),
+                    None => (
+                        Outcome::Suspect,
+                        "shadowcut failed, the native ALTER succeeded".into(),
+                        vec![text],
+                    ),
+                },
+                Ok(()) => (
+                    Outcome::Refused,
+                    "shadowcut refused, the native ALTER succeeded".into(),
                     vec![text],
                 ),
             }
         }
+    }
+}
+
+/// The error of the native `ALTER TABLE t <alter>, ALGORITHM=COPY` when the
+/// server refuses it for the rows (not for its syntax, nor because the
+/// change cannot be copied).
+async fn native_copy_refusal(native: &mut Conn, db: &str, alter: &str) -> Option<String> {
+    const NOT_ABOUT_ROWS: [u16; 3] = [1064, 1845, 1846];
+    let copy = format!("ALTER TABLE {}.`t` {alter}, ALGORITHM=COPY", q(db));
+    match native.query_drop(&copy).await {
+        Err(mysql_async::Error::Server(e)) if !NOT_ABOUT_ROWS.contains(&e.code) => {
+            Some(e.to_string())
+        }
+        _ => None,
     }
 }
 

@@ -107,6 +107,10 @@ pub enum ChunkVerdict {
     Busy,
 }
 
+/// A CHECK constraint failed: MariaDB's ER_CONSTRAINT_FAILED, MySQL's
+/// ER_CHECK_CONSTRAINT_VIOLATED.
+const CHECK_FAILED_CODES: [u16; 2] = [4025, 3819];
+
 /// Classifies a chunk's warnings. A duplicate on the shared key is a row
 /// the tail already wrote only when the key preserves identity; otherwise
 /// it may be two original rows that the new key makes collide.
@@ -127,6 +131,9 @@ pub fn judge_warnings(warnings: &[Warning], key: &SharedKey) -> ChunkVerdict {
             }
             conflict.get_or_insert_with(|| w.message.clone());
             continue;
+        }
+        if CHECK_FAILED_CODES.contains(&w.code) {
+            return ChunkVerdict::Refused(ChunkRefusal::Check(w.to_string()));
         }
         return ChunkVerdict::Refused(ChunkRefusal::Value(w.to_string()));
     }
@@ -270,6 +277,9 @@ pub enum ChunkRefusal {
     /// A value does not fit its new column (the server would change it);
     /// the chunk was rolled back.
     Value(String),
+    /// A CHECK constraint of the new table fails for a row (MariaDB's JSON
+    /// columns carry one); the chunk was rolled back.
+    Check(String),
 }
 
 impl ChunkRefusal {
@@ -281,6 +291,11 @@ impl ChunkRefusal {
             }
             ChunkRefusal::Value(w) => format!(
                 "the server would change data ({w}); the ALTER cannot hold the existing rows as they are"
+            ),
+            ChunkRefusal::Check(w) => format!(
+                "a CHECK constraint of the new table fails for existing rows ({w}), as it does in the \
+                 native ALTER TABLE ... ALGORITHM=COPY; fix the rows, or the constraint (a JSON NOT NULL \
+                 column added without a DEFAULT holds '', which is not JSON: give it a DEFAULT such as '{{}}')"
             ),
         };
         Error::Copy {
@@ -1222,6 +1237,15 @@ mod tests {
             judge_warnings(&[w(1048, "Column 'c' cannot be null")], &key),
             ChunkVerdict::Refused(ChunkRefusal::Value(_))
         ));
+        for code in [4025, 3819] {
+            let verdict = judge_warnings(&[w(code, "CONSTRAINT `t.j` failed for `d`.`t`")], &key);
+            let ChunkVerdict::Refused(refusal @ ChunkRefusal::Check(_)) = verdict else {
+                panic!("{code}: {verdict:?}");
+            };
+            let failure = refusal.failure("`d`.`t`".into()).to_string();
+            assert!(failure.contains("ALGORITHM=COPY"), "{failure}");
+            assert!(failure.contains("CONSTRAINT `t.j` failed"), "{failure}");
+        }
     }
 
     #[test]
