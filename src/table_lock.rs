@@ -15,6 +15,10 @@
 //! still lets readers in, so the drain can re-read rows and the cut-over's
 //! probe can tell a queued RENAME from a free table. The statement is never
 //! written to the binary log. It needs the RELOAD privilege.
+//!
+//! InnoDB handles it as `FOR EXPORT`: once granted, it writes the table's
+//! dirty pages to disk before the statement returns, and the queued writers
+//! wait for that too (`docs/design.md`, "Which lock holds writers off").
 
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
