@@ -74,3 +74,37 @@ async fn statement_based_writes_stop_the_migration() {
     assert!(error.to_string().contains("statement-based"), "{error}");
     assert_eq!(tables, vec!["t"]);
 }
+
+/// A partition exchanged with the table trades all of its rows at once, in
+/// one DDL statement that names the table only after `WITH TABLE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_exchanged_with_the_table_stops_the_migration() {
+    let (error, tables) = run_with_foreign_statement(
+        "exchange",
+        &[
+            "CREATE TABLE other (id INT NOT NULL PRIMARY KEY, a INT) ENGINE=InnoDB \
+             PARTITION BY RANGE (id) (PARTITION p VALUES LESS THAN MAXVALUE)",
+            "INSERT INTO other VALUES (1000, 1)",
+            "ALTER TABLE other EXCHANGE PARTITION p WITH TABLE t",
+        ],
+    )
+    .await;
+    assert!(
+        error.to_string().contains("not issued by shadowcut"),
+        "{error}"
+    );
+    assert_eq!(tables, vec!["other", "t"]);
+}
+
+/// MariaDB binlogs `SET STATEMENT ... FOR` with its prefix: the statement
+/// after `FOR` is the one read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncate_behind_set_statement_stops_the_migration() {
+    let (error, tables) = run_with_foreign_statement(
+        "setstmt",
+        &["SET STATEMENT lock_wait_timeout = 5 FOR TRUNCATE TABLE t"],
+    )
+    .await;
+    assert!(error.to_string().contains("TRUNCATE"), "{error}");
+    assert_eq!(tables, vec!["t"]);
+}

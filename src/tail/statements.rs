@@ -8,7 +8,9 @@
 //! like it: `ANALYZE TABLE t` from a cron job, `GRANT ... ON db.t`, an event
 //! called `t`, a column called `t` of another table, a table `t_archive`.
 //! So statements are tokenized and the tables they *change* are read from
-//! the positions the grammar puts them in, database-qualified.
+//! the positions the grammar puts them in, database-qualified. A statement
+//! whose first word is not known here is left to the caller, which stops
+//! when the text names the table.
 //!
 //! `DROP TRIGGER` names no table; it is harmless here because a table with
 //! triggers is refused before the migration starts, and a trigger created
@@ -26,7 +28,10 @@ pub enum Changed {
 }
 
 /// The tables whose structure or data `query` changes, with unqualified
-/// names resolved in `default_db`. `Err` when the text cannot be tokenized.
+/// names resolved in `default_db`. `Err` when the text cannot be tokenized,
+/// or is not a statement read here (its first word is unknown): the caller
+/// then decides from the names the text mentions, and stops rather than
+/// miss a change.
 pub fn changed_tables(query: &str, default_db: &str) -> Result<Vec<Changed>, String> {
     let tokens = tokenize(query)?;
     let mut p = Parser {
@@ -34,8 +39,38 @@ pub fn changed_tables(query: &str, default_db: &str) -> Result<Vec<Changed>, Str
         at: 0,
         default_db,
     };
-    Ok(p.statement())
+    p.statement().ok_or_else(|| {
+        let first: String = query.trim_start().chars().take(40).collect();
+        format!("a statement not read here ({first}...)")
+    })
 }
+
+/// First words of statements that change no table's rows or structure
+/// (statistics, privileges, caches, transaction control, reads).
+const HARMLESS: &[&str] = &[
+    "ANALYZE",
+    "GRANT",
+    "REVOKE",
+    "FLUSH",
+    "CHECK",
+    "CHECKSUM",
+    "REPAIR",
+    "SAVEPOINT",
+    "ROLLBACK",
+    "RELEASE",
+    "SELECT",
+    "DO",
+    "CALL",
+    "INSTALL",
+    "UNINSTALL",
+    "SHOW",
+    "USE",
+    "KILL",
+    "PURGE",
+];
+
+/// Statement words a CTE (`WITH ... AS (...)`) can lead to.
+const AFTER_CTE: &[&str] = &["SELECT", "UPDATE", "DELETE", "INSERT", "REPLACE"];
 
 /// Compares names as the server does: exactly, or case-insensitively when
 /// `lower_case_table_names` is 1 or 2.
@@ -226,16 +261,36 @@ impl Parser<'_> {
         }
     }
 
-    fn statement(&mut self) -> Vec<Changed> {
+    /// The tables the statement at the cursor changes; `None` when its
+    /// first word is not one read here.
+    fn statement(&mut self) -> Option<Vec<Changed>> {
         let Some(first) = self.peek().cloned() else {
-            return Vec::new();
+            return Some(Vec::new());
         };
         self.at += 1;
         let word = match &first {
             Token::Word(w) => w.to_ascii_uppercase(),
-            _ => return Vec::new(),
+            _ => return None,
         };
+        if HARMLESS.contains(&word.as_str()) {
+            return Some(Vec::new());
+        }
         match word.as_str() {
+            // MariaDB: SET STATEMENT var = value [, ...] FOR <statement>.
+            "SET" if self.eat("STATEMENT") => {
+                self.skip_to_top_level(&["FOR"]);
+                self.eat("FOR");
+                return self.statement();
+            }
+            "SET" => return Some(Vec::new()),
+            // WITH [RECURSIVE] name [(columns)] AS (...) [, ...] <statement>.
+            "WITH" => {
+                self.skip_to_top_level(AFTER_CTE);
+                return self.statement();
+            }
+            _ => {}
+        }
+        Some(match word.as_str() {
             "ALTER" => self.alter(),
             "DROP" => self.drop(),
             "RENAME" => {
@@ -302,13 +357,27 @@ impl Parser<'_> {
                     if t.is_kw("INTO") {
                         self.at += 1;
                         self.eat("TABLE");
-                        return self.table_name().into_iter().collect();
+                        return Some(self.table_name().into_iter().collect());
                     }
                     self.at += 1;
                 }
                 Vec::new()
             }
-            _ => Vec::new(),
+            _ => return None,
+        })
+    }
+
+    /// Moves the cursor to the first of `words` outside parentheses (or to
+    /// the end).
+    fn skip_to_top_level(&mut self, words: &[&str]) {
+        while let Some(t) = self.peek() {
+            if *t == Token::Punct('(') {
+                self.skip_parens();
+            } else if words.iter().any(|w| t.is_kw(w)) {
+                return;
+            } else {
+                self.at += 1;
+            }
         }
     }
 
@@ -348,9 +417,27 @@ impl Parser<'_> {
             return Vec::new();
         };
         let mut out = vec![table];
-        // ALTER TABLE x RENAME TO y changes y as well.
+        // ALTER TABLE x RENAME TO y changes y as well; so do EXCHANGE
+        // PARTITION p WITH TABLE y (y's rows and p's trade places), CONVERT
+        // TABLE y TO PARTITION p and CONVERT PARTITION p TO TABLE y.
         let rest = &self.tokens[self.at..];
         for clause in split_top_level_commas(rest) {
+            let partition_swap = clause.first().is_some_and(|t| t.is_kw("EXCHANGE"))
+                || clause.first().is_some_and(|t| t.is_kw("CONVERT"))
+                    && clause
+                        .get(1)
+                        .is_some_and(|t| t.is_kw("TABLE") || t.is_kw("PARTITION"));
+            if partition_swap {
+                if let Some(at) = clause.iter().position(|t| t.is_kw("TABLE")) {
+                    let mut sub = Parser {
+                        tokens: &clause[at + 1..],
+                        at: 0,
+                        default_db: self.default_db,
+                    };
+                    out.extend(sub.table_name());
+                }
+                continue;
+            }
             if clause.first().is_some_and(|t| t.is_kw("RENAME"))
                 && !clause
                     .get(1)
@@ -448,9 +535,16 @@ mod tests {
 
     fn stops_in(query: &str, default_db: &str, rule: NameRule) -> bool {
         changed_tables(query, default_db)
-            .unwrap()
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
             .iter()
             .any(|c| rule.hits(c, "shop", "t") || rule.hits(c, "shop", "_t_gho"))
+    }
+
+    #[test]
+    fn statements_not_read_here_are_left_to_the_caller() {
+        for q in ["FROBNICATE TABLE t", "HANDLER t OPEN", "(SELECT 1)"] {
+            assert!(changed_tables(q, "shop").is_err(), "{q}");
+        }
     }
 
     #[test]
@@ -478,6 +572,12 @@ mod tests {
             "RENAME USER t TO u",
             "ALTER TABLE other RENAME COLUMN t TO u",
             "ALTER TABLE other RENAME INDEX t TO u",
+            "ALTER TABLE other EXCHANGE PARTITION p WITH TABLE t_archive",
+            "SET STATEMENT max_statement_time = 5 FOR ANALYZE TABLE t",
+            "SET @t = 1",
+            "WITH t AS (SELECT 1) UPDATE u SET a = (SELECT * FROM t)",
+            "ROLLBACK TO SAVEPOINT t",
+            "REPAIR TABLE t",
         ] {
             assert!(!stops(q), "{q}");
         }
@@ -515,6 +615,14 @@ mod tests {
             "LOAD DATA INFILE 'f' INTO TABLE t",
             "LOCK TABLES x READ, t AS a WRITE",
             "/*!40000 ALTER TABLE `t` DISABLE KEYS */",
+            "ALTER TABLE other EXCHANGE PARTITION p WITH TABLE t",
+            "ALTER TABLE other EXCHANGE PARTITION p WITH TABLE `shop`.`t` WITHOUT VALIDATION",
+            "ALTER TABLE other CONVERT TABLE t TO PARTITION p VALUES LESS THAN (10)",
+            "ALTER TABLE other CONVERT PARTITION p TO TABLE t",
+            "SET STATEMENT lock_wait_timeout = 5 FOR TRUNCATE TABLE t",
+            "SET STATEMENT a = (1), b = 2 FOR ALTER TABLE t ADD x INT",
+            "WITH c AS (SELECT id FROM u) UPDATE t JOIN c USING (id) SET t.a = 1",
+            "WITH RECURSIVE c (n) AS (SELECT 1 UNION SELECT n + 1 FROM c WHERE n < 3) DELETE FROM t WHERE a IN (SELECT n FROM c)",
         ] {
             assert!(stops(q), "{q}");
         }
