@@ -340,6 +340,12 @@ pub async fn discover(
     let logs_updates = logs_replica_updates(conn).await?;
     let placement = decide(&sources, logs_updates, names, config)
         .map_err(|(problem, remedy)| Error::refused(&table, problem, remedy))?;
+    if matches!(placement, Placement::WriteOnPrimary { .. }) {
+        let vars = server::global_variables(conn, &COMMIT_ORDER_VARIABLES).await?;
+        if let Some((problem, remedy)) = commit_order_problem(&vars) {
+            return Err(Error::refused(&table, problem, remedy));
+        }
+    }
     let (host, port) = match placement {
         Placement::Here => {
             if config.test_on_replica {
@@ -486,6 +492,46 @@ pub async fn discover_replicas(
     Ok(found)
 }
 
+/// MySQL's parallel replication settings (MariaDB's parallel replication
+/// always commits in order within a GTID domain, and has none of them).
+const COMMIT_ORDER_VARIABLES: [&str; 4] = [
+    "replica_parallel_workers",
+    "slave_parallel_workers",
+    "replica_preserve_commit_order",
+    "slave_preserve_commit_order",
+];
+
+/// Why a replica whose binlog the tail would read may log the primary's
+/// transactions out of their commit order (MySQL's parallel workers without
+/// `replica_preserve_commit_order`): a sync marker written on the primary
+/// could then reach the replica's binlog before an earlier write of the
+/// application, and a drain that waited for the marker would miss that
+/// write. `None` when the order is kept.
+pub fn commit_order_problem(vars: &HashMap<String, String>) -> Option<Problem> {
+    let value = |names: [&str; 2]| names.iter().find_map(|n| vars.get(*n));
+    let workers: u64 = value(["replica_parallel_workers", "slave_parallel_workers"])?
+        .parse()
+        .unwrap_or(0);
+    let preserved = value([
+        "replica_preserve_commit_order",
+        "slave_preserve_commit_order",
+    ])
+    .is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1");
+    (workers > 1 && !preserved).then(|| {
+        (
+            format!(
+                "the server is a replica that applies transactions on {workers} parallel workers \
+                 without replica_preserve_commit_order: its binlog may hold the primary's \
+                 transactions out of their commit order, and shadowcut reads that binlog to know \
+                 when every change written before its markers has arrived"
+            ),
+            "SET GLOBAL replica_preserve_commit_order = ON on the replica (with replication \
+             stopped), or point shadowcut at the primary itself"
+                .into(),
+        )
+    })
+}
+
 /// Whether the server writes what it replays to its own binlog.
 async fn logs_replica_updates(conn: &mut Conn) -> Result<bool> {
     let vars: HashMap<String, String> =
@@ -573,6 +619,45 @@ mod tests {
             .unwrap_err()
             .0
             .starts_with("--test-on-replica was given"));
+    }
+
+    #[test]
+    fn a_replica_that_commits_out_of_order_is_refused() {
+        let vars = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // MariaDB: no such variables; single-threaded MySQL; in order.
+        assert_eq!(commit_order_problem(&vars(&[])), None);
+        assert_eq!(
+            commit_order_problem(&vars(&[
+                ("replica_parallel_workers", "0"),
+                ("replica_preserve_commit_order", "OFF")
+            ])),
+            None
+        );
+        assert_eq!(
+            commit_order_problem(&vars(&[
+                ("replica_parallel_workers", "4"),
+                ("replica_preserve_commit_order", "ON")
+            ])),
+            None
+        );
+        // Out of order: MySQL 8 with the order off, and MySQL 5.6, which
+        // has parallel workers but no such setting.
+        let (problem, remedy) = commit_order_problem(&vars(&[
+            ("replica_parallel_workers", "4"),
+            ("replica_preserve_commit_order", "OFF"),
+        ]))
+        .expect("refused");
+        assert!(problem.contains("4 parallel workers"), "{problem}");
+        assert!(
+            remedy.contains("replica_preserve_commit_order = ON"),
+            "{remedy}"
+        );
+        assert!(commit_order_problem(&vars(&[("slave_parallel_workers", "8")])).is_some());
     }
 
     #[test]
