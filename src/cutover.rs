@@ -381,7 +381,7 @@ impl CutOver<'_> {
                         self.recover(control, drain).await?;
                         Ok(Attempt::Retry(format!("the RENAME failed: {e}")))
                     }
-                    (Ok(()), false) => Err(Error::CutOver {
+                    (Ok(()), false) => Err(Error::SwapInDoubt {
                         table: self.table(),
                         message: "the RENAME reported success but the new table is not in place; inspect the tables before retrying".into(),
                     }),
@@ -399,11 +399,19 @@ impl CutOver<'_> {
                     }
                 }
                 if let Ok(Ok(Ok(()))) = tokio::time::timeout(wait_for_b, b_task).await {
-                    return Err(Error::CutOver {
+                    let why = match &abort {
+                        Abort::Retry(reason) => reason.clone(),
+                        Abort::Fatal(e) => e.to_string(),
+                    };
+                    return Err(Error::SwapInDoubt {
                         table: self.table(),
-                        message:
-                            "the RENAME ran although the cut-over was abandoned; inspect the tables"
-                                .into(),
+                        message: format!(
+                            "the RENAME ran although the cut-over was abandoned ({why}): the new table is \
+                             in place, but writes that reached the original after the final drain may be \
+                             missing from it. The original is kept as {}: compare the two on the key \
+                             before dropping it",
+                            names.q(&names.old)
+                        ),
                     });
                 }
                 // Killing a connection releases its locks even mid-statement.
@@ -505,19 +513,31 @@ impl CutOver<'_> {
             .map_err(|e| Abort::Retry(format!("bounding the drain's lock waits: {e}")))?;
         self.finish_new_table(drain).await?;
         failpoint::stall_in_attempt(self.failpoints.stall_swap_attempts, turn.number).await;
+        if let Some(delay) = self
+            .failpoints
+            .drained_delay
+            .filter(|_| Failpoints::ENABLED)
+        {
+            let _ = held.sleep_for_test(delay).await;
+            // Room for a writer to commit if the fence is gone.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         if let Some(go) = go.take() {
             let _ = go.send(());
         }
         self.wait_for_rename_to_block(s_conn, b_id).await?;
+        // The sentinel is all that stops the RENAME. Should the fence have
+        // died since the marker, writes have reached the original that the
+        // drain never saw: the sentinel stays, and the attempt is retried.
+        // (After the drop, a fence lost in the few hundred microseconds
+        // before the RENAME takes the original is not caught here.)
+        held.check_held().await.map_err(Abort::Retry)?;
         s_conn
             .query_drop(self.tagged(format!("DROP TABLE {}", names.q(&names.old))))
             .await
             .map_err(|e| Abort::Retry(format!("dropping the sentinel: {e}")))?;
         self.wait_for_rename_to_queue_on_table(drain, b_id).await?;
-        match fence.as_mut() {
-            Some(fence) => fence.check_held().await.map_err(Abort::Retry),
-            None => Err(Abort::Retry("the write fence vanished".into())),
-        }
+        held.check_held().await.map_err(Abort::Retry)
     }
 
     /// B takes its locks in the server's sorted order of names, so after
@@ -580,16 +600,12 @@ impl CutOver<'_> {
         let names = self.names;
         for (id, db, info) in waiting {
             let info = info.unwrap_or_default();
-            let exclusive = crate::sql::tokenize(&info)
-                .ok()
-                .and_then(|t| t.first().cloned())
-                .is_some_and(|t| {
-                    [
-                        "ALTER", "DROP", "RENAME", "TRUNCATE", "OPTIMIZE", "CREATE", "LOCK",
-                    ]
-                    .iter()
-                    .any(|k| t.is_kw(k))
-                });
+            let exclusive = statements::statement_verb(&info).is_some_and(|verb| {
+                [
+                    "ALTER", "DROP", "RENAME", "TRUNCATE", "OPTIMIZE", "CREATE", "LOCK",
+                ]
+                .contains(&verb.as_str())
+            });
             let hits = statements::changed_tables(&info, db.as_deref().unwrap_or(""))
                 .unwrap_or_default()
                 .iter()

@@ -119,6 +119,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The RENAME ran when the cut-over had been abandoned, or reported a
+    /// result the tables do not show: they need a look before anything
+    /// else is done.
+    #[error("the swap of {table} needs checking: {message}")]
+    SwapInDoubt {
+        /// table being migrated
+        table: String,
+        /// what happened and what to compare
+        message: String,
+    },
+
     /// The checksum before the swap found the new table different from the
     /// original, and copying the differing chunks again did not help.
     #[error("checksum of {table} against the new table failed: {message}. Nothing was swapped; the original table is intact")]

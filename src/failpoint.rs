@@ -17,6 +17,10 @@ pub struct Failpoints {
     pub lock_delay: Option<Duration>,
     /// Pause before the RENAME is issued by the swap connection.
     pub rename_delay: Option<Duration>,
+    /// Pause after the locked drain, before the sentinel is dropped: a
+    /// server-side sleep on the write fence's connection, which tests find
+    /// and kill; its failure is left for the checks that follow to notice.
+    pub drained_delay: Option<Duration>,
     /// Pause before each copied chunk.
     pub chunk_delay: Option<Duration>,
     /// Pause of the copy statement at each row it reads (`SLEEP` in its
@@ -76,6 +80,7 @@ impl Failpoints {
                 "apply_delay_ms" => f.apply_delay = ms,
                 "lock_delay_ms" => f.lock_delay = ms,
                 "rename_delay_ms" => f.rename_delay = ms,
+                "drained_delay_ms" => f.drained_delay = ms,
                 "chunk_delay_ms" => f.chunk_delay = ms,
                 "copy_row_delay_ms" => f.copy_row_delay = ms,
                 "apply_loop_delay_ms" => f.apply_loop_delay = ms,

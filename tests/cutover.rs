@@ -311,28 +311,35 @@ async fn the_copy_waits_out_a_row_held_by_a_writer_without_blocking_it() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
+/// Runs a migration of 2,000 rows under three mirrored writers, with
+/// `failpoints` making the write fence sleep server-side (`sleep`, the
+/// statement's text) at some step of the cut-over, and kills the fence's
+/// connection during its first sleep. Returns, right after the kill, whether
+/// the table had been swapped and which tables there were; then the run's
+/// summary, once the table has been checked against the control.
+async fn kill_the_fence_while_it_sleeps(
+    prefix: &str,
+    sleep: &'static str,
+    failpoints: impl FnOnce(&mut shadowcut::failpoint::Failpoints),
+) -> (bool, Vec<String>, shadowcut::Summary) {
     let mut conn = client(&primary()).await;
-    let db = setup(&mut conn, "killa", 2000).await;
+    let db = setup(&mut conn, prefix, 2000).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (_stats, writers) = load(&db, 3, &stop, 2000);
     let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.cut_over_lock_timeout = Duration::from_secs(5);
-    config.failpoints.lock_delay = Some(Duration::from_millis(2000));
+    failpoints(&mut config.failpoints);
     let killer = {
         let db = db.clone();
         tokio::spawn(async move {
             let mut conn = client(&primary()).await;
-            // DO SLEEP(2): the other tests' lock delays differ.
-            let a = find_connection(&mut conn, "DO SLEEP(2)", Duration::from_secs(120))
+            let fence = find_connection(&mut conn, sleep, Duration::from_secs(120))
                 .await
-                .expect("connection A never held the lock");
-            conn.query_drop(format!("KILL CONNECTION {a}"))
+                .expect("the write fence never slept");
+            conn.query_drop(format!("KILL CONNECTION {fence}"))
                 .await
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            // Nothing swapped: the original still lacks the new column and the ghost is there.
             let tables = tables(&mut conn, &db).await;
             (has_column(&mut conn, &db, "t", "extra").await, tables)
         })
@@ -345,6 +352,20 @@ async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
     for w in writers {
         w.await.unwrap();
     }
+    assert!(summary.cut_over_attempts >= 2, "{summary:?}");
+    assert!(has_column(&mut conn, &db, "t", "extra").await);
+    assert_matches_control(&mut conn, &db).await;
+    (swapped_after_kill, tables_after_kill, summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
+    // DO SLEEP(2): the other tests' lock delays differ.
+    let (swapped_after_kill, tables_after_kill, _) =
+        kill_the_fence_while_it_sleeps("killa", "DO SLEEP(2)", |f| {
+            f.lock_delay = Some(Duration::from_millis(2000));
+        })
+        .await;
     assert!(
         !swapped_after_kill,
         "the table was swapped although connection A died"
@@ -353,9 +374,21 @@ async fn killing_the_lock_connection_swaps_nothing_and_loses_nothing() {
         tables_after_kill.contains(&"_t_gho".to_string()),
         "{tables_after_kill:?}"
     );
-    assert!(summary.cut_over_attempts >= 2, "{summary:?}");
-    assert!(has_column(&mut conn, &db, "t", "extra").await);
-    assert_matches_control(&mut conn, &db).await;
+}
+
+/// The write fence's connection dies after the locked drain, before the
+/// swap: writers then reach the original behind the drain's back. The
+/// sentinel must stay (the attempt is retried) and nothing may be lost. It
+/// once was dropped all the same, and the RENAME swapped in a table that
+/// lacked those writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fence_lost_after_the_drain_swaps_nothing_and_loses_nothing() {
+    let (swapped_after_kill, _, _) =
+        kill_the_fence_while_it_sleeps("killdrained", "DO SLEEP(2.5)", |f| {
+            f.drained_delay = Some(Duration::from_millis(2500));
+        })
+        .await;
+    assert!(!swapped_after_kill, "swapped with the fence gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

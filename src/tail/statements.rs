@@ -45,6 +45,23 @@ pub fn changed_tables(query: &str, default_db: &str) -> Result<Vec<Changed>, Str
     })
 }
 
+/// The first word of the statement `query` runs, upper-cased: past
+/// MariaDB's `SET STATEMENT ... FOR` and a leading `WITH` clause. `None`
+/// when the text cannot be tokenized or holds no word.
+pub fn statement_verb(query: &str) -> Option<String> {
+    let tokens = tokenize(query).ok()?;
+    let mut p = Parser {
+        tokens: &tokens,
+        at: 0,
+        default_db: "",
+    };
+    p.skip_prefixes();
+    match p.peek()? {
+        Token::Word(w) => Some(w.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
 /// First words of statements that change no table's rows or structure
 /// (statistics, privileges, caches, transaction control, reads).
 const HARMLESS: &[&str] = &[
@@ -67,6 +84,7 @@ const HARMLESS: &[&str] = &[
     "USE",
     "KILL",
     "PURGE",
+    "SET",
 ];
 
 /// Statement words a CTE (`WITH ... AS (...)`) can lead to.
@@ -264,6 +282,7 @@ impl Parser<'_> {
     /// The tables the statement at the cursor changes; `None` when its
     /// first word is not one read here.
     fn statement(&mut self) -> Option<Vec<Changed>> {
+        self.skip_prefixes();
         let Some(first) = self.peek().cloned() else {
             return Some(Vec::new());
         };
@@ -274,21 +293,6 @@ impl Parser<'_> {
         };
         if HARMLESS.contains(&word.as_str()) {
             return Some(Vec::new());
-        }
-        match word.as_str() {
-            // MariaDB: SET STATEMENT var = value [, ...] FOR <statement>.
-            "SET" if self.eat("STATEMENT") => {
-                self.skip_to_top_level(&["FOR"]);
-                self.eat("FOR");
-                return self.statement();
-            }
-            "SET" => return Some(Vec::new()),
-            // WITH [RECURSIVE] name [(columns)] AS (...) [, ...] <statement>.
-            "WITH" => {
-                self.skip_to_top_level(AFTER_CTE);
-                return self.statement();
-            }
-            _ => {}
         }
         Some(match word.as_str() {
             "ALTER" => self.alter(),
@@ -365,6 +369,28 @@ impl Parser<'_> {
             }
             _ => return None,
         })
+    }
+
+    /// Moves the cursor past what only qualifies the statement that follows:
+    /// MariaDB's `SET STATEMENT var = value [, ...] FOR` and `WITH
+    /// [RECURSIVE] name [(columns)] AS (...) [, ...]`.
+    fn skip_prefixes(&mut self) {
+        loop {
+            if self.kw("SET")
+                && self
+                    .tokens
+                    .get(self.at + 1)
+                    .is_some_and(|t| t.is_kw("STATEMENT"))
+            {
+                self.at += 2;
+                self.skip_to_top_level(&["FOR"]);
+                self.eat("FOR");
+            } else if self.eat("WITH") {
+                self.skip_to_top_level(AFTER_CTE);
+            } else {
+                return;
+            }
+        }
     }
 
     /// Moves the cursor to the first of `words` outside parentheses (or to
@@ -538,6 +564,25 @@ mod tests {
             .unwrap_or_else(|e| panic!("{query}: {e}"))
             .iter()
             .any(|c| rule.hits(c, "shop", "t") || rule.hits(c, "shop", "_t_gho"))
+    }
+
+    #[test]
+    fn the_verb_is_read_past_prefixes() {
+        assert_eq!(
+            statement_verb("alter table t add x int").as_deref(),
+            Some("ALTER")
+        );
+        assert_eq!(
+            statement_verb("SET STATEMENT lock_wait_timeout = 5 FOR ALTER TABLE t ADD x INT")
+                .as_deref(),
+            Some("ALTER")
+        );
+        assert_eq!(
+            statement_verb("WITH c AS (SELECT 1) DELETE FROM t").as_deref(),
+            Some("DELETE")
+        );
+        assert_eq!(statement_verb("SET @a = 1").as_deref(), Some("SET"));
+        assert_eq!(statement_verb("/* only a comment */"), None);
     }
 
     #[test]
