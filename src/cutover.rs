@@ -363,7 +363,7 @@ impl CutOver<'_> {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => {
-                        let _ = control.query_drop(format!("KILL QUERY {b_id}")).await;
+                        let _ = control.query_drop(format!("KILL CONNECTION {b_id}")).await;
                         match tokio::time::timeout(wait_for_b, &mut b_task).await {
                             Ok(Ok(Ok(()))) => Ok(()),
                             _ => Err(format!(
@@ -394,8 +394,11 @@ impl CutOver<'_> {
                 };
                 match go.take() {
                     Some(go) => drop(go),
+                    // The connection, not the query: a RENAME not yet sent
+                    // would otherwise start after the kill and wait out its
+                    // own lock timeout, with the writers held by the fence.
                     None => {
-                        let _ = control.query_drop(format!("KILL QUERY {b_id}")).await;
+                        let _ = control.query_drop(format!("KILL CONNECTION {b_id}")).await;
                     }
                 }
                 if let Ok(Ok(Ok(()))) = tokio::time::timeout(wait_for_b, b_task).await {

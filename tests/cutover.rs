@@ -946,6 +946,50 @@ async fn a_failed_attempt_after_the_final_comment_leaves_a_ghost_we_can_drop() {
     assert_eq!(comment.as_deref(), Some("orders of the shop"));
 }
 
+/// An attempt abandoned after the swap connection was told to go, but
+/// before its RENAME reached the server (here held back 3 s by a failpoint),
+/// releases the writers once that connection is dead. Killing only its
+/// query did nothing then: the RENAME started afterwards and waited out its
+/// own lock timeout (2 × 1 + 5 s) on the sentinel, with every writer held
+/// by the fence, about 10 s in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_abandoned_attempt_releases_writers_before_its_rename_is_sent() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "renamelate", 300).await;
+    let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
+    config.cut_over_lock_timeout = Duration::from_secs(1);
+    config.cut_over_attempts = 1;
+    config.failpoints.rename_delay = Some(Duration::from_millis(3000));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut c = client(&primary()).await;
+            let mut longest = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = 7"))
+                    .await
+                    .unwrap();
+                longest = longest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            longest
+        })
+    };
+    let err = shadowcut::run(&config)
+        .await
+        .expect_err("the only attempt is abandoned");
+    stop.store(true, Ordering::Relaxed);
+    let longest = writer.await.unwrap();
+    assert!(err.to_string().contains("cut-over"), "{err}");
+    assert!(
+        longest < Duration::from_secs(6),
+        "a writer was held {longest:?}"
+    );
+    assert_eq!(tables(&mut conn, &db).await, vec!["control", "t"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reader_holding_the_ghost_cannot_make_a_waiting_rename_look_queued() {
     let mut conn = client(&primary()).await;
