@@ -401,7 +401,12 @@ impl CutOver<'_> {
                         let _ = control.query_drop(format!("KILL CONNECTION {b_id}")).await;
                     }
                 }
-                if let Ok(Ok(Ok(()))) = tokio::time::timeout(wait_for_b, b_task).await {
+                let b_ended = tokio::time::timeout(wait_for_b, b_task).await;
+                // B's own answer, or, when its connection died after the
+                // statement ran, the tables themselves.
+                let renamed = matches!(b_ended, Ok(Ok(Ok(()))))
+                    || self.swapped(control).await.unwrap_or(false);
+                if renamed {
                     let why = match &abort {
                         Abort::Retry(reason) => reason.clone(),
                         Abort::Fatal(e) => e.to_string(),
