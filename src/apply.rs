@@ -31,7 +31,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use tokio::sync::watch;
 
-use crate::copy::frontier::CopyFrontier;
+use crate::copy::frontier::{CopyFrontier, HeldKeys};
 use crate::error::{is_connection_lost, is_lock_busy, Error, Result, VALUE_REFUSED_CODES};
 use crate::failpoint::{self, Failpoints};
 use crate::inspect::keys::ColumnPair;
@@ -248,11 +248,7 @@ impl ChangeBuffer {
     /// them, however many: taken apart, they could be split again. Keys a
     /// chunk of the copy holds stay ([`ChangeBuffer::hold_back_for`]).
     pub fn take(&mut self, max: usize) -> Drained {
-        let held = self
-            .frontier
-            .as_ref()
-            .map(|frontier| frontier.held())
-            .unwrap_or_default();
+        let held = self.held();
         let free = |key: &&KeyValue| held.is_empty() || !held.contains(key);
         let is_refused = |key: &KeyValue| self.keys.get(key).is_some_and(|p| p.refused);
         let refused = self.refused > 0 && self.queue.values().find(free).is_some_and(is_refused);
@@ -357,9 +353,10 @@ impl ChangeBuffer {
     /// the key's state as it was (deleted and inserted again) still
     /// explains a re-read that missed the row in between.
     pub fn refresh(&mut self, changes: &mut [Change]) -> bool {
+        let held = self.held();
         let mut changed = false;
         for c in changes {
-            changed |= self.take_newer(c);
+            changed |= self.take_newer(c, &held);
         }
         changed
     }
@@ -367,17 +364,38 @@ impl ChangeBuffer {
     /// Splits `changes` into those whose key changed again since they were
     /// taken (updated to the newer state) and those whose key did not.
     pub fn explain(&mut self, changes: Vec<Change>) -> (Vec<Change>, Vec<Change>) {
+        let held = self.held();
         let mut changes = changes;
-        let changed: Vec<bool> = changes.iter_mut().map(|c| self.take_newer(c)).collect();
+        let changed: Vec<bool> = changes
+            .iter_mut()
+            .map(|c| self.take_newer(c, &held))
+            .collect();
         let mut changed = changed.into_iter();
         changes
             .into_iter()
             .partition(|_| changed.next().unwrap_or(false))
     }
 
-    /// Takes the newer change of `c`'s key, if the buffer has one.
-    fn take_newer(&mut self, c: &mut Change) -> bool {
-        match self.remove(&c.key) {
+    /// The key ranges chunks of the copy hold now.
+    fn held(&self) -> HeldKeys {
+        self.frontier
+            .as_ref()
+            .map(|frontier| frontier.held())
+            .unwrap_or_default()
+    }
+
+    /// Takes the newer change of `c`'s key, if the buffer has one. A key a
+    /// chunk of the copy holds keeps its newer change in the buffer as well
+    /// (applied again once the chunk commits): the chunk may still write
+    /// its older copy of the row, and only a change taken after it can set
+    /// that right.
+    fn take_newer(&mut self, c: &mut Change, held: &HeldKeys) -> bool {
+        let newer = if !held.is_empty() && held.contains(&c.key) {
+            self.keys.get(&c.key).copied()
+        } else {
+            self.remove(&c.key)
+        };
+        match newer {
             Some(pending) => {
                 c.exists = pending.exists;
                 c.since = c.since.min(pending.since);
@@ -1864,6 +1882,36 @@ mod tests {
         assert_eq!(keys, vec![k(2), k(3), k(4)]);
         assert_eq!(rest.position.map(|p| p.pos), Some(10));
         assert_eq!(b.applied_marker(), Some(3));
+    }
+
+    /// A batch taken before a chunk held its range meets a shortfall; the
+    /// newer change that explains it is read while the chunk holds the key.
+    /// It explains the shortfall, and stays in the buffer for after the
+    /// chunk, whose older copy of the row it must overwrite.
+    #[test]
+    fn a_newer_change_of_a_held_key_explains_and_still_waits_for_the_chunk() {
+        let frontier = Arc::new(CopyFrontier::new(&crate::schema::tests::key(&[
+            crate::schema::tests::col("id", "int", None),
+        ])));
+        let mut b = ChangeBuffer::default();
+        b.hold_back_for(Arc::clone(&frontier));
+        b.insert(k(150), true);
+        b.insert(k(7), true);
+        let taken = b.take(10).changes;
+        assert_eq!(taken.len(), 2);
+        let held = frontier.hold(Some(&k(100)), Some(&k(200)));
+        b.insert(k(150), false);
+        b.insert(k(7), false);
+        let (explained, unexplained) = b.explain(taken);
+        assert!(unexplained.is_empty(), "{unexplained:?}");
+        assert!(explained.iter().all(|c| !c.exists), "{explained:?}");
+        // 7 is not held: its newer change was taken. 150 waits.
+        assert_eq!(b.len(), 1);
+        assert!(b.take(10).changes.is_empty());
+        drop(held);
+        let after = b.take(10).changes;
+        assert_eq!(after.len(), 1);
+        assert_eq!((after[0].key.clone(), after[0].exists), (k(150), false));
     }
 
     #[test]
