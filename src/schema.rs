@@ -335,11 +335,15 @@ pub enum KeyPart {
 
 impl KeyPart {
     /// Converts a driver value; `None` for NULL (never part of a usable key).
+    /// A number is `Int` whenever it fits an i64, `UInt` only above: the
+    /// driver reads an unsigned column's value as `Int` from a result row
+    /// and the tail decodes it as `UInt` from a row event, and the two must
+    /// be the same key.
     pub fn from_value(value: Value) -> Option<KeyPart> {
         Some(match value {
             Value::NULL => return None,
             Value::Int(v) => KeyPart::Int(v),
-            Value::UInt(v) => KeyPart::UInt(v),
+            Value::UInt(v) => i64::try_from(v).map_or(KeyPart::UInt(v), KeyPart::Int),
             Value::Bytes(b) => KeyPart::Bytes(b),
             Value::Float(f) => KeyPart::Float(f64::from(f).to_bits()),
             Value::Double(f) => KeyPart::Float(f.to_bits()),
@@ -885,6 +889,23 @@ impl SharedKey {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn a_number_is_one_key_whichever_way_the_driver_gives_it() {
+        assert_eq!(
+            KeyPart::from_value(Value::UInt(5)),
+            KeyPart::from_value(Value::Int(5))
+        );
+        assert_eq!(
+            KeyPart::from_value(Value::UInt(u64::MAX)),
+            Some(KeyPart::UInt(u64::MAX))
+        );
+        assert_eq!(
+            KeyPart::from_value(Value::UInt(i64::MAX as u64)),
+            Some(KeyPart::Int(i64::MAX))
+        );
+    }
+
     use super::*;
 
     #[test]

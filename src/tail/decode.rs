@@ -98,7 +98,7 @@ mod tests {
         let mut c = col("id", "tinyint", None);
         c.column_type = "tinyint(3) unsigned".into();
         let v = BinlogValue::Value(Value::Int(-6));
-        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::UInt(250));
+        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::Int(250));
     }
 
     #[test]
@@ -140,9 +140,9 @@ mod tests {
         let mut c = col("s", "set", Some(("utf8mb4", "utf8mb4_general_ci")));
         c.column_type = "set('x','y','z')".into();
         let v = BinlogValue::Value(Value::Bytes(vec![5]));
-        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::UInt(5));
+        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::Int(5));
         let v = BinlogValue::Value(Value::Bytes(vec![1, 2]));
-        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::UInt(0x201));
+        assert_eq!(key_part(&c, Some(&v)).unwrap(), KeyPart::Int(0x201));
     }
 
     #[test]
