@@ -481,8 +481,11 @@ async fn killed_worker_connections_are_opened_again() {
         let mut config = config(&db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 7");
         config.default_retries = retries;
         config.failpoints.chunk_delay = Some(Duration::from_millis(20));
-        // Many small checksum chunks: one is always running to be killed.
-        config.checksum_chunk_size = 100;
+        // Many tiny checksum chunks: one is always running to be killed.
+        // (With 100 rows a chunk, the checksum sometimes ended before the
+        // killer saw one of its statements once its boundaries were
+        // computed rather than read.)
+        config.checksum_chunk_size = 10;
         let migration = tokio::spawn(async move { shadowcut::run(&config).await });
         let ghost = format!("`{db}`.`_t_gho`");
         let copy = [format!("INSERT IGNORE INTO {ghost}")];
