@@ -1868,13 +1868,20 @@ mod tests {
         assert_eq!(b.len(), 3);
     }
 
-    #[test]
-    fn keys_a_chunk_holds_stay_until_it_lets_go_and_markers_wait_for_them() {
+    /// A buffer that holds back the keys of the chunks its copy frontier
+    /// (on one integer column) holds.
+    fn held_back_buffer() -> (Arc<CopyFrontier>, ChangeBuffer) {
         let frontier = Arc::new(CopyFrontier::new(&crate::schema::tests::key(&[
             crate::schema::tests::col("id", "int", None),
         ])));
         let mut b = ChangeBuffer::default();
         b.hold_back_for(Arc::clone(&frontier));
+        (frontier, b)
+    }
+
+    #[test]
+    fn keys_a_chunk_holds_stay_until_it_lets_go_and_markers_wait_for_them() {
+        let (frontier, mut b) = held_back_buffer();
         for i in 1..=6 {
             b.insert(k(i), i % 2 == 0);
         }
@@ -1904,11 +1911,7 @@ mod tests {
     /// chunk, whose older copy of the row it must overwrite.
     #[test]
     fn a_newer_change_of_a_held_key_explains_and_still_waits_for_the_chunk() {
-        let frontier = Arc::new(CopyFrontier::new(&crate::schema::tests::key(&[
-            crate::schema::tests::col("id", "int", None),
-        ])));
-        let mut b = ChangeBuffer::default();
-        b.hold_back_for(Arc::clone(&frontier));
+        let (frontier, mut b) = held_back_buffer();
         b.insert(k(150), true);
         b.insert(k(7), true);
         let taken = b.take(10).changes;

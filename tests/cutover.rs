@@ -961,22 +961,7 @@ async fn an_abandoned_attempt_releases_writers_before_its_rename_is_sent() {
     config.cut_over_attempts = 1;
     config.failpoints.rename_delay = Some(Duration::from_millis(3000));
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (db, stop) = (db.clone(), Arc::clone(&stop));
-        tokio::spawn(async move {
-            let mut c = client(&primary()).await;
-            let mut longest = Duration::ZERO;
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = 7"))
-                    .await
-                    .unwrap();
-                longest = longest.max(started.elapsed());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            longest
-        })
-    };
+    let writer = write_probe(&db, 7, &stop);
     let err = shadowcut::run(&config)
         .await
         .expect_err("the only attempt is abandoned");

@@ -151,22 +151,7 @@ async fn cut_over_next_to_a_writer(
     postpone: Option<std::path::PathBuf>,
 ) -> (shadowcut::Result<shadowcut::Summary>, Duration) {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let probe = {
-        let (db, stop) = (db.to_string(), stop.clone());
-        tokio::spawn(async move {
-            let mut c = client(&primary()).await;
-            let mut longest = Duration::ZERO;
-            while !stop.load(Ordering::Relaxed) {
-                let started = std::time::Instant::now();
-                c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = 2"))
-                    .await
-                    .unwrap();
-                longest = longest.max(started.elapsed());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            longest
-        })
-    };
+    let probe = write_probe(db, 2, &stop);
     let mut config = config(db, "t", "ADD COLUMN extra INT NOT NULL DEFAULT 1");
     config.cut_over_lock_timeout = Duration::from_secs(1);
     config.cut_over_attempts = 3;

@@ -506,6 +506,25 @@ pub async fn run_mirrored_then(
     }
 }
 
+/// A client that updates row `id` of `db`.`t` every 20 ms until `stop`;
+/// it returns the longest of its statements: how long the run held it.
+pub fn write_probe(db: &str, id: i64, stop: &Arc<AtomicBool>) -> tokio::task::JoinHandle<Duration> {
+    let (db, stop) = (db.to_string(), Arc::clone(stop));
+    tokio::spawn(async move {
+        let mut c = client(&primary()).await;
+        let mut longest = Duration::ZERO;
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            c.query_drop(format!("UPDATE `{db}`.`t` SET a = a + 1 WHERE id = {id}"))
+                .await
+                .unwrap();
+            longest = longest.max(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        longest
+    })
+}
+
 /// Reads a changelog value during a migration (None when absent).
 pub async fn changelog_value(conn: &mut Conn, db: &str, table: &str, hint: &str) -> Option<String> {
     conn.exec_first(
