@@ -275,7 +275,8 @@ pub struct Args {
     #[arg(long, help_heading = "Cut-over")]
     pub timestamp_old_table: bool,
     /// Drop `_<table>_gho` and `_<table>_ghc` left by an earlier run (only
-    /// when they carry shadowcut's marker).
+    /// when they carry shadowcut's marker), and the empty `_<table>_del`
+    /// placeholder of a cut-over it was killed in.
     #[arg(long, help_heading = "Cut-over", conflicts_with = "resume")]
     pub initially_drop_ghost_table: bool,
     /// Continue a migration of the same table with the same ALTER that was

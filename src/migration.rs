@@ -527,6 +527,15 @@ impl Run<'_> {
             "--initially-drop-ghost-table",
         )
         .await?;
+        // A killed cut-over's placeholder is empty: it goes with the rest
+        // of that run's tables.
+        if drop_ghost
+            && shadow::run_of_table(conn, names, &names.old, Role::Sentinel)
+                .await?
+                .is_some()
+        {
+            shadow::drop_table(conn, names, &names.old).await?;
+        }
         shadow::clear_leftover(
             conn,
             names,
@@ -1380,14 +1389,7 @@ impl Run<'_> {
         shadow::write_changelog(primary, names, hint::REPLICA_SYNC, &token).await?;
         let deadline = Instant::now() + REPLICA_SYNC_WAIT;
         loop {
-            let seen: Option<String> = replica
-                .exec_first(
-                    format!(
-                        "SELECT value FROM {} WHERE hint = ?",
-                        names.q(&names.changelog)
-                    ),
-                    (hint::REPLICA_SYNC,),
-                )
+            let seen = shadow::changelog_value(replica, names, hint::REPLICA_SYNC)
                 .await
                 .ok()
                 .flatten();

@@ -60,10 +60,7 @@ impl Leftover {
     pub async fn find(conn: &mut Conn, names: &ShadowNames, alter: &str) -> Result<Leftover> {
         let table = names.q(&names.original);
         let refuse = |problem: String, remedy: &str| Error::refused(&table, problem, remedy);
-        let ghost_comment = shadow::table_comment(conn, &names.database, &names.ghost).await?;
-        let Some(run_id) = ghost_comment
-            .as_deref()
-            .and_then(|c| run_of(c, Role::Ghost))
+        let Some(run_id) = shadow::run_of_table(conn, names, &names.ghost, Role::Ghost).await?
         else {
             let old = shadow::table_comment(conn, &names.database, &names.old).await?;
             if old
@@ -248,14 +245,6 @@ pub async fn trim_ghost(
     }
 }
 
-/// The run id of a marker of `role`.
-fn run_of(comment: &str, role: Role) -> Option<String> {
-    if !shadow::is_marked(comment, role) {
-        return None;
-    }
-    comment.rsplit(':').next().map(str::to_string)
-}
-
 /// An ALTER as compared between runs: trimmed, without a final `;`.
 fn normalized(alter: &str) -> &str {
     alter.trim().trim_end_matches(';').trim_end()
@@ -301,13 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_run_of_a_marker() {
-        let m = shadow::marker(Role::Ghost, "20261129_150000_ab12");
-        assert_eq!(
-            run_of(&m, Role::Ghost).as_deref(),
-            Some("20261129_150000_ab12")
-        );
-        assert_eq!(run_of(&m, Role::Changelog), None);
+    fn compares_alters_without_the_final_semicolon() {
         assert_eq!(normalized(" ADD COLUMN c INT; "), "ADD COLUMN c INT");
     }
 }

@@ -54,7 +54,79 @@ pub fn marker(role: Role, run_id: &str) -> String {
 
 /// True when `comment` is a marker of `role` from any run.
 pub fn is_marked(comment: &str, role: Role) -> bool {
-    comment.starts_with(&format!("shadowcut:{}:", role.tag()))
+    run_of(comment, role).is_some()
+}
+
+/// The run id in `comment` when it is a marker of `role`.
+pub fn run_of(comment: &str, role: Role) -> Option<&str> {
+    comment
+        .strip_prefix("shadowcut:")?
+        .strip_prefix(role.tag())?
+        .strip_prefix(':')
+}
+
+/// The run whose cut-over gave the ghost its final comment (the original's,
+/// or the ALTER's) and then ended before it could put the marker back: a
+/// kill, a lost server. The changelog of the same run, still marked,
+/// records that comment; without this the ghost would read as a table the
+/// tool did not create, and neither `--resume`, nor cleanup, nor
+/// `--initially-drop-ghost-table` would take it.
+async fn finished_ghost_run(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    ghost_comment: &str,
+) -> Result<Option<String>> {
+    let changelog = table_comment(conn, &names.database, &names.changelog).await?;
+    let Some(run) = changelog
+        .as_deref()
+        .and_then(|c| run_of(c, Role::Changelog))
+    else {
+        return Ok(None);
+    };
+    let final_comment = changelog_value(conn, names, hint::MIGRATION)
+        .await?
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+        .and_then(|d| {
+            d["resume"]["ghost"]["final_comment"]
+                .as_str()
+                .map(str::to_string)
+        });
+    Ok((final_comment.as_deref() == Some(ghost_comment)).then(|| run.to_string()))
+}
+
+/// The value of the changelog row `hint`, if it has one.
+pub async fn changelog_value(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    hint: &str,
+) -> Result<Option<String>> {
+    let changelog = names.q(&names.changelog);
+    conn.exec_first(
+        format!("SELECT value FROM {changelog} WHERE hint = ?"),
+        (hint,),
+    )
+    .await
+    .context(|| format!("reading the row {hint:?} of {changelog}"))
+}
+
+/// The run that created the table at `table` in `role`, from its comment:
+/// its marker, or for the ghost, also [`finished_ghost_run`].
+pub async fn run_of_table(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    table: &str,
+    role: Role,
+) -> Result<Option<String>> {
+    let Some(comment) = table_comment(conn, &names.database, table).await? else {
+        return Ok(None);
+    };
+    if let Some(run) = run_of(&comment, role) {
+        return Ok(Some(run.to_string()));
+    }
+    if role == Role::Ghost && table == names.ghost {
+        return finished_ghost_run(conn, names, &comment).await;
+    }
+    Ok(None)
 }
 
 /// Names of everything a migration of one table touches.
@@ -211,7 +283,11 @@ pub async fn clear_leftover(
         return Ok(());
     };
     let original = names.q(&names.original);
-    if drop_if_ours && roles.iter().any(|r| is_marked(&comment, *r)) {
+    let mut ours = false;
+    for role in roles {
+        ours = ours || run_of_table(conn, names, table, *role).await?.is_some();
+    }
+    if drop_if_ours && ours {
         tracing::info!(table = %names.q(table), "dropping leftover from an earlier run ({flag})");
         return drop_table(conn, names, table).await;
     }
@@ -243,14 +319,14 @@ pub async fn drop_if_marked(
     role: Role,
     run_id: &str,
 ) -> Result<()> {
-    match table_comment(conn, &names.database, table).await? {
-        Some(c) if c == marker(role, run_id) => drop_table(conn, names, table).await,
-        Some(_) => {
-            tracing::warn!(table = %names.q(table), "not dropping: it was not created by this run");
-            Ok(())
-        }
-        None => Ok(()),
+    if table_comment(conn, &names.database, table).await?.is_none() {
+        return Ok(());
     }
+    if run_of_table(conn, names, table, role).await?.as_deref() == Some(run_id) {
+        return drop_table(conn, names, table).await;
+    }
+    tracing::warn!(table = %names.q(table), "not dropping: it was not created by this run");
+    Ok(())
 }
 
 /// The ghost after the user's ALTER, and the comment it must carry once it
@@ -707,6 +783,10 @@ mod tests {
         assert!(is_marked(&marker(Role::Scratch, "r1"), Role::Scratch));
         assert!(!is_marked(&marker(Role::Scratch, "r1"), Role::Ghost));
         assert!(!is_marked("a user comment", Role::Ghost));
+        let m = marker(Role::Ghost, "20261129_150000_ab12");
+        assert_eq!(run_of(&m, Role::Ghost), Some("20261129_150000_ab12"));
+        assert_eq!(run_of(&m, Role::Changelog), None);
+        assert_eq!(run_of("shadowcut:ghostly:r1", Role::Ghost), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 const ALTER: &str = "ADD COLUMN extra INT NOT NULL DEFAULT 7, ADD INDEX a_b (a, b)";
@@ -246,6 +247,61 @@ async fn killed_during_the_cut_over_and_resumed() {
         "nothing may be swapped yet: {left:?}"
     );
     resume_and_check(&mut conn, &db, stop, writers).await;
+    assert_eq!(tables(&mut conn, &db).await, vec!["control", "t", "_t_del"]);
+}
+
+/// Starts a run on a table with a comment and kills it once the cut-over
+/// gave the new table its final comment (the original's): the marker is
+/// gone from the new table; only the changelog of the same run, which
+/// records that comment, tells it is ours.
+async fn kill_after_the_final_comment(conn: &mut Conn, db: &str) {
+    for table in ["t", "control"] {
+        conn.query_drop(format!("ALTER TABLE `{db}`.`{table}` COMMENT = 'orders'"))
+            .await
+            .unwrap();
+    }
+    let mut child = start_binary(db, "stall_swap_attempts=1", &[]);
+    let table = db.to_string();
+    kill_when(&mut child, conn, "the final comment", async |c| {
+        tables(c, &table).await.contains(&"_t_del".to_string())
+            && shadowcut::shadow::table_comment(c, &table, "_t_gho")
+                .await
+                .unwrap()
+                .is_some_and(|comment| comment == "orders")
+    })
+    .await;
+}
+
+/// `--resume` continues a run killed after the final comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_after_the_new_table_got_its_final_comment_and_resumed() {
+    let mut conn = client(&primary()).await;
+    let db = churn_tables(&mut conn, "resumecomment", 1000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&db, &stop, 1000);
+    kill_after_the_final_comment(&mut conn, &db).await;
+    resume_and_check(&mut conn, &db, stop, writers).await;
+    assert_eq!(tables(&mut conn, &db).await, vec!["control", "t", "_t_del"]);
+}
+
+/// `--initially-drop-ghost-table` drops what a run killed after the final
+/// comment left, as its own, and the new run migrates the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_after_the_final_comment_then_started_over() {
+    let mut conn = client(&primary()).await;
+    let db = churn_tables(&mut conn, "restartcomment", 1000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = load(&db, &stop, 1000);
+    kill_after_the_final_comment(&mut conn, &db).await;
+    let mut again = config(&db, "t", ALTER);
+    again.initially_drop_ghost_table = true;
+    let outcome = tokio::time::timeout(Duration::from_secs(120), shadowcut::run(&again)).await;
+    stop_load(&stop, writers).await;
+    let summary = outcome
+        .expect("the new run did not end")
+        .unwrap_or_else(|e| panic!("the new run refused the killed run's tables: {e}"));
+    assert_clean_checksum(&summary);
+    assert_t_as_native_alter(&mut conn, &db, ALTER, "id, a, b, extra", "t vs control").await;
     assert_eq!(tables(&mut conn, &db).await, vec!["control", "t", "_t_del"]);
 }
 
