@@ -58,6 +58,8 @@ pub struct Failpoints {
     /// in binlog order: share-locked NOWAIT reads, no fence, and a single
     /// integer key still leaves the changes ahead of the copy to it.
     pub locking_copy: bool,
+    /// The server refuses every statement that tidies up after the swap.
+    pub fail_tidy: bool,
 }
 
 impl Failpoints {
@@ -93,6 +95,7 @@ impl Failpoints {
                 "checksum_mismatch" => f.checksum_mismatch = n != 0,
                 "repair_delay_ms" => f.repair_delay = ms,
                 "locking_copy" => f.locking_copy = n != 0,
+                "fail_tidy" => f.fail_tidy = n != 0,
                 other => return Err(format!("unknown failpoint {other}")),
             }
         }

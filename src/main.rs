@@ -121,6 +121,14 @@ fn print_summary(summary: &Summary, output: Output) {
         None => println!("Checksum before the swap: skipped (--skip-checksum)."),
     }
     print_plans("Query plans before the swap:", &summary.query_plans);
+    if !summary.left_to_do.is_empty() {
+        println!(
+            "The migration is complete, but tidying up after the swap failed; left to do by hand:"
+        );
+        for what in &summary.left_to_do {
+            println!("  - {what}");
+        }
+    }
     if summary.tested_on_replica {
         println!(
             "--test-on-replica: the swap was rehearsed and undone; {} is unchanged, the migrated table is kept as {} (drop it when done), and replication runs again.",

@@ -21,7 +21,7 @@ use crate::copy::sizer::ChunkSizer;
 use crate::copy::{Copier, CopyStart, Pace};
 use crate::cutover::CutOver;
 use crate::error::{Error, Result, SqlContext};
-use crate::failpoint::Failpoints;
+use crate::failpoint::{self, Failpoints};
 use crate::feed::ChangeFeed;
 use crate::hooks::{Hooks, StatusHooks, Step};
 use crate::index_build::DeferredIndexes;
@@ -289,6 +289,9 @@ pub struct Summary {
     pub checksum_skipped: bool,
     /// Name of the old table kept, if any.
     pub old_table_kept: Option<String>,
+    /// What the tidying after the swap could not do, for the operator to
+    /// do by hand (the migration itself is complete).
+    pub left_to_do: Vec<String>,
     /// True when `--test-on-replica` rehearsed the swap and undid it.
     pub tested_on_replica: bool,
     /// The native path, when `--prefer-instant` took it: the ALTER ran on
@@ -981,6 +984,7 @@ impl Run<'_> {
             query_plans: Vec::new(),
             checksum_skipped: self.config.skip_checksum,
             old_table_kept: old,
+            left_to_do: Vec::new(),
             tested_on_replica: false,
             native: None,
         }
@@ -1343,26 +1347,17 @@ impl Run<'_> {
 
         // Swapped: what remains is tidying up.
         sources.set_stage("done");
-        self.revive(conn).await?;
-        let kept = if self.topology.test_on_replica {
+        let (kept, left_to_do) = if self.topology.test_on_replica {
+            self.revive(conn).await?;
             let undone = self.undo_rehearsed_swap(conn).await;
             self.restart_replication(conn).await;
             undone?;
-            None
-        } else if config.ok_to_drop_table {
-            shadow::drop_table(conn, names, &names.old).await?;
-            None
+            self.drop_changelog(conn)
+                .await
+                .map_or_else(|e| (None, vec![e]), |()| (None, Vec::new()))
         } else {
-            let old = names.q(&names.old);
-            conn.query_drop(format!(
-                "ALTER TABLE {old} COMMENT = {}",
-                crate::sql::literal(&marker(Role::Old, self.run_id))
-            ))
-            .await
-            .context(|| format!("marking the old table {old}"))?;
-            Some(old)
+            self.tidy_after_swap(conn).await
         };
-        shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id).await?;
         let mut summary = self.summary(
             false,
             report,
@@ -1376,7 +1371,92 @@ impl Run<'_> {
         summary.indexes_built_after_copy = deferred.map_or(0, DeferredIndexes::len);
         summary.backlog_at_swap = backlog_at_swap;
         summary.query_plans = query_plans;
+        summary.left_to_do = left_to_do;
         Ok(summary)
+    }
+
+    /// After the swap: drops or marks the old table and drops the
+    /// changelog. The migration is done whatever happens here, so a failure
+    /// is not the run's: it is logged and reported with what is left to do
+    /// by hand. Returns the old table's name when it is kept.
+    async fn tidy_after_swap(&self, conn: &mut Conn) -> (Option<String>, Vec<String>) {
+        let old = self.names.q(&self.names.old);
+        let mut left_to_do = Vec::new();
+        let kept = if self.config.ok_to_drop_table {
+            match self
+                .tidy_statement(conn, format!("DROP TABLE IF EXISTS {old}"))
+                .await
+            {
+                Ok(()) => None,
+                Err(e) => {
+                    left_to_do.push(format!(
+                        "the old table {old} was not dropped ({e}): drop it yourself"
+                    ));
+                    Some(old)
+                }
+            }
+        } else {
+            let mark = format!(
+                "ALTER TABLE {old} COMMENT = {}",
+                crate::sql::literal(&marker(Role::Old, self.run_id))
+            );
+            if let Err(e) = self.tidy_statement(conn, mark).await {
+                left_to_do.push(format!(
+                    "the old table {old} was not marked as shadowcut's ({e}): \
+                     --initially-drop-old-table will not drop it; drop it yourself when you no longer need it"
+                ));
+            }
+            Some(old)
+        };
+        if let Err(e) = self.drop_changelog(conn).await {
+            left_to_do.push(e);
+        }
+        for what in &left_to_do {
+            tracing::warn!("the swap is done, but {what}");
+        }
+        (kept, left_to_do)
+    }
+
+    /// Drops this run's changelog; on failure, what is left to do.
+    async fn drop_changelog(&self, conn: &mut Conn) -> std::result::Result<(), String> {
+        let names = self.names;
+        let dropped = match self.tidy_failpoint(conn).await {
+            Ok(()) => {
+                shadow::drop_if_marked(conn, names, &names.changelog, Role::Changelog, self.run_id)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        dropped.map_err(|e| {
+            format!(
+                "the changelog {} was not dropped ({e}): drop it yourself",
+                names.q(&names.changelog)
+            )
+        })
+    }
+
+    /// One statement of the tidying after the swap, on a connection
+    /// revived first (the swap may have outlived the old one).
+    async fn tidy_statement(&self, conn: &mut Conn, statement: String) -> Result<()> {
+        self.tidy_failpoint(conn).await?;
+        conn.query_drop(statement).await.context(|| {
+            format!(
+                "tidying up after the swap of {}",
+                self.names.q(&self.names.original)
+            )
+        })
+    }
+
+    /// Revives the connection; the `fail_tidy` failpoint then makes the
+    /// server refuse the statement that follows.
+    async fn tidy_failpoint(&self, conn: &mut Conn) -> Result<()> {
+        self.revive(conn).await?;
+        if failpoint::on(self.config.failpoints.fail_tidy) {
+            conn.query_drop("SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'failpoint: fail_tidy'")
+                .await
+                .context(|| "the fail_tidy failpoint".to_string())?;
+        }
+        Ok(())
     }
 
     /// Waits until the replica whose binlog the tail reads has replayed

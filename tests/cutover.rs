@@ -946,6 +946,56 @@ async fn a_failed_attempt_after_the_final_comment_leaves_a_ghost_we_can_drop() {
     assert_eq!(comment.as_deref(), Some("orders of the shop"));
 }
 
+/// Once the tables are swapped the migration is done: a failure tidying up
+/// (marking or dropping the old table, dropping the changelog) is reported
+/// with what is left to do by hand, not as a failed run (whose exit code
+/// would send a script to migrate the table again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failure_tidying_up_after_the_swap_is_left_to_do_not_a_failed_run() {
+    let mut conn = client(&primary()).await;
+    let db = setup(&mut conn, "tidyfail", 300).await;
+    for drop_old in [false, true] {
+        let column = if drop_old { "second" } else { "first" };
+        let mut config = config(&db, "t", &format!("ADD COLUMN {column} INT"));
+        config.ok_to_drop_table = drop_old;
+        config.initially_drop_old_table = true;
+        config.failpoints.fail_tidy = true;
+        let summary = shadowcut::run(&config)
+            .await
+            .unwrap_or_else(|e| panic!("the swapped run reported a failure: {e}"));
+        assert!(has_column(&mut conn, &db, "t", column).await, "not swapped");
+        assert_eq!(summary.left_to_do.len(), 2, "{:?}", summary.left_to_do);
+        assert!(
+            summary.left_to_do[0].contains("_t_del"),
+            "{:?}",
+            summary.left_to_do
+        );
+        assert!(
+            summary.left_to_do[1].contains("_t_ghc"),
+            "{:?}",
+            summary.left_to_do
+        );
+        assert_eq!(
+            summary.old_table_kept.as_deref(),
+            Some(format!("`{db}`.`_t_del`").as_str())
+        );
+        assert_eq!(
+            tables(&mut conn, &db).await,
+            vec!["control", "t", "_t_del", "_t_ghc"]
+        );
+        assert_matches_control(&mut conn, &db).await;
+        // What the operator is told to do by hand.
+        conn.query_drop(format!("DROP TABLE `{db}`.`_t_ghc`"))
+            .await
+            .unwrap();
+        if !drop_old {
+            conn.query_drop(format!("DROP TABLE `{db}`.`_t_del`"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// An attempt abandoned after the swap connection was told to go, but
 /// before its RENAME reached the server (here held back 3 s by a failpoint),
 /// releases the writers once that connection is dead. Killing only its
