@@ -114,6 +114,12 @@ pub struct ChangeBuffer {
     /// The copy's frontier, whose held ranges ([`CopyFrontier::hold`])
     /// stay in the buffer until their chunk is committed.
     frontier: Option<Arc<CopyFrontier>>,
+    /// Newer changes the batch in flight took out to explain a shortfall
+    /// ([`ChangeBuffer::explain`], [`ChangeBuffer::refresh`]), until the
+    /// next batch is taken: a batch put back whole after a lost
+    /// connection, as it was taken, gets them back, instead of the older
+    /// states it was taken with.
+    pulled: HashMap<KeyValue, Pending>,
 }
 
 /// How often a transaction boundary becomes a checkpoint: the position a
@@ -256,6 +262,7 @@ impl ChangeBuffer {
     /// them, however many: taken apart, they could be split again. Keys a
     /// chunk of the copy holds stay ([`ChangeBuffer::hold_back_for`]).
     pub fn take(&mut self, max: usize) -> Drained {
+        self.pulled.clear();
         let held = self.held();
         let free = |key: &&KeyValue| held.is_empty() || !held.contains(key);
         let is_refused = |key: &KeyValue| self.keys.get(key).is_some_and(|p| p.refused);
@@ -331,7 +338,12 @@ impl ChangeBuffer {
     /// meanwhile (the newer state wins, the older epoch is kept): at the
     /// end of the queue and marked refused when `last`, otherwise at the
     /// older of the two places.
-    fn put_back(&mut self, c: Change, last: bool) {
+    fn put_back(&mut self, mut c: Change, last: bool) {
+        if let Some(pulled) = self.pulled.remove(&c.key) {
+            c.exists = pulled.exists;
+            c.since = c.since.min(pulled.since);
+            c.order = c.order.min(pulled.order);
+        }
         let newer = self.remove(&c.key);
         let order = if last {
             self.next_order += 1;
@@ -407,7 +419,11 @@ impl ChangeBuffer {
                 *p
             })
         } else {
-            self.remove(&c.key)
+            let newer = self.remove(&c.key);
+            if let Some(pending) = newer {
+                self.pulled.insert(c.key.clone(), pending);
+            }
+            newer
         };
         match newer {
             Some(pending) => {
@@ -1934,6 +1950,44 @@ mod tests {
         let after = b.take(10).changes;
         assert_eq!(after.len(), 1);
         assert_eq!((after[0].key.clone(), after[0].exists), (k(150), false));
+    }
+
+    /// A batch whose shortfall a newer change explained is put back whole
+    /// after a lost connection, as it was taken: the key goes back with
+    /// the newer state, not with the older one the batch was taken with
+    /// (which would re-read a deleted row in vain until the run failed, or
+    /// apply a delete over a row inserted since).
+    #[test]
+    fn a_batch_put_back_after_a_lost_connection_keeps_the_newer_states_it_took() {
+        let mut b = ChangeBuffer::default();
+        b.insert(k(1), true);
+        b.insert(k(2), false);
+        b.insert(k(3), true);
+        let taken = b.take(10).changes;
+        b.insert(k(1), false);
+        b.insert(k(2), true);
+        let mut in_flight = taken.clone();
+        assert!(b.refresh(&mut in_flight));
+        assert!(b.is_empty(), "the newer changes went with the batch");
+        b.requeue(taken);
+        let mut back = b.take(10).changes;
+        back.sort_by_key(|c| format!("{:?}", c.key));
+        let states: Vec<(KeyValue, bool)> =
+            back.iter().map(|c| (c.key.clone(), c.exists)).collect();
+        assert_eq!(states, vec![(k(1), false), (k(2), true), (k(3), true)]);
+        // Once the next batch is taken, the old batch's newer states are forgotten.
+        b.insert(k(1), true);
+        b.requeue(vec![Change {
+            key: k(2),
+            exists: false,
+            since: 0,
+            order: 1,
+        }]);
+        assert!(b
+            .take(10)
+            .changes
+            .iter()
+            .all(|c| c.key != k(2) || !c.exists));
     }
 
     #[test]
