@@ -124,11 +124,13 @@ pub struct Args {
     #[arg(long, help_heading = "Migration")]
     pub execute: bool,
     /// Run the ALTER natively with ALGORITHM=INSTANT instead of copying the
-    /// rows, when the server accepts that on an empty copy of the table (the
-    /// dry run says whether it does). Its metadata-lock wait is bounded by
-    /// --cut-over-lock-timeout-seconds and retried up to --cut-over-attempts
-    /// times; if the table itself refuses the clause, the rows are copied.
-    #[arg(long, help_heading = "Migration")]
+    /// rows, when the table accepts that (the dry run asks an empty copy of
+    /// it). The ALTER is tried on the table with the clause first, which the
+    /// server either runs at once or refuses without touching the table;
+    /// if it refuses, the rows are copied. Its metadata-lock wait is bounded
+    /// by --cut-over-lock-timeout-seconds and retried up to
+    /// --cut-over-attempts times.
+    #[arg(long, help_heading = "Migration", conflicts_with = "test_on_replica")]
     pub prefer_instant: bool,
     /// Build the new table's plain secondary indexes after the copy, in one
     /// online ALTER (the default; unique indexes always stay). Kept so that
@@ -945,6 +947,21 @@ mod tests {
             "--prefer-instant",
         ]);
         assert!(args.prefer_instant);
+        let both = Args::try_parse_from([
+            "shadowcut",
+            "-d",
+            "db",
+            "-t",
+            "t",
+            "--alter",
+            "ADD c INT",
+            "--prefer-instant",
+            "--test-on-replica",
+        ]);
+        assert!(
+            both.is_err(),
+            "--prefer-instant would change the rehearsed replica"
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn print_summary(summary: &Summary, output: Output) {
             return;
         }
         Some(native) => println!(
-            "The table refused ALGORITHM={} ({}) although its empty copy took it; the rows were copied instead.",
+            "The table refused ALGORITHM={} ({}); the rows were copied instead.",
             native.algorithm.keyword(),
             native.refused.as_deref().unwrap_or("no reason given")
         ),

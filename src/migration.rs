@@ -33,6 +33,7 @@ use crate::plans::{self, PlanCheck};
 use crate::progress::{Output, Reporter, Sources};
 use crate::resume::{self, Leftover, RecordedGhost};
 use crate::schema;
+use crate::server::NativeAlgorithm;
 use crate::server::{self, ConnectConfig, Dialect};
 use crate::shadow::{self, hint, marker, Heartbeat, Role, RunLock, ShadowNames};
 use crate::tail::{Tail, TailConfig};
@@ -320,6 +321,13 @@ pub async fn run(config: &Config) -> Result<Summary> {
             "--resume continues a migration: it needs --execute".into(),
         ));
     }
+    if config.prefer_instant && config.topology.test_on_replica {
+        return Err(Error::Usage(
+            "--prefer-instant cannot be combined with --test-on-replica: the native ALTER would change \
+             the replica's table for good, and the rehearsal changes no schema"
+                .into(),
+        ));
+    }
     if let Some(dir) = config.hooks_path.as_ref().filter(|d| !d.is_dir()) {
         return Err(Error::Usage(format!(
             "--hooks-path {} is not a directory",
@@ -409,6 +417,7 @@ async fn connect_and_run(
         started,
         resumed: resumed.as_ref(),
         postponement_announced: Default::default(),
+        validated_announced: Default::default(),
     }
     .run(&mut conn, &mut run_lock)
     .await;
@@ -466,6 +475,18 @@ struct Run<'a> {
     resumed: Option<&'a Leftover>,
     /// The begin-postponed hooks ran.
     postponement_announced: std::sync::atomic::AtomicBool,
+    /// The validated hooks ran.
+    validated_announced: std::sync::atomic::AtomicBool,
+}
+
+/// What `--prefer-instant`'s attempt on the table itself came to.
+enum InstantFirst {
+    /// Not attempted: the copy path decides (with the probe, as before).
+    NotTried,
+    /// The server altered the table; the run is done.
+    Applied(Box<Summary>),
+    /// The table refused the algorithm; the rows are copied.
+    Refused(NativeReport),
 }
 
 impl Run<'_> {
@@ -491,7 +512,7 @@ impl Run<'_> {
             )
             .await?;
             let result = self
-                .with_ghost(conn, run_lock, &leftover.recorded.ghost)
+                .with_ghost(conn, run_lock, &leftover.recorded.ghost, None)
                 .await;
             let result = self.suspend_if_resumable(conn, result).await;
             // What the killed run copied stays for another --resume, unless
@@ -501,6 +522,11 @@ impl Run<'_> {
             }
             return result;
         }
+        let native_refusal = match self.instant_first(conn).await? {
+            InstantFirst::Applied(summary) => return Ok(*summary),
+            InstantFirst::Refused(report) => Some(report),
+            InstantFirst::NotTried => None,
+        };
         let names = self.names;
         let drop_ghost = self.config.initially_drop_ghost_table;
         shadow::clear_leftover(
@@ -553,7 +579,9 @@ impl Run<'_> {
             crate::inspect::disk::check_room(conn, names).await?;
         }
         let ghost = shadow::create_ghost(conn, names, &self.config.alter, self.run_id).await?;
-        let result = self.with_ghost(conn, run_lock, &ghost).await;
+        let result = self
+            .with_ghost(conn, run_lock, &ghost, native_refusal)
+            .await;
         let result = self.suspend_if_resumable(conn, result).await;
         let altered_natively = result
             .as_ref()
@@ -650,11 +678,104 @@ impl Run<'_> {
         }
     }
 
+    /// `--prefer-instant` on a server with `ALGORITHM=INSTANT`: the ALTER
+    /// runs on the table itself with the clause before anything is created.
+    /// The server either changes only the table's definition or refuses the
+    /// statement and leaves the table as it was, so the table answers what
+    /// the probe of an empty copy would ask, and the new table, the probe
+    /// and the checks of the copy are spared when it accepts. Not tried with
+    /// `--verify-queries`, whose plans are compared on the empty new table
+    /// before the ALTER runs (the probe then asks, as in a dry run). Any
+    /// other refusal than the algorithm's (a column that exists already,
+    /// say) is left to the copy path, which reports it.
+    async fn instant_first(&self, conn: &mut Conn) -> Result<InstantFirst> {
+        let algorithm = NativeAlgorithm::Instant;
+        if !self.config.execute
+            || !self.config.prefer_instant
+            || !self.config.verify_queries.is_empty()
+            || !self.dialect.native_algorithms().contains(&algorithm)
+        {
+            return Ok(InstantFirst::NotTried);
+        }
+        self.announce_validated().await;
+        let started = Instant::now();
+        let tag = self.tag();
+        let native = self.native(algorithm, &tag);
+        let outcome = match native.run().await {
+            Ok(outcome) => outcome,
+            Err(e) if e.server_code().is_some() && !e.is_connection_lost() => {
+                tracing::debug!(error = %e, "the table refused the ALTER with ALGORITHM=INSTANT; the copy path reports why");
+                return Ok(InstantFirst::NotTried);
+            }
+            Err(e) => return Err(e),
+        };
+        let report = NativeReport::new(algorithm, &outcome, started.elapsed());
+        if let NativeOutcome::Refused { code, message, .. } = &outcome {
+            tracing::info!(code, %message, "the table refused ALGORITHM=INSTANT; copying the rows instead");
+            return Ok(InstantFirst::Refused(report));
+        }
+        tracing::info!(
+            seconds = report.seconds,
+            "the ALTER ran natively with ALGORITHM=INSTANT; nothing was copied"
+        );
+        let names = self.names;
+        let server: String = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .context(|| "reading the version".into())?
+            .unwrap_or_default();
+        let plan = PlanReport {
+            table: names.q(&names.original),
+            ghost_table: names.q(&names.ghost),
+            changelog_table: names.q(&names.changelog),
+            old_table: names.q(&names.old),
+            shared_key: String::new(),
+            column_mapping: Vec::new(),
+            estimated_rows: self.preflight.original.rows_estimate,
+            server,
+            topology: self.topology.describe(),
+            statements: native
+                .statement()
+                .map(|s| vec![("native".to_string(), s)])
+                .unwrap_or_default(),
+            impact: None,
+            query_plans: Vec::new(),
+            native: None,
+        };
+        let mut summary = self.summary(false, plan, &Sources::default(), None, 0, None, None);
+        summary.native = Some(report);
+        Ok(InstantFirst::Applied(Box::new(summary)))
+    }
+
+    /// The ALTER run on the table itself with `algorithm`, its lock waits
+    /// bounded and retried as the cut-over's.
+    fn native<'n>(&'n self, algorithm: NativeAlgorithm, statement_tag: &'n str) -> Native<'n> {
+        Native {
+            connect: &self.topology.writer,
+            dialect: self.dialect,
+            names: self.names,
+            alter: &self.config.alter,
+            algorithm,
+            lock_timeout: self.config.cut_over_lock_timeout,
+            attempts: self.config.cut_over_attempts,
+            statement_tag,
+            stop: &self.config.stop,
+        }
+    }
+
+    /// Runs the `validated` hooks, once per run.
+    async fn announce_validated(&self) {
+        if !self.validated_announced.swap(true, Ordering::Relaxed) {
+            let _ = self.hooks.run(Step::Validated, None, &[]).await;
+        }
+    }
+
     async fn with_ghost(
         &self,
         conn: &mut Conn,
         run_lock: &mut RunLock,
         ghost: &shadow::Ghost,
+        native_refusal: Option<NativeReport>,
     ) -> Result<Summary> {
         let names = self.names;
         let ghost_schema = schema::read_table(conn, &names.database, &names.ghost)
@@ -706,22 +827,24 @@ impl Run<'_> {
         );
         // The server is asked about the native path in a dry run, and when
         // --prefer-instant may take it: only after every check above passed.
-        let probe =
-            if self.resumed.is_none() && (!self.config.execute || self.config.prefer_instant) {
-                Some(
-                    instant::probe(
-                        &self.topology.writer,
-                        self.dialect,
-                        names,
-                        &self.config.alter,
-                        self.run_id,
-                        conn,
-                    )
-                    .await?,
+        let asked_the_table = native_refusal.is_some();
+        let probe = if self.resumed.is_none()
+            && (!self.config.execute || (self.config.prefer_instant && !asked_the_table))
+        {
+            Some(
+                instant::probe(
+                    &self.topology.writer,
+                    self.dialect,
+                    names,
+                    &self.config.alter,
+                    self.run_id,
+                    conn,
                 )
-            } else {
-                None
-            };
+                .await?,
+            )
+        } else {
+            None
+        };
         let deferred = if self.resumed.is_some() {
             resumed_deferred
         } else if !self.config.build_indexes_after_copy {
@@ -737,7 +860,7 @@ impl Run<'_> {
         let report = self
             .plan_report(&plan, &applier, &copier, deferred.as_ref(), probe, conn)
             .await?;
-        let _ = self.hooks.run(Step::Validated, None, &[]).await;
+        self.announce_validated().await;
         if !self.config.execute {
             let throttle = &self.config.throttle;
             crate::throttle::check_limits(
@@ -765,7 +888,7 @@ impl Run<'_> {
             );
             return Ok(self.summary(true, report, &Sources::default(), None, 0, None, None));
         }
-        let mut native = None;
+        let mut native = native_refusal;
         if let Some(algorithm) = report
             .native
             .as_ref()
@@ -773,19 +896,7 @@ impl Run<'_> {
             .filter(|_| self.config.prefer_instant && self.resumed.is_none())
         {
             let started = Instant::now();
-            let outcome = Native {
-                connect: &self.topology.writer,
-                dialect: self.dialect,
-                names,
-                alter: &self.config.alter,
-                algorithm,
-                lock_timeout: self.config.cut_over_lock_timeout,
-                attempts: self.config.cut_over_attempts,
-                statement_tag: &self.tag(),
-                stop: &self.config.stop,
-            }
-            .run()
-            .await?;
+            let outcome = self.native(algorithm, &self.tag()).run().await?;
             let native_report = NativeReport::new(algorithm, &outcome, started.elapsed());
             match outcome {
                 NativeOutcome::Applied { .. } => {

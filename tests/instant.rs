@@ -85,6 +85,19 @@ async fn run_json(db: &str, alter: &str, extra: &[&str]) -> (Outcome, Value) {
     (out, summary)
 }
 
+/// The summary says the table refused `ALGORITHM=INSTANT` (error 1845 or
+/// 1846) and the rows were copied.
+fn assert_the_table_refused_instant(summary: &Value, out: &Outcome) {
+    assert_eq!(summary["native"]["applied"], false, "{out}");
+    assert!(
+        summary["native"]["refused"]
+            .as_str()
+            .unwrap()
+            .starts_with("error 184"),
+        "{out}"
+    );
+}
+
 /// InnoDB's id of the table: kept by an ALTER in place, new after a copy
 /// and swap.
 async fn table_id(conn: &mut Conn, db: &str, table: &str) -> u64 {
@@ -310,6 +323,9 @@ async fn prefer_instant_alters_the_table_itself() {
     assert!(summary["native"]["seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(summary["rows_copied"], 0, "{out}");
     assert_eq!(summary["old_table_kept"], Value::Null, "{out}");
+    // Asked of the table itself: no empty copy was probed, no new table made.
+    assert_eq!(summary["plan"]["native"], Value::Null, "{out}");
+    assert_eq!(summary["plan"]["statements"][0][0], "native", "{out}");
 
     // The same table, altered in place: as a DBA's native ALTER does it.
     assert_eq!(
@@ -372,12 +388,9 @@ async fn prefer_instant_copies_what_the_server_would_copy() {
         &["--prefer-instant", "--execute", "--ok-to-drop-table"],
     )
     .await;
-    assert_eq!(
-        summary["plan"]["native"]["native_algorithm"],
-        Value::Null,
-        "{out}"
-    );
-    assert_eq!(summary["native"], Value::Null, "{out}");
+    // The table itself refused the clause (no empty copy was asked).
+    assert_eq!(summary["plan"]["native"], Value::Null, "{out}");
+    assert_the_table_refused_instant(&summary, &out);
     assert_eq!(summary["rows_copied"], 3, "{out}");
     assert_ne!(
         table_id(&mut conn, &db, "t").await,
@@ -386,6 +399,20 @@ async fn prefer_instant_copies_what_the_server_would_copy() {
     );
     assert_equals_natively_altered_control(&mut conn, &db, alter, "", "*", "copied vs control")
         .await;
+
+    // An ALTER the server refuses for another reason than the algorithm
+    // is refused as without --prefer-instant, with the server's message.
+    let before = snapshot(&mut conn, &db).await;
+    for extra in [&["--prefer-instant", "--execute"][..], &["--execute"][..]] {
+        let out = shadowcut(&common::primary(), &db, "t", "ADD COLUMN v INT", extra).await;
+        assert_eq!(out.code, Some(3), "{extra:?}\n{out}");
+        assert!(
+            out.error_line().contains("Duplicate column"),
+            "{extra:?}\n{out}"
+        );
+    }
+    assert_eq!(snapshot(&mut conn, &db).await, before);
+    assert_tables(&mut conn, &db, &["control", "t"]).await;
 }
 
 /// The empty copy over-promises: a FULLTEXT index once created and dropped
@@ -443,14 +470,7 @@ async fn the_table_may_refuse_what_its_empty_copy_accepted() {
         &["--prefer-instant", "--execute", "--ok-to-drop-table"],
     )
     .await;
-    assert_eq!(summary["native"]["applied"], false, "{out}");
-    assert!(
-        summary["native"]["refused"]
-            .as_str()
-            .unwrap()
-            .starts_with("error 184"),
-        "{out}"
-    );
+    assert_the_table_refused_instant(&summary, &out);
     assert_eq!(summary["rows_copied"], 3, "{out}");
     assert_ne!(table_id(&mut conn, &db, "t").await, id_before);
     assert_equals_natively_altered_control(
