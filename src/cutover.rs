@@ -377,8 +377,8 @@ impl CutOver<'_> {
                 match (renamed, self.swapped(control).await?) {
                     (_, true) => Ok(Attempt::Swapped { lock_time }),
                     (Err(e), false) => {
-                        shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id).await?;
                         self.recover(control, drain).await?;
+                        shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id).await?;
                         Ok(Attempt::Retry(format!("the RENAME failed: {e}")))
                     }
                     (Ok(()), false) => Err(Error::SwapInDoubt {
@@ -430,9 +430,11 @@ impl CutOver<'_> {
                 }
                 let _ = control.query_drop(format!("KILL CONNECTION {s_id}")).await;
                 drop(s_conn);
+                // The marker first: while the sentinel stays, a ghost left
+                // with its final comment is still known as this run's.
+                self.recover(control, drain).await?;
                 shadow::drop_if_marked(control, names, &names.old, Role::Sentinel, self.run_id)
                     .await?;
-                self.recover(control, drain).await?;
                 match abort {
                     Abort::Retry(reason) => Ok(Attempt::Retry(reason)),
                     Abort::Fatal(e) => Err(e),
@@ -441,24 +443,19 @@ impl CutOver<'_> {
         }
     }
 
-    /// After an abandoned attempt: the drain connection may have been cut
-    /// off mid-statement (the attempt's timeout), so it is killed and
-    /// replaced; the ghost, whose comment was already set for the swap,
-    /// gets its marker back so that cleanup and later runs know it as ours.
+    /// After an abandoned attempt: the ghost, whose comment was already set
+    /// for the swap, gets its marker back so that cleanup and later runs
+    /// know it as ours; the drain connection may have been cut off
+    /// mid-statement (the attempt's timeout), so it is killed (first: it
+    /// may hold the ghost) and replaced.
     async fn recover(&self, control: &mut Conn, drain: &mut Conn) -> Result<()> {
         let _ = control
             .query_drop(format!("KILL CONNECTION {}", drain.id()))
             .await;
+        shadow::restore_ghost_marker(control, self.names, self.run_id, self.statement_tag).await?;
         let fresh = crate::server::connect_session(self.connect).await?;
         drop(std::mem::replace(drain, fresh));
-        let ghost = self.names.q(&self.names.ghost);
-        control
-            .query_drop(self.tagged(format!(
-                "ALTER TABLE {ghost} COMMENT = {}",
-                sql::literal(&marker(Role::Ghost, self.run_id))
-            )))
-            .await
-            .context(|| format!("restoring the marker of {ghost} after a failed cut-over attempt"))
+        Ok(())
     }
 
     /// Everything between taking the locks and releasing them: S holds the

@@ -67,10 +67,13 @@ pub fn run_of(comment: &str, role: Role) -> Option<&str> {
 
 /// The run whose cut-over gave the ghost its final comment (the original's,
 /// or the ALTER's) and then ended before it could put the marker back: a
-/// kill, a lost server. The changelog of the same run, still marked,
-/// records that comment; without this the ghost would read as a table the
+/// kill, a lost server. Without this the ghost would read as a table the
 /// tool did not create, and neither `--resume`, nor cleanup, nor
-/// `--initially-drop-ghost-table` would take it.
+/// `--initially-drop-ghost-table` would take it. Three things of one run
+/// must agree, so that a table someone made with `CREATE TABLE ... LIKE t`
+/// is never taken for ours: the changelog, still marked, records that
+/// comment, and the run's sentinel is still there (an abandoned attempt
+/// puts the marker back before it drops the sentinel).
 async fn finished_ghost_run(
     conn: &mut Conn,
     names: &ShadowNames,
@@ -91,7 +94,35 @@ async fn finished_ghost_run(
                 .as_str()
                 .map(str::to_string)
         });
-    Ok((final_comment.as_deref() == Some(ghost_comment)).then(|| run.to_string()))
+    if final_comment.as_deref() != Some(ghost_comment) {
+        return Ok(None);
+    }
+    let sentinels: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_COMMENT = ?",
+            (&names.database, marker(Role::Sentinel, run)),
+        )
+        .await
+        .context(|| format!("looking for the sentinel of run {run}"))?;
+    Ok((sentinels.unwrap_or(0) > 0).then(|| run.to_string()))
+}
+
+/// Gives the ghost this run's marker again (after [`finished_ghost_run`]
+/// knew it by its final comment), so that every later step knows it too.
+/// `statement_tag` is the comment that tags the run's statements.
+pub async fn restore_ghost_marker(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    run_id: &str,
+    statement_tag: &str,
+) -> Result<()> {
+    let ghost = names.q(&names.ghost);
+    conn.query_drop(format!(
+        "ALTER TABLE {ghost} COMMENT = {} {statement_tag}",
+        sql::literal(&marker(Role::Ghost, run_id))
+    ))
+    .await
+    .context(|| format!("restoring the marker of {ghost}"))
 }
 
 /// The value of the changelog row `hint`, if it has one.

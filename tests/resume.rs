@@ -293,6 +293,27 @@ async fn killed_after_the_final_comment_then_started_over() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&db, &stop, 1000);
     kill_after_the_final_comment(&mut conn, &db).await;
+    // Known as the killed run's only while its sentinel stays: a table
+    // someone made with CREATE TABLE ... LIKE t carries the same comment.
+    let names = shadowcut::shadow::ShadowNames::derive(&db, "t", None).unwrap();
+    let ghost_run = async |c: &mut Conn| {
+        shadowcut::shadow::run_of_table(c, &names, "_t_gho", shadowcut::shadow::Role::Ghost)
+            .await
+            .unwrap()
+    };
+    let killed_run = ghost_run(&mut conn)
+        .await
+        .expect("the ghost is the killed run's");
+    let sentinel = format!("`{db}`.`_t_del`");
+    conn.query_drop(format!("ALTER TABLE {sentinel} COMMENT = 'not ours'"))
+        .await
+        .unwrap();
+    assert_eq!(ghost_run(&mut conn).await, None);
+    conn.query_drop(format!(
+        "ALTER TABLE {sentinel} COMMENT = 'shadowcut:sentinel:{killed_run}'"
+    ))
+    .await
+    .unwrap();
     let mut again = config(&db, "t", ALTER);
     again.initially_drop_ghost_table = true;
     let outcome = tokio::time::timeout(Duration::from_secs(120), shadowcut::run(&again)).await;
