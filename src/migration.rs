@@ -479,6 +479,19 @@ struct Run<'a> {
     validated_announced: std::sync::atomic::AtomicBool,
 }
 
+/// True when the server refused the ALTER statement itself (a column that
+/// exists, a syntax error): the copy path then reports it as it would
+/// without `--prefer-instant`. Not when the statement was stopped (a DBA's
+/// `KILL QUERY`, a statement timeout), whose run stops as before, nor when
+/// the connection failed.
+fn statement_refused(e: &Error) -> bool {
+    /// ER_QUERY_INTERRUPTED, ER_STATEMENT_TIMEOUT (MariaDB), ER_QUERY_TIMEOUT (MySQL).
+    const STOPPED: [u16; 3] = [1317, 1969, 3024];
+    matches!(e, Error::Sql { .. })
+        && !e.is_connection_lost()
+        && e.server_code().is_some_and(|code| !STOPPED.contains(&code))
+}
+
 /// What `--prefer-instant`'s attempt on the table itself came to.
 enum InstantFirst {
     /// Not attempted: the copy path decides (with the probe, as before).
@@ -522,11 +535,6 @@ impl Run<'_> {
             }
             return result;
         }
-        let native_refusal = match self.instant_first(conn).await? {
-            InstantFirst::Applied(summary) => return Ok(*summary),
-            InstantFirst::Refused(report) => Some(report),
-            InstantFirst::NotTried => None,
-        };
         let names = self.names;
         let drop_ghost = self.config.initially_drop_ghost_table;
         shadow::clear_leftover(
@@ -575,6 +583,13 @@ impl Run<'_> {
         )
         .await?;
 
+        // After the leftovers: a foreign `_<t>_gho` (another tool's
+        // migration of the table) refuses the run before anything changes.
+        let native_refusal = match self.instant_first(conn).await? {
+            InstantFirst::Applied(summary) => return Ok(*summary),
+            InstantFirst::Refused(report) => Some(report),
+            InstantFirst::NotTried => None,
+        };
         if self.config.execute {
             crate::inspect::disk::check_room(conn, names).await?;
         }
@@ -703,7 +718,7 @@ impl Run<'_> {
         let native = self.native(algorithm, &tag);
         let outcome = match native.run().await {
             Ok(outcome) => outcome,
-            Err(e) if e.server_code().is_some() && !e.is_connection_lost() => {
+            Err(e) if statement_refused(&e) => {
                 tracing::debug!(error = %e, "the table refused the ALTER with ALGORITHM=INSTANT; the copy path reports why");
                 return Ok(InstantFirst::NotTried);
             }
@@ -719,10 +734,12 @@ impl Run<'_> {
             "the ALTER ran natively with ALGORITHM=INSTANT; nothing was copied"
         );
         let names = self.names;
+        // The table is altered: nothing may turn the run into a failure now.
         let server: String = conn
             .query_first("SELECT VERSION()")
             .await
-            .context(|| "reading the version".into())?
+            .ok()
+            .flatten()
             .unwrap_or_default();
         let plan = PlanReport {
             table: names.q(&names.original),
@@ -1809,5 +1826,36 @@ impl Run<'_> {
                 "the applier cannot catch up with the write load; try again when the load is lower"
                     .into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16) -> Error {
+        Error::Sql {
+            context: "the native ALTER".into(),
+            source: mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: "m".into(),
+                state: "HY000".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn only_a_refused_statement_falls_back_to_the_copy() {
+        // A column that exists; a syntax error.
+        assert!(statement_refused(&server_error(1060)));
+        assert!(statement_refused(&server_error(1064)));
+        // KILL QUERY, a statement timeout, a lost server: the run stops.
+        assert!(!statement_refused(&server_error(1317)));
+        assert!(!statement_refused(&server_error(1969)));
+        assert!(!statement_refused(&server_error(2013)));
+        assert!(!statement_refused(&Error::CutOver {
+            table: "t".into(),
+            message: "no lock".into()
+        }));
     }
 }

@@ -413,6 +413,23 @@ async fn prefer_instant_copies_what_the_server_would_copy() {
     }
     assert_eq!(snapshot(&mut conn, &db).await, before);
     assert_tables(&mut conn, &db, &["control", "t"]).await;
+
+    // Another tool's migration of the table (gh-ost's names): refused
+    // before the ALTER runs, which that tool's swap would undo.
+    conn.query_drop("CREATE TABLE `_t_gho` LIKE t").await.unwrap();
+    let before = snapshot(&mut conn, &db).await;
+    let out = shadowcut(
+        &common::primary(),
+        &db,
+        "t",
+        "ADD COLUMN z INT NULL",
+        &["--prefer-instant", "--execute"],
+    )
+    .await;
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(out.error_line().contains("already exists"), "{out}");
+    assert_eq!(snapshot(&mut conn, &db).await, before);
+    conn.query_drop("DROP TABLE `_t_gho`").await.unwrap();
 }
 
 /// The empty copy over-promises: a FULLTEXT index once created and dropped
