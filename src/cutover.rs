@@ -452,7 +452,7 @@ impl CutOver<'_> {
         let _ = control
             .query_drop(format!("KILL CONNECTION {}", drain.id()))
             .await;
-        shadow::restore_ghost_marker(control, self.names, self.run_id, self.statement_tag).await?;
+        shadow::restore_ghost_marker(control, self.names, self.run_id).await?;
         let fresh = crate::server::connect_session(self.connect).await?;
         drop(std::mem::replace(drain, fresh));
         Ok(())

@@ -504,7 +504,7 @@ enum InstantFirst {
 
 impl Run<'_> {
     fn tag(&self) -> String {
-        format!("/* shadowcut:{} */", self.run_id)
+        shadow::statement_tag(self.run_id)
     }
 
     fn server_id(&self) -> u32 {

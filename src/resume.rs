@@ -60,6 +60,7 @@ impl Leftover {
     pub async fn find(conn: &mut Conn, names: &ShadowNames, alter: &str) -> Result<Leftover> {
         let table = names.q(&names.original);
         let refuse = |problem: String, remedy: &str| Error::refused(&table, problem, remedy);
+        let ghost_comment = shadow::table_comment(conn, &names.database, &names.ghost).await?;
         let Some(run_id) = shadow::run_of_table(conn, names, &names.ghost, Role::Ghost).await?
         else {
             let old = shadow::table_comment(conn, &names.database, &names.old).await?;
@@ -96,6 +97,11 @@ impl Leftover {
                 ),
                 "Run without --resume and with --initially-drop-ghost-table",
             ));
+        }
+        if ghost_comment.is_some_and(|c| shadow::run_of(&c, Role::Ghost).is_none()) {
+            // Known by its final comment (a cut-over was killed after it
+            // set it): marked again, so that every later step knows it.
+            shadow::restore_ghost_marker(conn, names, &run_id).await?;
         }
         let rows: Vec<(String, String)> = conn
             .query(format!(

@@ -47,6 +47,13 @@ impl Role {
     }
 }
 
+/// The comment that tags every statement of run `run_id`: the tail knows
+/// the run's own statements by it (a resumed run goes on under the killed
+/// run's id, so it knows that run's statements too).
+pub fn statement_tag(run_id: &str) -> String {
+    format!("/* shadowcut:{run_id} */")
+}
+
 /// The comment marker for a table of `role` created by run `run_id`.
 pub fn marker(role: Role, run_id: &str) -> String {
     format!("shadowcut:{}:{run_id}", role.tag())
@@ -107,19 +114,20 @@ async fn finished_ghost_run(
     Ok((sentinels.unwrap_or(0) > 0).then(|| run.to_string()))
 }
 
-/// Gives the ghost this run's marker again (after [`finished_ghost_run`]
-/// knew it by its final comment), so that every later step knows it too.
-/// `statement_tag` is the comment that tags the run's statements.
+/// Gives the ghost run `run_id`'s marker again (after [`finished_ghost_run`]
+/// knew it by its final comment), so that every later step knows it too;
+/// tagged as the run's, so that its tail, which may read the statement
+/// again after a resume, knows it as its own.
 pub async fn restore_ghost_marker(
     conn: &mut Conn,
     names: &ShadowNames,
     run_id: &str,
-    statement_tag: &str,
 ) -> Result<()> {
     let ghost = names.q(&names.ghost);
     conn.query_drop(format!(
-        "ALTER TABLE {ghost} COMMENT = {} {statement_tag}",
-        sql::literal(&marker(Role::Ghost, run_id))
+        "ALTER TABLE {ghost} COMMENT = {} {}",
+        sql::literal(&marker(Role::Ghost, run_id)),
+        statement_tag(run_id)
     ))
     .await
     .context(|| format!("restoring the marker of {ghost}"))

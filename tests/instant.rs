@@ -416,7 +416,9 @@ async fn prefer_instant_copies_what_the_server_would_copy() {
 
     // Another tool's migration of the table (gh-ost's names): refused
     // before the ALTER runs, which that tool's swap would undo.
-    conn.query_drop("CREATE TABLE `_t_gho` LIKE t").await.unwrap();
+    conn.query_drop("CREATE TABLE `_t_gho` LIKE t")
+        .await
+        .unwrap();
     let before = snapshot(&mut conn, &db).await;
     let out = shadowcut(
         &common::primary(),

@@ -280,6 +280,15 @@ async fn killed_after_the_new_table_got_its_final_comment_and_resumed() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers = load(&db, &stop, 1000);
     kill_after_the_final_comment(&mut conn, &db).await;
+    // Refused for another ALTER, yet known as ours from then on: marked again.
+    let mut other = config(&db, "t", "ADD COLUMN other INT");
+    other.resume = true;
+    assert!(shadowcut::run(&other).await.is_err());
+    let comment = shadowcut::shadow::table_comment(&mut conn, &db, "_t_gho")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(comment.starts_with("shadowcut:ghost:"), "{comment}");
     resume_and_check(&mut conn, &db, stop, writers).await;
     assert_eq!(tables(&mut conn, &db).await, vec!["control", "t", "_t_del"]);
 }
