@@ -563,16 +563,23 @@ impl Reader {
     }
 
     fn target_of(&self, table_id: u64) -> Target {
-        let Some(tme) = self.tables.get(&table_id) else {
-            return Target::Other;
-        };
-        if tme.database_name() != self.config.names.database.as_str() {
+        self.tables
+            .get(&table_id)
+            .map_or(Target::Other, |tme| self.target_of_map(tme))
+    }
+
+    /// Which of the run's tables a TABLE_MAP names, compared as the server
+    /// compares names: with `lower_case_table_names` set, the binlog holds
+    /// the names in lower case, whatever case `--table` was given in.
+    fn target_of_map(&self, tme: &TableMapEvent<'_>) -> Target {
+        let (names, rule) = (&self.config.names, self.config.name_rule);
+        if !rule.same(&tme.database_name(), &names.database) {
             return Target::Other;
         }
         let name = tme.table_name();
-        if name == self.config.names.original.as_str() {
+        if rule.same(&name, &names.original) {
             Target::Original
-        } else if name == self.config.names.changelog.as_str() {
+        } else if rule.same(&name, &names.changelog) {
             Target::Changelog
         } else {
             Target::Other
@@ -707,8 +714,7 @@ impl Reader {
             .read_event::<mysql_async::binlog::events::TableMapEvent<'_>>()
             .map_err(|e| format!("a TABLE_MAP event cannot be read: {e}"))?
             .into_owned();
-        if tme.database_name() == self.config.names.database.as_str()
-            && tme.table_name() == self.config.names.original.as_str()
+        if self.target_of_map(&tme) == Target::Original
             && tme.columns_count() != self.config.original.columns.len() as u64
         {
             return Err(format!(
