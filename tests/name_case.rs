@@ -11,26 +11,13 @@ use std::time::Duration;
 
 use common::extra_server::ExtraServer;
 use common::*;
-use mysql_async::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_table_named_in_upper_case_migrates_with_its_concurrent_writes() {
     let server =
         ExtraServer::start(&["--no-replica", "--extra-arg=--lower-case-table-names=1"]).await;
     let mut conn = client(&server.config).await;
-    let db = fresh_database(&mut conn, "namecase").await;
-    for table in ["t", "control"] {
-        conn.query_drop(format!(
-            "CREATE TABLE `{db}`.`{table}` (id INT NOT NULL PRIMARY KEY, a INT NULL, b VARCHAR(30) NULL) ENGINE=InnoDB"
-        ))
-        .await
-        .unwrap();
-        conn.query_drop(format!(
-            "INSERT INTO `{db}`.`{table}` SELECT seq, seq % 97, CONCAT('r', seq) FROM `{db}`.seq_1_to_1000"
-        ))
-        .await
-        .unwrap();
-    }
+    let db = churn_tables(&mut conn, "namecase", 1000).await;
     let alter = "ADD COLUMN extra INT NOT NULL DEFAULT 7";
     let mut config = shadowcut::Config::new(server.config.clone(), &db, "T", alter);
     config.execute = true;
