@@ -194,6 +194,17 @@ impl TableSchema {
     }
 }
 
+/// True when `extra` (information_schema.COLUMNS.EXTRA, upper case) says
+/// the column's value is computed: `VIRTUAL GENERATED`, `STORED
+/// GENERATED`, MariaDB's `PERSISTENT GENERATED`. Not MySQL's
+/// `DEFAULT_GENERATED`, which marks a column with an expression default
+/// (`DEFAULT CURRENT_TIMESTAMP`) whose stored values must be copied like
+/// any other's.
+fn is_generated(extra: &str) -> bool {
+    let extra = extra.replace("DEFAULT_GENERATED", "");
+    extra.contains("GENERATED") || extra.contains("PERSISTENT")
+}
+
 /// Reads a table's structure; `None` when the table does not exist.
 pub async fn read_table(
     conn: &mut Conn,
@@ -268,7 +279,7 @@ pub async fn read_table(
                     charset,
                     collation,
                     octet_length: octets,
-                    generated: extra.contains("GENERATED") || extra.contains("PERSISTENT"),
+                    generated: is_generated(&extra),
                     invisible: extra.contains("INVISIBLE"),
                     // MariaDB shows a nullable column's implicit default as "NULL".
                     has_default: default.is_some(),
@@ -889,6 +900,23 @@ impl SharedKey {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn expression_defaults_are_not_generated_columns() {
+        // MySQL 8's EXTRA for DEFAULT CURRENT_TIMESTAMP, with and without
+        // ON UPDATE: copied as any column.
+        assert!(!super::is_generated("DEFAULT_GENERATED"));
+        assert!(!super::is_generated(
+            "DEFAULT_GENERATED ON UPDATE CURRENT_TIMESTAMP"
+        ));
+        assert!(!super::is_generated("ON UPDATE CURRENT_TIMESTAMP"));
+        assert!(!super::is_generated("AUTO_INCREMENT"));
+        // Computed columns, as MySQL and MariaDB show them.
+        assert!(super::is_generated("VIRTUAL GENERATED"));
+        assert!(super::is_generated("STORED GENERATED"));
+        assert!(super::is_generated("PERSISTENT GENERATED"));
+        assert!(super::is_generated("PERSISTENT"));
+    }
 
     #[test]
     fn a_number_is_one_key_whichever_way_the_driver_gives_it() {
