@@ -100,6 +100,17 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
     if gt == "bit" || ot == "bit" {
         return (gt == ot).then(|| (format!("({o} + 0)"), format!("({g} + 0)")));
     }
+    if gt == "float" {
+        // A FLOAT reads as text with 6 significant digits, so values that
+        // differ in the 7th read alike; as a DOUBLE it reads exactly.
+        let exact = |e: String| format!("CAST({e} AS DOUBLE)");
+        if same_definition(original, ghost) {
+            return Some((exact(o), exact(g)));
+        }
+        // FLOAT(M,D) rounds to D decimals on assignment, which no CAST does.
+        let expected = (!ghost.column_type.contains('(')).then(|| format!("CAST({o} AS FLOAT)"))?;
+        return Some((exact(expected), exact(g)));
+    }
     if same_definition(original, ghost) {
         // A number or a date reads as the same text on both sides: a CAST
         // would only cost (a tenth of the checksum on the bench's table).
@@ -843,6 +854,25 @@ mod tests {
             column_exprs(&old, &new).unwrap().0,
             "CAST(CAST(`b` AS BINARY(8)) AS BINARY)"
         );
+    }
+
+    #[test]
+    fn floats_compare_exactly_as_doubles() {
+        let f = typed("f", "float", "float");
+        assert_eq!(
+            column_exprs(&f, &f),
+            Some(("CAST(`f` AS DOUBLE)".into(), "CAST(`f` AS DOUBLE)".into()))
+        );
+        let d = typed("f", "double", "double");
+        assert_eq!(
+            column_exprs(&d, &f),
+            Some((
+                "CAST(CAST(`f` AS FLOAT) AS DOUBLE)".into(),
+                "CAST(`f` AS DOUBLE)".into()
+            ))
+        );
+        // FLOAT(7,4) rounds on assignment: no faithful expression.
+        assert_eq!(column_exprs(&d, &typed("f", "float", "float(7,4)")), None);
     }
 
     #[test]

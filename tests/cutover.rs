@@ -565,6 +565,42 @@ async fn the_checksum_tells_a_null_from_a_value_that_reads_alike() {
     .await;
 }
 
+/// A FLOAT reads as text with 6 significant digits: a new table whose
+/// FLOAT differs from the original's in the 7th must not read as equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checksum_sees_a_float_differ_in_its_seventh_digit() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "checksumfloat").await;
+    for table in ["t", "control"] {
+        conn.query_drop(format!(
+            "CREATE TABLE `{db}`.`{table}` (id INT NOT NULL PRIMARY KEY, f FLOAT NULL) ENGINE=InnoDB"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.`{table}` SELECT seq, 1.0000001 FROM `{db}`.seq_1_to_400"
+        ))
+        .await
+        .unwrap();
+    }
+    let migration =
+        Postponed::start(&mut conn, &db, config(&db, "t", "ADD COLUMN extra INT")).await;
+    conn.query_drop(format!(
+        "UPDATE `{db}`.`_t_gho` SET f = 1.0000002 WHERE id = 300"
+    ))
+    .await
+    .unwrap();
+    let summary = migration
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("migration failed: {e}"));
+    let report = summary.checksum.expect("the checksum ran");
+    assert_eq!((report.mismatches, report.repaired), (1, 1), "{report:?}");
+    let migrated = rows(&mut conn, &db, "t", "id, CAST(f AS DOUBLE)", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, CAST(f AS DOUBLE)", "id").await;
+    assert_same_rows(&migrated, &control, "migrated table vs control");
+}
+
 /// Two rows of one chunk exchange values of equal length in the new table.
 /// CRC32 is affine over GF(2): both rows' CRCs change by the same mask, so
 /// a `BIT_XOR` of them cannot see it (the checksum once relied on one); the
