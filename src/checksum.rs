@@ -148,6 +148,40 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
     Some((bytes(format!("CAST({o} AS {cast})")), bytes(g)))
 }
 
+/// The expression of one row's checksum over `parts` (each column's
+/// expression, and whether its NULLs are marked). CONCAT_WS gives NULL
+/// (and a warning) for a row longer than max_allowed_packet, which SUM
+/// would skip: such a row is hashed column by column instead. Equal data
+/// takes the same branch on both sides, its text being of equal length.
+fn row_checksum(parts: &[(String, bool)]) -> String {
+    if parts.is_empty() {
+        return "0".to_string();
+    }
+    let render = |hash: bool| {
+        parts
+            .iter()
+            .map(|(e, marked)| {
+                let value = if hash {
+                    format!("CRC32({e})")
+                } else {
+                    e.clone()
+                };
+                if *marked {
+                    format!("ISNULL({e}), {value}")
+                } else {
+                    value
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "COALESCE(CRC32(CONCAT_WS(0x1F, {})), CRC32(CONCAT_WS(0x1F, {})))",
+        render(false),
+        render(true)
+    )
+}
+
 /// True when the row checksum must mark this column's NULLs: CONCAT_WS
 /// skips NULL arguments, so without a marker the rows (NULL, 'x') and
 /// ('x', NULL) read alike. Not needed when neither side can be NULL: both
@@ -284,13 +318,10 @@ impl Checksum {
                 continue;
             };
             match column_exprs(oc, gc) {
-                Some((o, g)) if needs_null_marker(oc, gc) => {
-                    original_parts.push(format!("ISNULL({o}), {o}"));
-                    ghost_parts.push(format!("ISNULL({g}), {g}"));
-                }
                 Some((o, g)) => {
-                    original_parts.push(o);
-                    ghost_parts.push(g);
+                    let marked = needs_null_marker(oc, gc);
+                    original_parts.push((o, marked));
+                    ghost_parts.push((g, marked));
                 }
                 None => not_compared.push(format!(
                     "{} ({} to {})",
@@ -298,13 +329,6 @@ impl Checksum {
                 )),
             }
         }
-        let row = |parts: &[String]| {
-            if parts.is_empty() {
-                "0".to_string()
-            } else {
-                format!("CRC32(CONCAT_WS(0x1F, {}))", parts.join(", "))
-            }
-        };
         // Ranges on the new table select the same rows only when its key
         // compares alike and an index of the new table starts with the
         // key's columns in the same order; otherwise one chunk.
@@ -320,8 +344,8 @@ impl Checksum {
             names: names.clone(),
             chunker: Chunker::new(names, key.clone()),
             key,
-            original_row: row(&original_parts),
-            ghost_row: row(&ghost_parts),
+            original_row: row_checksum(&original_parts),
+            ghost_row: row_checksum(&ghost_parts),
             columns_compared: original_parts.len(),
             columns_not_compared: not_compared,
             whole_table,
@@ -854,6 +878,17 @@ mod tests {
             column_exprs(&old, &new).unwrap().0,
             "CAST(CAST(`b` AS BINARY(8)) AS BINARY)"
         );
+    }
+
+    #[test]
+    fn a_row_too_long_to_concatenate_is_hashed_column_by_column() {
+        let parts = vec![("`a`".to_string(), false), ("`b`".to_string(), true)];
+        assert_eq!(
+            row_checksum(&parts),
+            "COALESCE(CRC32(CONCAT_WS(0x1F, `a`, ISNULL(`b`), `b`)), \
+             CRC32(CONCAT_WS(0x1F, CRC32(`a`), ISNULL(`b`), CRC32(`b`))))"
+        );
+        assert_eq!(row_checksum(&[]), "0");
     }
 
     #[test]

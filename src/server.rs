@@ -510,9 +510,17 @@ impl fmt::Display for BinlogPosition {
 /// signs the wrong nonce and is refused; the next nonce is fresh. A wrong
 /// password is refused three times, which costs nothing.
 pub async fn open(config: &ConnectConfig) -> std::result::Result<Conn, mysql_async::Error> {
+    open_with(config, |opts| opts).await
+}
+
+/// [`open`], with connection options adjusted by `adjust`.
+pub async fn open_with(
+    config: &ConnectConfig,
+    adjust: impl Fn(OptsBuilder) -> OptsBuilder,
+) -> std::result::Result<Conn, mysql_async::Error> {
     let mut refused = 0;
     loop {
-        match Conn::new(config.opts()).await {
+        match Conn::new(adjust(config.opts())).await {
             Err(e) if crate::error::server_code(&e) == Some(ACCESS_DENIED) && refused < 2 => {
                 refused += 1
             }

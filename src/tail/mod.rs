@@ -380,7 +380,7 @@ impl Tail {
 
 async fn open_stream(config: &TailConfig) -> Result<BinlogStream> {
     let table = config.names.q(&config.names.original);
-    let mut conn = crate::server::open(&config.connect)
+    let mut conn = open_binlog_connection(&config.connect)
         .await
         .map_err(|source| Error::Connect {
             target: config.connect.target(),
@@ -407,6 +407,24 @@ async fn open_stream(config: &TailConfig) -> Result<BinlogStream> {
         .context(|| format!("opening the binlog stream at {} for {table}", config.start))
 }
 
+/// The largest packet the protocol has (1 GiB), as a replica's
+/// `slave_max_allowed_packet`.
+const BINLOG_MAX_PACKET: usize = 1 << 30;
+
+/// A connection for a binlog stream. The server sends a row event whole,
+/// however much larger than its `max_allowed_packet` (a row of large
+/// BLOBs, before and after images): a client that kept the server's value
+/// as its own limit refused such an event, and the tail reconnected to it
+/// again and again.
+async fn open_binlog_connection(
+    connect: &ConnectConfig,
+) -> std::result::Result<mysql_async::Conn, mysql_async::Error> {
+    crate::server::open_with(connect, |opts| {
+        opts.max_allowed_packet(Some(BINLOG_MAX_PACKET))
+    })
+    .await
+}
+
 /// Opens a binlog stream at `start` and reads its first event, to prove the
 /// user may read the binlog. Used by the pre-flight checks.
 pub async fn probe(
@@ -414,7 +432,7 @@ pub async fn probe(
     server_id: u32,
     start: &BinlogPosition,
 ) -> std::result::Result<(), mysql_async::Error> {
-    let conn = crate::server::open(connect).await?;
+    let conn = open_binlog_connection(connect).await?;
     let request = BinlogStreamRequest::new(server_id)
         .with_filename(start.file.as_bytes())
         .with_pos(start.pos);
@@ -522,6 +540,11 @@ impl Reader {
     ) -> std::result::Result<(), String> {
         let silence = self.config.heartbeat_period * 3 + Duration::from_secs(1);
         let mut failures = 0u32;
+        // Where the stream was last lost: a reopened stream reads the open
+        // transaction again, so only reading past this point is progress
+        // (an event the stream always fails on must use up the retries,
+        // not reset them on every reconnection).
+        let mut lost_at: Option<BinlogPosition> = None;
         loop {
             if self.shared.must_wait_for_room(self.config.buffer_keys) {
                 self.shared.waiting_for_room.store(true, Ordering::Relaxed);
@@ -547,11 +570,18 @@ impl Reader {
                 Ok(None) => "the server closed the binlog stream".into(),
                 Ok(Some(Err(e))) => format!("reading the binlog failed: {e}"),
                 Ok(Some(Ok(event))) => {
-                    failures = 0;
                     self.handle(&event)?;
+                    if lost_at
+                        .as_ref()
+                        .is_none_or(|at| self.shared.read_to() > *at)
+                    {
+                        failures = 0;
+                        lost_at = None;
+                    }
                     continue;
                 }
             };
+            lost_at = lost_at.max(Some(self.shared.read_to()));
             let _ = stream.close().await;
             match self.reconnect(lost, &mut failures, &mut stopped).await? {
                 Some(reopened) => stream = reopened,
