@@ -47,9 +47,11 @@ pub fn insert_select(verb: &str, ghost: &str, columns: &[ColumnPair], from: &str
     )
 }
 
-/// Columns copied, in the original's order. Generated columns are never
-/// written; columns the ALTER drops are left behind; renamed columns follow
-/// their new name. New NOT NULL columns without a default (and not
+/// Columns copied, in the original's order. Generated columns of the new
+/// table are never written; a generated column of the original that the
+/// ALTER makes a plain one is copied (its values read from the original,
+/// as the native ALTER keeps them); columns the ALTER drops are left
+/// behind; renamed columns follow their new name. New NOT NULL columns without a default (and not
 /// AUTO_INCREMENT) follow, filled with their type's implicit default, as a
 /// native ALTER fills them.
 pub fn column_mapping(
@@ -60,7 +62,6 @@ pub fn column_mapping(
     let mut pairs: Vec<ColumnPair> = original
         .columns
         .iter()
-        .filter(|c| !c.generated)
         .filter_map(|c| {
             let target = alter.new_name_of(&c.name)?;
             let ghost_col = ghost.column(&target)?;
