@@ -936,28 +936,13 @@ mod tests {
 
     #[test]
     fn prefer_instant_is_a_flag() {
-        let args = Args::parse_from([
-            "shadowcut",
-            "-d",
-            "db",
-            "-t",
-            "t",
-            "--alter",
-            "ADD c INT",
-            "--prefer-instant",
-        ]);
-        assert!(args.prefer_instant);
-        let both = Args::try_parse_from([
-            "shadowcut",
-            "-d",
-            "db",
-            "-t",
-            "t",
-            "--alter",
-            "ADD c INT",
-            "--prefer-instant",
-            "--test-on-replica",
-        ]);
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["shadowcut", "-d", "db", "-t", "t", "--alter", "ADD c INT"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        assert!(parse(&["--prefer-instant"]).is_ok_and(|a| a.prefer_instant));
+        let both = parse(&["--prefer-instant", "--test-on-replica"]);
         assert!(
             both.is_err(),
             "--prefer-instant would change the rehearsed replica"

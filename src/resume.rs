@@ -61,8 +61,11 @@ impl Leftover {
         let table = names.q(&names.original);
         let refuse = |problem: String, remedy: &str| Error::refused(&table, problem, remedy);
         let ghost_comment = shadow::table_comment(conn, &names.database, &names.ghost).await?;
-        let Some(run_id) = shadow::run_of_table(conn, names, &names.ghost, Role::Ghost).await?
-        else {
+        let ghost_run = match &ghost_comment {
+            Some(c) => shadow::run_of_commented(conn, names, &names.ghost, Role::Ghost, c).await?,
+            None => None,
+        };
+        let Some(run_id) = ghost_run else {
             let old = shadow::table_comment(conn, &names.database, &names.old).await?;
             if old
                 .as_deref()

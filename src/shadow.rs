@@ -156,14 +156,25 @@ pub async fn run_of_table(
     table: &str,
     role: Role,
 ) -> Result<Option<String>> {
-    let Some(comment) = table_comment(conn, &names.database, table).await? else {
-        return Ok(None);
-    };
-    if let Some(run) = run_of(&comment, role) {
+    match table_comment(conn, &names.database, table).await? {
+        Some(comment) => run_of_commented(conn, names, table, role, &comment).await,
+        None => Ok(None),
+    }
+}
+
+/// [`run_of_table`] for a table whose `comment` the caller has read.
+pub async fn run_of_commented(
+    conn: &mut Conn,
+    names: &ShadowNames,
+    table: &str,
+    role: Role,
+    comment: &str,
+) -> Result<Option<String>> {
+    if let Some(run) = run_of(comment, role) {
         return Ok(Some(run.to_string()));
     }
     if role == Role::Ghost && table == names.ghost {
-        return finished_ghost_run(conn, names, &comment).await;
+        return finished_ghost_run(conn, names, comment).await;
     }
     Ok(None)
 }
@@ -324,7 +335,10 @@ pub async fn clear_leftover(
     let original = names.q(&names.original);
     let mut ours = false;
     for role in roles {
-        ours = ours || run_of_table(conn, names, table, *role).await?.is_some();
+        ours = ours
+            || run_of_commented(conn, names, table, *role, &comment)
+                .await?
+                .is_some();
     }
     if drop_if_ours && ours {
         tracing::info!(table = %names.q(table), "dropping leftover from an earlier run ({flag})");
@@ -358,10 +372,14 @@ pub async fn drop_if_marked(
     role: Role,
     run_id: &str,
 ) -> Result<()> {
-    if table_comment(conn, &names.database, table).await?.is_none() {
+    let Some(comment) = table_comment(conn, &names.database, table).await? else {
         return Ok(());
-    }
-    if run_of_table(conn, names, table, role).await?.as_deref() == Some(run_id) {
+    };
+    if run_of_commented(conn, names, table, role, &comment)
+        .await?
+        .as_deref()
+        == Some(run_id)
+    {
         return drop_table(conn, names, table).await;
     }
     tracing::warn!(table = %names.q(table), "not dropping: it was not created by this run");
