@@ -719,7 +719,7 @@ mod tests {
 
     #[test]
     fn the_plan_shows_the_probe_and_the_native_statement() {
-        let names = ShadowNames::derive("d", "t", None).unwrap();
+        let names = ShadowNames::derive("d", "t", None);
         let maria_probe = Probe::new(
             maria(),
             Some(names.q(&names.scratch)),
@@ -746,7 +746,7 @@ mod tests {
 
     #[test]
     fn the_native_statement_carries_the_run_tag() {
-        let names = ShadowNames::derive("d", "t", None).unwrap();
+        let names = ShadowNames::derive("d", "t", None);
         let stop = Stop::default();
         let connect = ConnectConfig {
             host: "h".into(),

@@ -307,14 +307,7 @@ pub async fn run(config: &Config) -> Result<Summary> {
     let timestamp = config
         .timestamp_old_table
         .then(|| shadow::utc_timestamp(SystemTime::now()));
-    let names = ShadowNames::derive(&config.database, &config.table, timestamp.as_deref())
-        .map_err(|problem| {
-            Error::refused(
-                &crate::sql::qualified(&config.database, &config.table),
-                problem,
-                "Rename the table to a shorter name first, or drop --timestamp-old-table",
-            )
-        })?;
+    let names = ShadowNames::derive(&config.database, &config.table, timestamp.as_deref());
     let run_id = shadow::new_run_id();
     if config.resume && !config.execute {
         return Err(Error::Usage(

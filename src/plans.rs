@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_new_full_scan_or_sort_is_worse_and_an_index_change_is_reported() {
-        let names = ShadowNames::derive("db", "t", None).unwrap();
+        let names = ShadowNames::derive("db", "t", None);
         let by_index = PlanSummary {
             keys: ["a_idx".to_string()].into(),
             rows: 10,

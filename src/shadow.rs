@@ -194,40 +194,60 @@ pub struct ShadowNames {
     pub old: String,
     /// `_<t>_ins`: the empty copy the INSTANT probe alters, then drops.
     pub scratch: String,
+    /// `_<t>_ghp`: the table the privilege check creates and drops at once.
+    pub probe: String,
 }
 
 impl ShadowNames {
-    /// Derives the names; an error message when one would be too long.
-    pub fn derive(
-        database: &str,
-        table: &str,
-        old_timestamp: Option<&str>,
-    ) -> std::result::Result<Self, String> {
-        let names = ShadowNames {
+    /// Derives the names of the tables created next to `table`; where a
+    /// name would be longer than the server takes, it is shortened (see
+    /// [`derived_name`]).
+    pub fn derive(database: &str, table: &str, old_timestamp: Option<&str>) -> Self {
+        ShadowNames {
             database: database.to_string(),
             original: table.to_string(),
-            ghost: format!("_{table}_gho"),
-            changelog: format!("_{table}_ghc"),
+            ghost: derived_name(table, "gho"),
+            changelog: derived_name(table, "ghc"),
             old: match old_timestamp {
-                Some(ts) => format!("_{table}_{ts}_del"),
-                None => format!("_{table}_del"),
+                Some(ts) => derived_name(table, &format!("{ts}_del")),
+                None => derived_name(table, "del"),
             },
-            scratch: format!("_{table}_ins"),
-        };
-        for name in [&names.ghost, &names.changelog, &names.old, &names.scratch] {
-            if name.chars().count() > MAX_TABLE_NAME {
-                return Err(format!(
-                    "the derived table name {name} is longer than {MAX_TABLE_NAME} characters"
-                ));
-            }
+            scratch: derived_name(table, "ins"),
+            probe: derived_name(table, "ghp"),
         }
-        Ok(names)
     }
 
     /// Quoted `db`.`name`.
     pub fn q(&self, name: &str) -> String {
         sql::qualified(&self.database, name)
     }
+}
+
+/// `_<table>_<suffix>`, as gh-ost names its tables; when that is longer
+/// than [`MAX_TABLE_NAME`] characters, the table's name is cut short and
+/// followed by a hash of the whole name, `_<prefix>_<hash>_<suffix>`, so
+/// that two long names sharing a prefix still get tables of their own.
+/// The hash is of the name in lower case: with `lower_case_table_names`
+/// set, `Orders` and `orders` are one table, and a run resumed under the
+/// other spelling must find the same tables.
+pub fn derived_name(table: &str, suffix: &str) -> String {
+    let plain = format!("_{table}_{suffix}");
+    if plain.chars().count() <= MAX_TABLE_NAME {
+        return plain;
+    }
+    let hash = format!("{:016x}", fnv1a_64(table.to_lowercase().as_bytes()));
+    let hash = &hash[..8];
+    let room = MAX_TABLE_NAME.saturating_sub(suffix.chars().count() + hash.len() + 3);
+    let prefix: String = table.chars().take(room).collect();
+    format!("_{prefix}_{hash}_{suffix}")
+}
+
+/// FNV-1a, 64 bits: stable across versions and platforms, which names
+/// that a later run must derive again need (std's hasher is not).
+fn fnv1a_64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash: u64, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// A run identifier: UTC time, process id and the run's number in this
@@ -689,11 +709,7 @@ impl RunLock {
         if plain.len() <= 64 {
             return plain;
         }
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in plain.bytes() {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        format!("shadowcut.{hash:016x}")
+        format!("shadowcut.{:016x}", fnv1a_64(plain.as_bytes()))
     }
 
     /// Takes the lock, or refuses when another run holds it. A lost
@@ -816,20 +832,56 @@ mod tests {
     }
 
     #[test]
-    fn derives_names_and_refuses_long_ones() {
-        let n = ShadowNames::derive("d", "orders", None).unwrap();
+    fn derives_names_and_shortens_long_ones() {
+        let n = ShadowNames::derive("d", "orders", None);
         assert_eq!(
             (n.ghost.as_str(), n.changelog.as_str(), n.old.as_str()),
             ("_orders_gho", "_orders_ghc", "_orders_del")
         );
-        assert_eq!(n.scratch, "_orders_ins");
-        let n = ShadowNames::derive("d", "orders", Some("20261128_031500")).unwrap();
+        assert_eq!(
+            (n.scratch.as_str(), n.probe.as_str()),
+            ("_orders_ins", "_orders_ghp")
+        );
+        let n = ShadowNames::derive("d", "orders", Some("20261128_031500"));
         assert_eq!(n.old, "_orders_20261128_031500_del");
-        let long = "x".repeat(60);
-        assert!(ShadowNames::derive("d", &long, None)
-            .unwrap_err()
-            .contains("longer than 64"));
-        assert!(ShadowNames::derive("d", &"y".repeat(59), None).is_ok());
+
+        // `_<59>_gho` is 64 characters: kept as it is.
+        let fits = "y".repeat(59);
+        assert_eq!(
+            ShadowNames::derive("d", &fits, None).ghost,
+            format!("_{fits}_gho")
+        );
+
+        // The longest name the server takes, and names that differ only
+        // past the cut: every derived name fits, and each table has its own.
+        let long = |last: char| format!("{}{last}", "x".repeat(63));
+        let (a, b) = (long('a'), long('b'));
+        let (na, nb) = (
+            ShadowNames::derive("d", &a, Some("20261128_031500")),
+            ShadowNames::derive("d", &b, Some("20261128_031500")),
+        );
+        for n in [&na, &nb] {
+            for name in [&n.ghost, &n.changelog, &n.old, &n.scratch, &n.probe] {
+                assert!(name.chars().count() <= MAX_TABLE_NAME, "{name}");
+                assert!(name.starts_with("_xxxx"), "{name}");
+            }
+            assert!(n.ghost.ends_with("_gho") && n.old.ends_with("_20261128_031500_del"));
+        }
+        assert_eq!(na.ghost.chars().count(), MAX_TABLE_NAME);
+        assert_ne!(na.ghost, nb.ghost);
+        assert_ne!(na.old, nb.old);
+        // Counted in characters, as the server counts them.
+        let wide = "é".repeat(64);
+        let n = ShadowNames::derive("d", &wide, None);
+        assert_eq!(n.ghost.chars().count(), MAX_TABLE_NAME, "{}", n.ghost);
+        // One table under two spellings (lower_case_table_names): one name.
+        assert_eq!(
+            derived_name(&a.to_uppercase(), "gho").to_lowercase(),
+            derived_name(&a, "gho")
+        );
+        // Stable across versions: a later run must find these tables.
+        assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

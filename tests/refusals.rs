@@ -514,51 +514,6 @@ async fn refuses_a_system_versioned_table() {
     assert_eq!(history, 3, "the row history changed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refuses_a_table_name_whose_derived_names_exceed_64_characters() {
-    let long = format!("long_{}", "x".repeat(55));
-    let fits = format!("fits_{}", "y".repeat(54));
-    assert_eq!((long.len(), fits.len()), (60, 59));
-    let (mut conn, db, _cleanup) = setup(
-        "ref_longname",
-        &[
-            &format!("CREATE TABLE `{long}` (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB"),
-            &format!("INSERT INTO `{long}` VALUES (1), (2)"),
-            &format!("CREATE TABLE `{fits}` (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB"),
-        ],
-    )
-    .await;
-    check_refusal(
-        &mut conn,
-        &db,
-        &long,
-        "ADD COLUMN c INT",
-        &[],
-        &[&format!("_{long}_gho"), "longer than 64 characters"],
-    )
-    .await;
-
-    // One character less fits: `_<59>_gho` is 64 characters.
-    let out = shadowcut(&common::primary(), &db, &fits, "ADD COLUMN c INT", &[]).await;
-    assert_success(&out);
-    // ... unless the old table carries a timestamp.
-    let out = shadowcut(
-        &common::primary(),
-        &db,
-        &fits,
-        "ADD COLUMN c INT",
-        &["--timestamp-old-table"],
-    )
-    .await;
-    assert_refused(
-        &out,
-        &db,
-        &fits,
-        &["longer than 64 characters", "--timestamp-old-table"],
-    );
-    assert_no_artifacts(&mut conn, &db, &fits, &[]).await;
-}
-
 // ---------------------------------------------------------------------------
 // Tables in the way
 // ---------------------------------------------------------------------------

@@ -304,7 +304,7 @@ async fn killed_after_the_final_comment_then_started_over() {
     kill_after_the_final_comment(&mut conn, &db).await;
     // Known as the killed run's only while its sentinel stays: a table
     // someone made with CREATE TABLE ... LIKE t carries the same comment.
-    let names = shadowcut::shadow::ShadowNames::derive(&db, "t", None).unwrap();
+    let names = shadowcut::shadow::ShadowNames::derive(&db, "t", None);
     let ghost_run = async |c: &mut Conn| {
         shadowcut::shadow::run_of_table(c, &names, "_t_gho", shadowcut::shadow::Role::Ghost)
             .await

@@ -72,7 +72,7 @@ pub async fn check(
     let table = names.q(&names.original);
     let ghost = names.q(&names.ghost);
     let original = names.q(&names.original);
-    let probe = names.q(&format!("_{}_ghp", names.original));
+    let probe = names.q(&names.probe);
     let tries: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "read the table",

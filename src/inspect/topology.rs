@@ -546,7 +546,7 @@ mod tests {
     use super::*;
 
     fn names() -> ShadowNames {
-        ShadowNames::derive("shop", "orders", None).unwrap()
+        ShadowNames::derive("shop", "orders", None)
     }
 
     fn replica() -> ReplicaStatus {

@@ -1045,7 +1045,7 @@ mod mysql8_events {
             },
             server_id: 1,
             start: start.clone(),
-            names: ShadowNames::derive("d", "t", None).unwrap(),
+            names: ShadowNames::derive("d", "t", None),
             key: key(&original.columns[..1]),
             original,
             statement_tag: "/* shadowcut:test */".into(),

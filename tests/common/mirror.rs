@@ -45,9 +45,10 @@ pub fn maybe_null(rng: &mut Rng, value: Value) -> Value {
     }
 }
 
-pub async fn seed(conn: &mut mysql_async::Conn, db: &str, shape: &Shape) {
+/// Writes the seed rows of `shape` to `table` and to the control.
+pub async fn seed(conn: &mut mysql_async::Conn, db: &str, table: &str, shape: &Shape) {
     let (columns, data) = (shape.seed)(shape.rows);
-    for table in ["t", "control"] {
+    for table in [table, "control"] {
         for batch in data.chunks(500) {
             let width = batch[0].len();
             let one = format!("({})", vec!["?"; width].join(", "));
@@ -75,10 +76,21 @@ pub async fn migrate_under_load_with(
     writers: u64,
     tune: impl Fn(&mut shadowcut::Config),
 ) -> shadowcut::Summary {
+    migrate_table_under_load(shape, "t", writers, tune).await
+}
+
+/// [`migrate_under_load_with`] on a table named `table`.
+pub async fn migrate_table_under_load(
+    shape: Shape,
+    table: &str,
+    writers: u64,
+    tune: impl Fn(&mut shadowcut::Config),
+) -> shadowcut::Summary {
+    let migrated_table = table;
     let migration_config = {
         let tune = &tune;
         move |db: &str| {
-            let mut c = config(db, "t", shape.alter);
+            let mut c = config(db, migrated_table, shape.alter);
             tune(&mut c);
             c
         }
@@ -86,12 +98,12 @@ pub async fn migrate_under_load_with(
     let primary_config = primary();
     let mut conn = client(&primary_config).await;
     let db = fresh_database(&mut conn, shape.name).await;
-    for table in ["t", "control"] {
+    for table in [migrated_table, "control"] {
         let create = shape.create.replace("{T}", &format!("`{db}`.`{table}`"));
         conn.query_drop(create).await.unwrap();
     }
-    seed(&mut conn, &db, &shape).await;
-    conn.query_drop(format!("ANALYZE TABLE `{db}`.`t`"))
+    seed(&mut conn, &db, migrated_table, &shape).await;
+    conn.query_drop(format!("ANALYZE TABLE `{db}`.`{migrated_table}`"))
         .await
         .unwrap();
 
@@ -101,7 +113,7 @@ pub async fn migrate_under_load_with(
     let (stats, writers) = start_mirrored_load(
         primary_config.clone(),
         db.clone(),
-        "t".into(),
+        migrated_table.into(),
         "control".into(),
         writers,
         stop.clone(),
@@ -179,14 +191,21 @@ pub async fn migrate_under_load_with(
                 .join(" ")
         };
         assert_eq!(
-            without_counter(definition(&mut conn, &db, "t").await),
+            without_counter(definition(&mut conn, &db, migrated_table).await),
             without_counter(definition(&mut conn, &db, "control").await),
             "{}: SHOW CREATE TABLE of the migrated table vs the natively altered control",
             shape.name
         );
     }
     let migrated_columns = shape.migrated_columns.unwrap_or(shape.columns);
-    let migrated = rows(&mut conn, &db, "t", migrated_columns, shape.order).await;
+    let migrated = rows(
+        &mut conn,
+        &db,
+        migrated_table,
+        migrated_columns,
+        shape.order,
+    )
+    .await;
     let control = rows(&mut conn, &db, "control", shape.columns, shape.order).await;
     assert_same_rows(
         &migrated,
@@ -201,8 +220,8 @@ pub async fn migrate_under_load_with(
     if let Some(replica_config) = replica() {
         let mut replica = client(&replica_config).await;
         wait_for_replica(&mut conn, &mut replica).await;
-        let on_replica = rows(&mut replica, &db, "t", "*", shape.order).await;
-        let on_primary = rows(&mut conn, &db, "t", "*", shape.order).await;
+        let on_replica = rows(&mut replica, &db, migrated_table, "*", shape.order).await;
+        let on_primary = rows(&mut conn, &db, migrated_table, "*", shape.order).await;
         assert_same_rows(
             &on_replica,
             &on_primary,
