@@ -123,6 +123,10 @@ pub struct Index {
     pub columns: Vec<String>,
     /// True when some column is indexed by a prefix only.
     pub has_prefix: bool,
+    /// MariaDB's long UNIQUE (`USING HASH`, over TEXT or long VARCHAR):
+    /// it enforces uniqueness through a hidden hash, and no statement can
+    /// read the table in its order or look a row up by it.
+    pub hashed: bool,
 }
 
 /// A table as information_schema describes it.
@@ -184,6 +188,7 @@ impl TableSchema {
             .filter(|i| {
                 i.unique
                     && !i.has_prefix
+                    && !i.hashed
                     && i.columns
                         .iter()
                         .all(|c| self.column(c).is_some_and(|c| !c.nullable && !c.generated))
@@ -288,9 +293,11 @@ pub async fn read_table(
             },
         )
         .collect();
-    let index_rows: Vec<(String, i64, String, Option<i64>)> = conn
+    // INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE.
+    type IndexRow = (String, i64, String, Option<i64>, Option<String>);
+    let index_rows: Vec<IndexRow> = conn
         .exec(
-            "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART \
+            "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE \
              FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY INDEX_NAME, SEQ_IN_INDEX",
             (database, table),
@@ -298,7 +305,7 @@ pub async fn read_table(
         .await
         .context(what)?;
     let mut indexes: Vec<Index> = Vec::new();
-    for (name, non_unique, column, sub_part) in index_rows {
+    for (name, non_unique, column, sub_part, index_type) in index_rows {
         match indexes.last_mut() {
             Some(last) if last.name == name => {
                 last.columns.push(column);
@@ -309,6 +316,7 @@ pub async fn read_table(
                 unique: non_unique == 0,
                 columns: vec![column],
                 has_prefix: sub_part.is_some(),
+                hashed: index_type.as_deref() == Some("HASH"),
             }),
         }
     }
@@ -1173,18 +1181,29 @@ pub(crate) mod tests {
                     unique: true,
                     columns: vec!["u".into()],
                     has_prefix: false,
+                    hashed: false,
                 },
                 Index {
                     name: "n".into(),
                     unique: true,
                     columns: vec!["n".into()],
                     has_prefix: false,
+                    hashed: false,
                 },
                 Index {
                     name: "PRIMARY".into(),
                     unique: true,
                     columns: vec!["id".into()],
                     has_prefix: false,
+                    hashed: false,
+                },
+                // MariaDB's long UNIQUE: no order to read, nothing to look up by.
+                Index {
+                    name: "h".into(),
+                    unique: true,
+                    columns: vec!["u".into()],
+                    has_prefix: false,
+                    hashed: true,
                 },
             ],
             engine: "InnoDB".into(),

@@ -337,6 +337,59 @@ async fn refuses_a_table_whose_only_unique_key_is_nullable() {
     assert_no_artifacts(&mut conn, &db, "t", &[]).await;
 }
 
+/// MariaDB keeps a UNIQUE over long columns as a hash (`USING HASH`):
+/// no statement reads the table in its order or finds a row by it, so
+/// every chunk and every change would scan the table. With a primary key
+/// beside it, the primary key is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_table_whose_only_unique_key_is_a_long_unique_hash() {
+    let (mut conn, db, _cleanup) = setup(
+        "ref_hashkey",
+        &[
+            "CREATE TABLE t (url VARCHAR(3000) NOT NULL, hits INT NOT NULL, UNIQUE KEY u (url)) \
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            "INSERT INTO t VALUES ('http://a/', 1), ('http://b/', 2)",
+        ],
+    )
+    .await;
+    let index_type: String = conn
+        .query_first("SELECT INDEX_TYPE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(index_type, "HASH", "the fixture is not a long UNIQUE");
+    check_refusal(
+        &mut conn,
+        &db,
+        "t",
+        "ADD COLUMN c INT",
+        &[],
+        &["`u` is a long UNIQUE", "USING HASH", "Add a primary key"],
+    )
+    .await;
+
+    conn.query_drop("ALTER TABLE t ADD COLUMN id INT NOT NULL AUTO_INCREMENT PRIMARY KEY")
+        .await
+        .unwrap();
+    let out = shadowcut(
+        &common::primary(),
+        &db,
+        "t",
+        "ADD COLUMN c INT",
+        &["--execute"],
+    )
+    .await;
+    assert_success(&out);
+    let rows: Vec<(String, i32)> = conn
+        .query("SELECT url, hits FROM t ORDER BY url")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![("http://a/".to_string(), 1), ("http://b/".to_string(), 2)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_table_with_a_trigger() {
     let (mut conn, db, _cleanup) = setup(
@@ -859,6 +912,45 @@ async fn refuses_an_alter_that_renames_the_table() {
         &["the ALTER renames the table", "RENAME TABLE"],
     )
     .await;
+}
+
+/// Partition operations that remove or move rows would run on the new,
+/// empty table: the rows `TRUNCATE PARTITION` should remove would be
+/// copied anyway, and `EXCHANGE PARTITION` would take the other table's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_partition_operations_that_remove_or_move_rows() {
+    let (mut conn, db, _cleanup) = setup(
+        "ref_partops",
+        &[
+            "CREATE TABLE t (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB \
+             PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN MAXVALUE)",
+            "INSERT INTO t SELECT seq FROM seq_1_to_200",
+            "CREATE TABLE archive (id INT NOT NULL PRIMARY KEY) ENGINE=InnoDB",
+            "INSERT INTO archive VALUES (5000)",
+        ],
+    )
+    .await;
+    for alter in [
+        "TRUNCATE PARTITION p0",
+        "DROP PARTITION p0",
+        "EXCHANGE PARTITION p0 WITH TABLE archive",
+    ] {
+        check_refusal(
+            &mut conn,
+            &db,
+            "t",
+            alter,
+            &[],
+            &["changes the table's rows", "plain ALTER TABLE"],
+        )
+        .await;
+    }
+    let counts: (i64, i64) = conn
+        .query_first("SELECT (SELECT COUNT(*) FROM t), (SELECT COUNT(*) FROM archive)")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counts, (200, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

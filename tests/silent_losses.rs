@@ -288,6 +288,45 @@ async fn a_number_made_an_enum_migrates_as_the_native_alter() {
     );
 }
 
+/// MariaDB's `RENAME COLUMN IF EXISTS a TO b` was read as a rename of a
+/// column named `if`: `a` had no place in the new table, was left out of
+/// the copy, and `b` came out NULL in every row, unseen by the checksum,
+/// which compares the copied columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_renamed_if_it_exists_keeps_its_values() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "renifex").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, a VARCHAR(10) NULL, c INT NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, 'x', 10), (2, 'y', 20), (3, NULL, 30)",
+    )
+    .await;
+    const ALTER: &str =
+        "RENAME COLUMN IF EXISTS a TO b, CHANGE COLUMN IF EXISTS c d BIGINT NOT NULL";
+    shadowcut::run(&config(&db, "t", ALTER))
+        .await
+        .unwrap_or_else(|e| panic!("the migration failed: {e}"));
+    native_alter(&db, ALTER).await.unwrap();
+    let migrated = rows(&mut conn, &db, "t", "id, b, d", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, b, d", "id").await;
+    assert_same_rows(
+        &migrated,
+        &control,
+        "renamed if it exists vs the native ALTER",
+    );
+    assert_eq!(
+        definition(&mut conn, &db, "t").await,
+        definition(&mut conn, &db, "control").await
+    );
+}
+
 // ---- 6. AUTO_INCREMENT in the ALTER ------------------------------------------
 
 async fn next_id_after(db: &str, alter: &str, seed_rows: i64) -> (u64, u64) {

@@ -104,7 +104,9 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
     }
     if first.is_kw("RENAME") {
         if kw(1, "COLUMN") {
-            if let (Some(old), Some(new)) = (name_at(2), name_at(4)) {
+            // MariaDB: RENAME COLUMN [IF EXISTS] old TO new.
+            let at = if kw(2, "IF") && kw(3, "EXISTS") { 4 } else { 2 };
+            if let (Some(old), true, Some(new)) = (name_at(at), kw(at + 1, "TO"), name_at(at + 2)) {
                 analysis.renamed_columns.insert(old.to_lowercase(), new);
             }
             return Ok(());
@@ -144,8 +146,14 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
         }
         return Ok(());
     }
+    if let Some(operation) = partition_data_operation(clause) {
+        return Err(refuse(
+            &format!("the ALTER's {operation} changes the table's rows, not its definition, and would act on the new, empty table"),
+            "Run it as a plain ALTER TABLE on the table itself: it is a quick operation on the partitions alone",
+        ));
+    }
     if first.is_kw("DROP") {
-        const NOT_COLUMNS: [&str; 8] = [
+        const NOT_COLUMNS: [&str; 9] = [
             "INDEX",
             "KEY",
             "PRIMARY",
@@ -154,6 +162,7 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
             "CHECK",
             "PARTITION",
             "SYSTEM",
+            "PERIOD",
         ];
         if NOT_COLUMNS.iter().any(|k| kw(1, k)) {
             return Ok(());
@@ -167,6 +176,30 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The partition operation of `clause` that moves or removes rows (or
+/// whole tablespaces) rather than changing the definition, e.g. `TRUNCATE
+/// PARTITION`: run on the new table, it would act on rows the copy has not
+/// written yet, or on another table's (`EXCHANGE ... WITH TABLE x`).
+/// Reorganizing, adding, coalescing or removing partitioning keep every
+/// row and are copied like any other change.
+fn partition_data_operation(clause: &[Token]) -> Option<&'static str> {
+    const OPERATIONS: [(&str, &str, &str); 7] = [
+        ("TRUNCATE", "PARTITION", "TRUNCATE PARTITION"),
+        ("DROP", "PARTITION", "DROP PARTITION"),
+        ("EXCHANGE", "PARTITION", "EXCHANGE PARTITION"),
+        ("CONVERT", "PARTITION", "CONVERT PARTITION ... TO TABLE"),
+        // MariaDB: brings another table's rows in.
+        ("CONVERT", "TABLE", "CONVERT TABLE ... TO PARTITION"),
+        ("DISCARD", "", "DISCARD ... TABLESPACE"),
+        ("IMPORT", "", "IMPORT ... TABLESPACE"),
+    ];
+    let kw = |i: usize, k: &str| clause.get(i).is_some_and(|t| t.is_kw(k));
+    OPERATIONS
+        .iter()
+        .find(|(verb, next, _)| kw(0, verb) && (next.is_empty() || kw(1, next)))
+        .map(|(_, _, operation)| *operation)
 }
 
 #[cfg(test)]
@@ -207,6 +240,45 @@ mod tests {
     }
 
     #[test]
+    fn reads_renames_written_with_if_exists() {
+        let a = analyze("RENAME COLUMN IF EXISTS a TO b, CHANGE COLUMN IF EXISTS c d INT").unwrap();
+        assert_eq!(a.renamed_columns.len(), 2, "{a:?}");
+        assert_eq!(a.new_name_of("a").as_deref(), Some("b"));
+        assert_eq!(a.new_name_of("c").as_deref(), Some("d"));
+        assert_eq!(a.new_name_of("if"), Some("if".to_string()));
+    }
+
+    #[test]
+    fn refuses_partition_operations_that_move_or_remove_rows() {
+        for text in [
+            "TRUNCATE PARTITION p0",
+            "TRUNCATE PARTITION ALL",
+            "DROP PARTITION p0, p1",
+            "EXCHANGE PARTITION p0 WITH TABLE archive",
+            "CONVERT PARTITION p0 TO TABLE archive",
+            "CONVERT TABLE archive TO PARTITION p9 VALUES LESS THAN (900)",
+            "DISCARD TABLESPACE",
+            "IMPORT PARTITION p0 TABLESPACE",
+        ] {
+            let refusal = analyze(text).unwrap_err();
+            assert!(
+                refusal.problem.contains("changes the table's rows"),
+                "{text}: {refusal:?}"
+            );
+        }
+        for text in [
+            "ADD PARTITION (PARTITION p9 VALUES LESS THAN (900))",
+            "REORGANIZE PARTITION p1 INTO (PARTITION p1 VALUES LESS THAN (500), PARTITION p2 VALUES LESS THAN MAXVALUE)",
+            "COALESCE PARTITION 2",
+            "REMOVE PARTITIONING",
+            "PARTITION BY HASH (id) PARTITIONS 4",
+            "CONVERT TO CHARACTER SET utf8mb4",
+        ] {
+            assert!(analyze(text).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
     fn refuses_foreign_keys_algorithm_and_lock() {
         assert!(analyze("ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES p (id)").is_err());
         assert!(analyze("ADD FOREIGN KEY (a) REFERENCES p (id)").is_err());
@@ -223,7 +295,10 @@ mod tests {
 
     #[test]
     fn tracks_dropped_columns_but_not_dropped_indexes() {
-        let a = analyze("DROP COLUMN a, DROP b, DROP INDEX i, DROP PRIMARY KEY").unwrap();
+        let a = analyze(
+            "DROP COLUMN a, DROP b, DROP INDEX i, DROP PRIMARY KEY, DROP PERIOD FOR p, DROP CHECK c",
+        )
+        .unwrap();
         assert_eq!(a.dropped_columns, vec!["a", "b"]);
         assert_eq!(a.new_name_of("a"), None);
     }

@@ -2,7 +2,7 @@
 //! which name, and which unique key both tables share.
 
 use crate::inspect::alter::AlterAnalysis;
-use crate::schema::{KeyChange, KeyColumn, SharedKey, TableSchema};
+use crate::schema::{Column, KeyChange, KeyColumn, SharedKey, TableSchema};
 
 /// A column copied from the original to the new table, or (with `fill`) a
 /// new column that needs a value a native ALTER would give it.
@@ -94,6 +94,22 @@ pub fn column_mapping(
         .collect();
     pairs.extend(filled);
     pairs
+}
+
+/// A column of the original that the ALTER, as far as it was read,
+/// neither drops nor renames, and that the new table lacks: the ALTER does
+/// something to it that was not understood (a spelling the reader does
+/// not know), and a copy without it would leave its values behind.
+pub fn column_left_behind<'a>(
+    original: &'a TableSchema,
+    ghost: &TableSchema,
+    alter: &AlterAnalysis,
+) -> Option<&'a Column> {
+    original.columns.iter().find(|c| {
+        alter
+            .new_name_of(&c.name)
+            .is_some_and(|target| ghost.column(&target).is_none())
+    })
 }
 
 /// The key along which rows are copied and changes applied: a
@@ -221,7 +237,20 @@ mod tests {
             unique: true,
             columns: cols.iter().map(|c| c.to_string()).collect(),
             has_prefix: false,
+            hashed: false,
         }
+    }
+
+    #[test]
+    fn a_column_the_alter_was_not_read_to_remove_is_left_behind() {
+        let old = table(&["id", "a", "b"], vec![idx("PRIMARY", &["id"])]);
+        let new = table(&["id", "x"], vec![idx("PRIMARY", &["id"])]);
+        let read = analyze("RENAME COLUMN a TO x, DROP COLUMN b").unwrap();
+        assert!(column_left_behind(&old, &new, &read).is_none());
+        // As if the reader had missed the rename: `a` has nowhere to go.
+        let missed = analyze("DROP COLUMN b").unwrap();
+        let lost = column_left_behind(&old, &new, &missed).map(|c| c.name.as_str());
+        assert_eq!(lost, Some("a"));
     }
 
     #[test]

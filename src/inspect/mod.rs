@@ -169,6 +169,16 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
             "Check --alter",
         ));
     }
+    if let Some(lost) = keys::column_left_behind(&preflight.original, &ghost, &preflight.alter) {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the new table has no column {}, and the ALTER does not drop or rename it in a form shadowcut reads: its values would be lost",
+                crate::sql::ident(&lost.name)
+            ),
+            "Write the change as DROP COLUMN c, CHANGE COLUMN old new <type> or RENAME COLUMN old TO new",
+        ));
+    }
     if let Some(c) = ghost.columns.iter().find(|g| {
         !g.generated
             && !g.nullable

@@ -93,6 +93,17 @@ pub async fn check(conn: &mut Conn, database: &str, table: &str) -> Result<Table
         ));
     }
     if schema.row_identifying_keys().is_empty() {
+        if let Some(hashed) = schema.indexes.iter().find(|i| i.unique && i.hashed) {
+            return Err(Error::refused(
+                &name,
+                format!(
+                    "the table has no PRIMARY KEY, and its UNIQUE key {} is a long UNIQUE that MariaDB keeps as a hash (USING HASH): \
+                     rows cannot be read in its order nor found by it, so every chunk and every change would scan the whole table",
+                    sql::ident(&hashed.name)
+                ),
+                "Add a primary key first (an AUTO_INCREMENT id will do), or a UNIQUE key on NOT NULL columns short enough for a B-tree",
+            ));
+        }
         return Err(Error::refused(
             &name,
             "the table has no PRIMARY KEY and no UNIQUE key on NOT NULL columns",
