@@ -133,13 +133,22 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
         return None;
     }
     if gt == "enum" {
-        // Assignment maps by label: compare labels, in the new character set.
-        // A number is taken as a position in the list, which no CAST does.
+        // Assignment takes the label equal to the value in the new column's
+        // collation ('paid' becomes 'Paid' under a case-insensitive one),
+        // trailing spaces aside; no two labels of a list are equal in it,
+        // so equal collation weights mean the same label. A number is taken
+        // as a position in the list, which no expression reproduces.
         if !(ot == "enum" || original.is_text()) {
             return None;
         }
         let cs = ghost.charset.as_deref().filter(|c| sql::is_plain_word(c))?;
-        return Some((bytes(format!("CONVERT({o} USING {cs})")), bytes(g)));
+        let collation = ghost
+            .collation
+            .as_deref()
+            .filter(|c| sql::is_plain_word(c))?;
+        let weight =
+            |e: String| format!("WEIGHT_STRING(CONVERT({e} USING {cs}) COLLATE {collation})");
+        return Some((weight(format!("RTRIM({o})")), weight(g)));
     }
     if ghost.is_text() {
         let cs = ghost.charset.as_deref().filter(|c| sql::is_plain_word(c))?;
@@ -939,14 +948,18 @@ mod tests {
     }
 
     #[test]
-    fn enum_labels_compare_in_the_new_character_set() {
+    fn enum_labels_compare_in_the_new_collation() {
         let mut old = col("e", "enum", Some(("latin1", "latin1_swedish_ci")));
         old.column_type = "enum('ß')".into();
         let mut new = col("e", "enum", Some(("utf8mb4", "utf8mb4_general_ci")));
-        new.column_type = "enum('ß')".into();
+        new.column_type = "enum('SS')".into();
         assert_eq!(
-            column_exprs(&old, &new).unwrap().0,
-            "CAST(CONVERT(`e` USING utf8mb4) AS BINARY)"
+            column_exprs(&old, &new),
+            Some((
+                "WEIGHT_STRING(CONVERT(RTRIM(`e`) USING utf8mb4) COLLATE utf8mb4_general_ci)"
+                    .into(),
+                "WEIGHT_STRING(CONVERT(`e` USING utf8mb4) COLLATE utf8mb4_general_ci)".into()
+            ))
         );
     }
 

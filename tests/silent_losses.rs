@@ -288,6 +288,49 @@ async fn a_number_made_an_enum_migrates_as_the_native_alter() {
     );
 }
 
+/// A value made an ENUM takes the label equal to it in the new column's
+/// collation: 'paid ' and 'PAID' become 'Paid', 'ñew' becomes 'New' under
+/// utf8mb4_general_ci, as the labels' case changes. The checksum compared
+/// the texts, found every such row differing, and stopped a migration the
+/// native ALTER makes; it now compares collation weights, which differ
+/// between any two labels of one list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_made_enum_labels_of_another_case_migrate_as_the_native_alter() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "enumcase").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, \
+         s VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL, \
+         e ENUM('red', 'green') CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, 'paid', 'red'), (2, 'PAID', 'green'), (3, 'paid ', 'red'), \
+         (4, 'ñew', 'green'), (5, NULL, 'red'), (6, 'New', 'green')",
+    )
+    .await;
+    const ALTER: &str = "MODIFY s ENUM('Paid', 'New') CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NULL, \
+         MODIFY e ENUM('RED', 'GREEN', 'BLUE') CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL";
+    let summary = shadowcut::run(&config(&db, "t", ALTER))
+        .await
+        .unwrap_or_else(|e| panic!("the migration failed: {e}"));
+    let checksum = summary.checksum.expect("the checksum ran");
+    assert!(checksum.columns_not_compared.is_empty(), "{checksum:?}");
+    assert_eq!(checksum.mismatches, 0, "{checksum:?}");
+    native_alter(&db, ALTER).await.unwrap();
+    let migrated = rows(&mut conn, &db, "t", "id, s, e", "id").await;
+    let control = rows(&mut conn, &db, "control", "id, s, e", "id").await;
+    assert_same_rows(
+        &migrated,
+        &control,
+        "labels of another case vs the native ALTER",
+    );
+}
+
 /// MariaDB's `RENAME COLUMN IF EXISTS a TO b` was read as a rename of a
 /// column named `if`: `a` had no place in the new table, was left out of
 /// the copy, and `b` came out NULL in every row, unseen by the checksum,
