@@ -473,6 +473,9 @@ impl KeyColumn {
             (a @ ("datetime" | "timestamp" | "time"), b) if a == b => {
                 fraction_digits(&new.column_type) >= fraction_digits(&old.column_type)
             }
+            (a @ ("enum" | "set"), b) if a == b => {
+                appends_members(&old.column_type, &new.column_type)
+            }
             _ => false,
         };
         if alike {
@@ -582,6 +585,18 @@ fn integer_kind(data_type: &str) -> bool {
         data_type,
         "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
     )
+}
+
+/// True when ENUM or SET type `new` lists every member of `old` first, in
+/// the same order and spelling, and more after them: every value keeps its
+/// number (an ENUM's position, a SET's bits), which is how such keys travel
+/// in the binlog and are matched. The server writes both types with the
+/// same quoting (a quote doubled), so a common text ending at a member's
+/// closing quote means the same members.
+fn appends_members(old: &str, new: &str) -> bool {
+    old.strip_suffix(')')
+        .and_then(|members| new.strip_prefix(members))
+        .is_some_and(|more| more.starts_with(',') && more.len() > 2)
 }
 
 /// The digits after the point of a DECIMAL column type (`decimal(17,2)`).
@@ -1032,6 +1047,34 @@ pub(crate) mod tests {
         let mut k = key(&[old]);
         k.columns[0].ghost_column = new;
         assert_eq!(k.same_row("g", "o"), "g.`e` = (o.`e` + 0)");
+    }
+
+    #[test]
+    fn enum_and_set_keys_may_gain_members_after_the_last() {
+        let change = |data_type: &str, old: &str, new: &str| {
+            let mut o = col("e", data_type, Some(("utf8mb4", "utf8mb4_general_ci")));
+            o.column_type = old.into();
+            let mut n = o.clone();
+            n.column_type = new.into();
+            let mut k = key(&[o]);
+            k.columns[0].ghost_column = n;
+            k.columns[0].change() == KeyChange::Alike
+        };
+        assert!(change("enum", "enum('a','b')", "enum('a','b','c')"));
+        assert!(change("set", "set('a','b')", "set('a','b','c','d')"));
+        assert!(change("enum", "enum('x''','y')", "enum('x''','y','z''')"));
+        // Reordered, inserted before the end, renamed, removed: positions move.
+        for new in [
+            "enum('b','a')",
+            "enum('c','a','b')",
+            "enum('a','c')",
+            "enum('a')",
+            "enum('a','bc')",
+        ] {
+            assert!(!change("enum", "enum('a','b')", new), "{new}");
+        }
+        // A quote doubled in the new member is no boundary after 'x'.
+        assert!(!change("enum", "enum('x')", "enum('x'',y')"));
     }
 
     #[test]

@@ -135,6 +135,33 @@ async fn an_enum_key_with_an_explicit_collation_keeps_rows_written_during_the_co
     .await;
 }
 
+/// A member added after the last one keeps every value's position, by
+/// which an ENUM key travels in the binlog: the same load, through the
+/// cut-over, and the table the native ALTER defines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_enum_key_that_gains_a_member_at_the_end_keeps_every_row() {
+    const GROWN: &str = "MODIFY e ENUM('red','green','blue','orange','purple') \
+                         CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL";
+    migrate_under_load(
+        Shape {
+            name: "enumgrow",
+            create: "CREATE TABLE {T} (id INT NOT NULL, \
+                     e ENUM('red','green','blue','orange') CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL, \
+                     v INT, PRIMARY KEY (id, e)) ENGINE=InnoDB",
+            columns: "id, e, v",
+            order: "id, e",
+            seed: enum_seed,
+            rows: 1200,
+            alter: GROWN,
+            migrated_columns: None,
+            control_alter: Some(GROWN),
+            transaction: enum_txn,
+        },
+        3,
+    )
+    .await;
+}
+
 // ---- 3. a re-read that finds nothing is not silent --------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -207,12 +207,13 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
     })?;
     if let Some(k) = key.columns.iter().find(|k| {
         matches!(k.column.data_type.as_str(), "enum" | "set")
-            && k.column.column_type != k.ghost_column.column_type
+            && k.change() != crate::schema::KeyChange::Alike
     }) {
         return Err(Error::refused(
             &table,
             format!(
-                "the ALTER changes the values of the shared key column {} ({} to {}); the binlog gives such keys as positions in the old list",
+                "the ALTER changes the values of the shared key column {} ({} to {}); the binlog gives such keys as positions in the old list \
+                 (members added after the last one keep their positions and are fine)",
                 k.name, k.column.column_type, k.ghost_column.column_type
             ),
             "Change that column in a separate migration that keeps another unique key, or with a plain ALTER TABLE",
