@@ -113,26 +113,34 @@ fn enum_txn(rng: &mut Rng, rows: u64) -> Vec<Statement> {
     }
 }
 
+/// The table of `(id, e ENUM ... COLLATE utf8mb3_bin)` keys under the
+/// mirrored load, migrated with `alter` (also run natively on the control
+/// when `control_alter`).
+fn enum_key_shape(
+    name: &'static str,
+    alter: &'static str,
+    control_alter: Option<&'static str>,
+) -> Shape {
+    Shape {
+        name,
+        create: "CREATE TABLE {T} (id INT NOT NULL, \
+                 e ENUM('red','green','blue','orange') CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL, \
+                 v INT, PRIMARY KEY (id, e)) ENGINE=InnoDB",
+        columns: "id, e, v",
+        order: "id, e",
+        seed: enum_seed,
+        rows: 1200,
+        alter,
+        migrated_columns: None,
+        control_alter,
+        transaction: enum_txn,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_enum_key_with_an_explicit_collation_keeps_rows_written_during_the_copy() {
-    migrate_under_load(
-        Shape {
-            name: "enumcoll",
-            create: "CREATE TABLE {T} (id INT NOT NULL, \
-                     e ENUM('red','green','blue','orange') CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL, \
-                     v INT, PRIMARY KEY (id, e)) ENGINE=InnoDB",
-            columns: "id, e, v",
-            order: "id, e",
-            seed: enum_seed,
-            rows: 1200,
-            alter: "ADD COLUMN extra INT NOT NULL DEFAULT 3",
-            migrated_columns: None,
-            control_alter: None,
-            transaction: enum_txn,
-        },
-        3,
-    )
-    .await;
+    let shape = enum_key_shape("enumcoll", "ADD COLUMN extra INT NOT NULL DEFAULT 3", None);
+    migrate_under_load(shape, 3).await;
 }
 
 /// A member added after the last one keeps every value's position, by
@@ -142,24 +150,7 @@ async fn an_enum_key_with_an_explicit_collation_keeps_rows_written_during_the_co
 async fn an_enum_key_that_gains_a_member_at_the_end_keeps_every_row() {
     const GROWN: &str = "MODIFY e ENUM('red','green','blue','orange','purple') \
                          CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL";
-    migrate_under_load(
-        Shape {
-            name: "enumgrow",
-            create: "CREATE TABLE {T} (id INT NOT NULL, \
-                     e ENUM('red','green','blue','orange') CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL, \
-                     v INT, PRIMARY KEY (id, e)) ENGINE=InnoDB",
-            columns: "id, e, v",
-            order: "id, e",
-            seed: enum_seed,
-            rows: 1200,
-            alter: GROWN,
-            migrated_columns: None,
-            control_alter: Some(GROWN),
-            transaction: enum_txn,
-        },
-        3,
-    )
-    .await;
+    migrate_under_load(enum_key_shape("enumgrow", GROWN, Some(GROWN)), 3).await;
 }
 
 // ---- 3. a re-read that finds nothing is not silent --------------------------
