@@ -459,7 +459,12 @@ impl KeyColumn {
                 self.name, old.column_type, new.column_type
             ));
         }
-        if old.column_type.eq_ignore_ascii_case(&new.column_type) {
+        // An ENUM's or SET's members are compared as written: under a binary
+        // collation, enum('a','A') and enum('A','a') order them apart.
+        let members = matches!(old.data_type.as_str(), "enum" | "set");
+        if old.column_type == new.column_type
+            || (!members && old.column_type.eq_ignore_ascii_case(&new.column_type))
+        {
             return KeyChange::Alike;
         }
         let alike = match (old.data_type.as_str(), new.data_type.as_str()) {
@@ -593,10 +598,18 @@ fn integer_kind(data_type: &str) -> bool {
 /// in the binlog and are matched. The server writes both types with the
 /// same quoting (a quote doubled), so a common text ending at a member's
 /// closing quote means the same members.
+/// An appended empty member is not taken: a row holding the error value
+/// '' (position 0, written under a lax sql_mode) would be copied as the
+/// new member's position while the binlog still gives 0 for it.
 fn appends_members(old: &str, new: &str) -> bool {
-    old.strip_suffix(')')
+    let Some(more) = old
+        .strip_suffix(')')
         .and_then(|members| new.strip_prefix(members))
-        .is_some_and(|more| more.starts_with(',') && more.len() > 2)
+    else {
+        return false;
+    };
+    let empty_member = more.contains(",''") && (more.contains(",'',") || more.ends_with(",'')"));
+    more.starts_with(',') && more.len() > 2 && !empty_member
 }
 
 /// The digits after the point of a DECIMAL column type (`decimal(17,2)`).
@@ -1063,6 +1076,12 @@ pub(crate) mod tests {
         assert!(change("enum", "enum('a','b')", "enum('a','b','c')"));
         assert!(change("set", "set('a','b')", "set('a','b','c','d')"));
         assert!(change("enum", "enum('x''','y')", "enum('x''','y','z''')"));
+        assert!(change("enum", "enum('a')", "enum('a','''')"));
+        // Under a binary collation these are two members swapped.
+        assert!(!change("enum", "enum('a','A')", "enum('A','a')"));
+        // The error value '' would move from position 0 to the new member's.
+        assert!(!change("enum", "enum('a')", "enum('a','')"));
+        assert!(!change("enum", "enum('a')", "enum('a','','b')"));
         // Reordered, inserted before the end, renamed, removed: positions move.
         for new in [
             "enum('b','a')",

@@ -227,15 +227,17 @@ impl ShadowNames {
 /// than [`MAX_TABLE_NAME`] characters, the table's name is cut short and
 /// followed by a hash of the whole name, `_<prefix>_<hash>_<suffix>`, so
 /// that two long names sharing a prefix still get tables of their own.
-/// The hash is of the name in lower case: with `lower_case_table_names`
-/// set, `Orders` and `orders` are one table, and a run resumed under the
-/// other spelling must find the same tables.
+/// The hash is of the name as given, letter case included: two tables
+/// whose names differ in case only are two tables where the server tells
+/// case apart. (Where it does not, `lower_case_table_names`, a run resumed
+/// under another spelling of a long name finds nothing to resume, and
+/// says so.)
 pub fn derived_name(table: &str, suffix: &str) -> String {
     let plain = format!("_{table}_{suffix}");
     if plain.chars().count() <= MAX_TABLE_NAME {
         return plain;
     }
-    let hash = format!("{:016x}", fnv1a_64(table.to_lowercase().as_bytes()));
+    let hash = format!("{:016x}", fnv1a_64(table.as_bytes()));
     let hash = &hash[..8];
     let room = MAX_TABLE_NAME.saturating_sub(suffix.chars().count() + hash.len() + 3);
     let prefix: String = table.chars().take(room).collect();
@@ -874,10 +876,11 @@ mod tests {
         let wide = "é".repeat(64);
         let n = ShadowNames::derive("d", &wide, None);
         assert_eq!(n.ghost.chars().count(), MAX_TABLE_NAME, "{}", n.ghost);
-        // One table under two spellings (lower_case_table_names): one name.
-        assert_eq!(
-            derived_name(&a.to_uppercase(), "gho").to_lowercase(),
-            derived_name(&a, "gho")
+        // Names that differ in case only, past the cut: two tables.
+        let upper_end = format!("{}A", "x".repeat(63));
+        assert_ne!(
+            derived_name(&upper_end, "gho").to_lowercase(),
+            derived_name(&a, "gho").to_lowercase()
         );
         // Stable across versions: a later run must find these tables.
         assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);

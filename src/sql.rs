@@ -65,12 +65,22 @@ impl Token {
     }
 }
 
-/// Splits SQL text into tokens. Comments are dropped. Returns an error
+/// Splits SQL text into tokens. Comments are dropped, but for executable
+/// comments (`/*! ... */`), whose content is read as SQL. Returns an error
 /// message for an unterminated quote or comment.
 pub fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
+    tokenize_noting_conditions(sql).map(|(tokens, _)| tokens)
+}
+
+/// [`tokenize`], and whether the text holds an executable comment that
+/// only some servers run: one with a version (`/*!80000 ... */`, run from
+/// that version on) or MariaDB's `/*M! ... */`. Its content is read as SQL
+/// all the same, which is right only where the server runs it.
+pub fn tokenize_noting_conditions(sql: &str) -> Result<(Vec<Token>, bool), String> {
     let chars: Vec<char> = sql.chars().collect();
     let mut tokens = Vec::new();
     let mut executable_comments = 0usize;
+    let mut conditional = false;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -87,7 +97,9 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
         {
             // An executable comment: the server runs its content, so it is
             // read as SQL (after the optional version number).
+            conditional |= chars[i + 2] == 'M';
             i += if chars[i + 2] == 'M' { 4 } else { 3 };
+            conditional |= chars.get(i).is_some_and(char::is_ascii_digit);
             while i < chars.len() && chars[i].is_ascii_digit() {
                 i += 1;
             }
@@ -158,7 +170,7 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
             i += 1;
         }
     }
-    Ok(tokens)
+    Ok((tokens, conditional))
 }
 
 /// Splits tokens on commas that are not inside parentheses.
@@ -240,6 +252,13 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert!(parts[1][0].is_kw("RENAME"));
         assert!(parts[2][0].is_kw("LOCK"));
+        let conditional = |sql: &str| tokenize_noting_conditions(sql).unwrap().1;
+        assert!(conditional("ADD c INT /*!50100 , DROP d */"));
+        assert!(conditional("ADD c INT /*M! , DROP d */"));
+        assert!(!conditional(
+            "ADD c INT /*! , DROP d */ /* 50100 */ -- /*!5"
+        ));
+        assert!(!conditional("ADD c INT DEFAULT '/*!50100 x */'"));
     }
 
     #[test]

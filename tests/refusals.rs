@@ -19,13 +19,8 @@ use shadowcut::server::ConnectConfig;
 /// The names the tool derives for `table` (its rename probe and the
 /// INSTANT probe's scratch table too).
 fn artifacts(table: &str) -> [String; 5] {
-    [
-        format!("_{table}_gho"),
-        format!("_{table}_ghc"),
-        format!("_{table}_del"),
-        format!("_{table}_ghp"),
-        format!("_{table}_ins"),
-    ]
+    let n = shadowcut::shadow::ShadowNames::derive("", table, None);
+    [n.ghost, n.changelog, n.old, n.probe, n.scratch]
 }
 
 /// Asserts no table of the tool is in `db`, except those in `expected`.
@@ -1053,6 +1048,28 @@ async fn refuses_a_table_rename_hidden_in_an_executable_comment() {
     let (mut conn, db, _cleanup) = setup("ref_execrename", PLAIN).await;
     let alter = format!("ADD COLUMN c INT /*!, RENAME TO {} */", q(&db, "t_renamed"));
     check_refusal(&mut conn, &db, "t", &alter, &[], &["renames the table"]).await;
+}
+
+/// A versioned comment runs on some servers only: read as run, the DROP
+/// inside one that this server skips would leave `v` out of the copy, and
+/// the new table's `v` empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_versioned_comment_in_the_alter() {
+    let (mut conn, db, _cleanup) = setup("ref_versioned", PLAIN).await;
+    for alter in [
+        "ADD COLUMN c INT /*M!999999 , DROP COLUMN v */",
+        "ADD COLUMN c INT /*!90000 , DROP COLUMN v */",
+    ] {
+        check_refusal(
+            &mut conn,
+            &db,
+            "t",
+            alter,
+            &[],
+            &["versioned or MariaDB-only comment"],
+        )
+        .await;
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::sql::{split_top_level_commas, tokenize, Token};
+use crate::sql::{split_top_level_commas, tokenize_noting_conditions, Token};
 
 /// The parts of an ALTER specification that change how rows are copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub struct AlterAnalysis {
     pub renamed_columns: HashMap<String, String>,
     /// Dropped columns, lower case.
     pub dropped_columns: Vec<String>,
+    /// Added columns, lower case.
+    pub added_columns: Vec<String>,
 }
 
 impl AlterAnalysis {
@@ -48,12 +50,21 @@ fn refuse(problem: &str, remedy: &str) -> AlterRefusal {
 
 /// Analyses the text given to `--alter` (the part after `ALTER TABLE t`).
 pub fn analyze(alter: &str) -> Result<AlterAnalysis, AlterRefusal> {
-    let tokens = tokenize(alter).map_err(|e| {
+    let (tokens, conditional) = tokenize_noting_conditions(alter).map_err(|e| {
         refuse(
             &format!("the ALTER text cannot be read ({e})"),
             "Check the quoting of --alter",
         )
     })?;
+    if conditional {
+        // Whether the server runs its content depends on the server; read
+        // as run, a DROP COLUMN the server skips would leave the column
+        // out of the copy.
+        return Err(refuse(
+            "the ALTER holds a versioned or MariaDB-only comment (/*!NNNNN ... */, /*M! ... */), which only some servers run",
+            "Write the clauses this server should run without the comment",
+        ));
+    }
     if tokens.is_empty() {
         return Err(refuse(
             "--alter is empty",
@@ -152,6 +163,10 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
             "Run it as a plain ALTER TABLE on the table itself: it is a quick operation on the partitions alone",
         ));
     }
+    if first.is_kw("ADD") {
+        analysis.added_columns.extend(added_columns(clause));
+        return Ok(());
+    }
     if first.is_kw("DROP") {
         const NOT_COLUMNS: [&str; 9] = [
             "INDEX",
@@ -176,6 +191,56 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The columns an `ADD` clause adds, lower case: `ADD [COLUMN] [IF NOT
+/// EXISTS] c ...` or `ADD [COLUMN] (c1 ..., c2 ...)`; none for an index,
+/// a constraint, a partition or a period.
+fn added_columns(clause: &[Token]) -> Vec<String> {
+    const NOT_COLUMNS: [&str; 13] = [
+        "INDEX",
+        "KEY",
+        "UNIQUE",
+        "PRIMARY",
+        "FULLTEXT",
+        "SPATIAL",
+        "VECTOR",
+        "CONSTRAINT",
+        "FOREIGN",
+        "CHECK",
+        "PARTITION",
+        "PERIOD",
+        "SYSTEM",
+    ];
+    let kw = |i: usize, k: &str| clause.get(i).is_some_and(|t| t.is_kw(k));
+    if NOT_COLUMNS.iter().any(|k| kw(1, k)) {
+        return Vec::new();
+    }
+    let mut at = if kw(1, "COLUMN") { 2 } else { 1 };
+    if kw(at, "IF") && kw(at + 1, "NOT") && kw(at + 2, "EXISTS") {
+        at += 3;
+    }
+    let name = |part: &[Token]| part.first().and_then(Token::as_name).map(str::to_lowercase);
+    if clause.get(at) != Some(&Token::Punct('(')) {
+        return name(&clause[at.min(clause.len())..]).into_iter().collect();
+    }
+    let inside = &clause[at + 1..];
+    let mut depth = 1;
+    let end = inside
+        .iter()
+        .position(|t| {
+            match t {
+                Token::Punct('(') => depth += 1,
+                Token::Punct(')') => depth -= 1,
+                _ => {}
+            }
+            depth == 0
+        })
+        .unwrap_or(inside.len());
+    split_top_level_commas(&inside[..end])
+        .into_iter()
+        .filter_map(name)
+        .collect()
 }
 
 /// The partition operation of `clause` that moves or removes rows (or
@@ -209,7 +274,11 @@ mod tests {
     #[test]
     fn plain_changes_pass() {
         let a = analyze("ADD COLUMN c INT NOT NULL DEFAULT 0, ADD INDEX i (c)").unwrap();
-        assert_eq!(a, AlterAnalysis::default());
+        assert!(
+            a.renamed_columns.is_empty() && a.dropped_columns.is_empty(),
+            "{a:?}"
+        );
+        assert_eq!(a.added_columns, vec!["c"]);
     }
 
     #[test]
@@ -246,6 +315,17 @@ mod tests {
         assert_eq!(a.new_name_of("a").as_deref(), Some("b"));
         assert_eq!(a.new_name_of("c").as_deref(), Some("d"));
         assert_eq!(a.new_name_of("if"), Some("if".to_string()));
+    }
+
+    #[test]
+    fn tracks_added_columns_but_not_added_indexes() {
+        let a = analyze(
+            "ADD COLUMN a INT, ADD b INT AFTER a, ADD COLUMN IF NOT EXISTS `C` INT, \
+             ADD COLUMN (d INT, e DECIMAL(10, 2) DEFAULT 1.5), ADD INDEX i (x), ADD UNIQUE KEY u (y), \
+             ADD PRIMARY KEY (z), ADD CONSTRAINT ck CHECK (a > 0), ADD PARTITION (PARTITION p9 VALUES LESS THAN (9))",
+        )
+        .unwrap();
+        assert_eq!(a.added_columns, vec!["a", "b", "c", "d", "e"]);
     }
 
     #[test]
@@ -312,6 +392,22 @@ mod tests {
         assert!(analyze("ADD c INT;").is_ok());
         assert!(analyze("ADD c INT /*!, RENAME TO x */").is_err());
         assert!(analyze("ADD c INT /*!, ADD FOREIGN KEY (c) REFERENCES p (id) */").is_err());
+        // A DROP the server may skip must not be read as done.
+        for text in [
+            "ADD c INT /*!90000 , DROP COLUMN a */",
+            "ADD c INT /*M!999999 , DROP COLUMN a */",
+        ] {
+            assert!(
+                analyze(text).unwrap_err().problem.contains("versioned"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            analyze("ADD c INT /*! , DROP COLUMN a */")
+                .unwrap()
+                .dropped_columns,
+            vec!["a"]
+        );
     }
 
     #[test]

@@ -112,6 +112,27 @@ pub fn column_left_behind<'a>(
     })
 }
 
+/// A column of the original that the ALTER, as read, drops without adding
+/// it again or renaming another column to its name, and that the new table
+/// still has: the ALTER was misread (the server did not drop it), and a
+/// copy that leaves it out would fill it with its default.
+pub fn column_dropped_but_kept<'a>(
+    original: &'a TableSchema,
+    ghost: &TableSchema,
+    alter: &AlterAnalysis,
+) -> Option<&'a Column> {
+    original.columns.iter().find(|c| {
+        let lower = c.name.to_lowercase();
+        alter.dropped_columns.contains(&lower)
+            && ghost.column(&c.name).is_some()
+            && !alter.added_columns.contains(&lower)
+            && !alter
+                .renamed_columns
+                .values()
+                .any(|new| new.eq_ignore_ascii_case(&c.name))
+    })
+}
+
 /// The key along which rows are copied and changes applied: a
 /// row-identifying key of the original whose columns, under the mapping,
 /// relate to a row-identifying key of the new table.
@@ -251,6 +272,28 @@ mod tests {
         let missed = analyze("DROP COLUMN b").unwrap();
         let lost = column_left_behind(&old, &new, &missed).map(|c| c.name.as_str());
         assert_eq!(lost, Some("a"));
+    }
+
+    #[test]
+    fn a_column_the_alter_was_read_to_drop_must_be_gone() {
+        let old = table(&["id", "a", "b"], vec![idx("PRIMARY", &["id"])]);
+        let kept = table(&["id", "a", "b"], vec![idx("PRIMARY", &["id"])]);
+        let misread = analyze("DROP COLUMN a").unwrap();
+        let found = column_dropped_but_kept(&old, &kept, &misread).map(|c| c.name.as_str());
+        assert_eq!(found, Some("a"));
+        for text in [
+            "DROP COLUMN a, ADD COLUMN a INT",
+            "DROP COLUMN a, CHANGE b a INT",
+            "DROP COLUMN a, ADD COLUMN (x INT, a INT)",
+        ] {
+            let read = analyze(text).unwrap();
+            assert!(
+                column_dropped_but_kept(&old, &kept, &read).is_none(),
+                "{text}"
+            );
+        }
+        let dropped = table(&["id", "b"], vec![idx("PRIMARY", &["id"])]);
+        assert!(column_dropped_but_kept(&old, &dropped, &misread).is_none());
     }
 
     #[test]

@@ -169,6 +169,17 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
             "Check --alter",
         ));
     }
+    if let Some(kept) = keys::column_dropped_but_kept(&preflight.original, &ghost, &preflight.alter)
+    {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the ALTER was read as dropping column {}, yet the new table has it: the copy would leave its values behind",
+                crate::sql::ident(&kept.name)
+            ),
+            "Write the change plainly (DROP COLUMN c; ADD COLUMN c ... to re-create it), without comments",
+        ));
+    }
     if let Some(lost) = keys::column_left_behind(&preflight.original, &ghost, &preflight.alter) {
         return Err(Error::refused(
             &table,

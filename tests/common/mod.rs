@@ -527,8 +527,9 @@ pub fn write_probe(db: &str, id: i64, stop: &Arc<AtomicBool>) -> tokio::task::Jo
 
 /// Reads a changelog value during a migration (None when absent).
 pub async fn changelog_value(conn: &mut Conn, db: &str, table: &str, hint: &str) -> Option<String> {
+    let changelog = shadowcut::shadow::ShadowNames::derive(db, table, None).changelog;
     conn.exec_first(
-        format!("SELECT value FROM `{db}`.`_{table}_ghc` WHERE hint = ?"),
+        format!("SELECT value FROM `{db}`.`{changelog}` WHERE hint = ?"),
         (hint,),
     )
     .await
