@@ -799,6 +799,20 @@ impl Run<'_> {
             .and_then(|r| r.recorded.deferred.as_ref())
             .and_then(|d| d.still_missing(&ghost_schema));
         let plan = inspect::plan(self.preflight, ghost_schema)?;
+        if let Some(numbered) = plan.ghost.columns.iter().find(|g| {
+            g.auto_increment
+                && !plan
+                    .columns
+                    .iter()
+                    .any(|p| p.target.eq_ignore_ascii_case(&g.name))
+        }) {
+            tracing::warn!(
+                column = %numbered.name,
+                "the ALTER adds an AUTO_INCREMENT column: the server numbers the rows as the copy and the applier \
+                 write them, so the numbers are unique but not in key order as a native ALTER gives them, with gaps, \
+                 and a row changed during the migration gets a new number"
+            );
+        }
         inspect::check_zero_date_fills(conn, &self.preflight.original, &plan).await?;
         privileges::check(
             conn,
