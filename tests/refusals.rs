@@ -363,6 +363,22 @@ async fn refuses_a_table_whose_only_unique_key_is_a_long_unique_hash() {
     )
     .await;
 
+    // A key the ALTER widens past what a B-tree takes becomes such a hash.
+    conn.query_drop(
+        "ALTER TABLE t DROP KEY u, MODIFY url VARCHAR(700) NOT NULL, ADD UNIQUE KEY u (url)",
+    )
+    .await
+    .unwrap();
+    check_refusal(
+        &mut conn,
+        &db,
+        "t",
+        "MODIFY url VARCHAR(3000) NOT NULL",
+        &[],
+        &["share no PRIMARY KEY", "keeps `u` as a long UNIQUE"],
+    )
+    .await;
+
     conn.query_drop("ALTER TABLE t ADD COLUMN id INT NOT NULL AUTO_INCREMENT PRIMARY KEY")
         .await
         .unwrap();

@@ -210,9 +210,26 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
         ));
     }
     let key = keys::shared_key(&preflight.original, &ghost, &columns).ok_or_else(|| {
+        // MariaDB keeps a UNIQUE whose columns grow past what a B-tree
+        // takes as a hash, which serves no ordered read nor lookup.
+        let hashed = ghost
+            .indexes
+            .iter()
+            .filter(|i| i.unique && i.hashed)
+            .map(|i| crate::sql::ident(&i.name))
+            .collect::<Vec<_>>();
+        let problem = if hashed.is_empty() {
+            "the original and the new table share no PRIMARY KEY or UNIQUE key on NOT NULL columns".to_string()
+        } else {
+            format!(
+                "the original and the new table share no PRIMARY KEY or UNIQUE key on NOT NULL columns \
+                 (the new table keeps {} as a long UNIQUE, USING HASH, by which rows cannot be read in order nor found)",
+                hashed.join(", ")
+            )
+        };
         Error::refused(
             &table,
-            "the original and the new table share no PRIMARY KEY or UNIQUE key on NOT NULL columns",
+            problem,
             "Keep the primary key, or keep another unique NOT NULL key in both, so rows can be matched",
         )
     })?;
