@@ -128,8 +128,14 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
             (bytes(o), bytes(g))
         });
     }
-    if gt == "set" || ot == "set" {
-        // Members are shown in declaration order: a changed list reorders them.
+    if gt == "set" && ot == "set" {
+        // Assignment takes each member by name, and the new list may put it
+        // at another bit: each of the original's bits is moved to its
+        // member's bit in the new list, and compared with the new value's.
+        return set_bits_in_new_order(original, ghost).map(|o| (o, format!("({g} + 0)")));
+    }
+    if gt == "set" {
+        // A text made a SET: its members come out in the list's order.
         return None;
     }
     if gt == "enum" {
@@ -167,6 +173,28 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
     }
     let cast = cast_target(ghost)?;
     Some((bytes(format!("CAST({o} AS {cast})")), bytes(g)))
+}
+
+/// The original SET's value as the bits the new list gives its members:
+/// bit `i` of the original moves to the bit of the member of the same name
+/// in the new list. `None` when a member has no namesake there (renamed,
+/// or only equal in the collation, which this does not follow).
+fn set_bits_in_new_order(original: &Column, ghost: &Column) -> Option<String> {
+    let (old, new) = (original.members()?, ghost.members()?);
+    let o = sql::ident(&original.name);
+    let moved = old
+        .iter()
+        .enumerate()
+        .map(|(from, member)| {
+            let to = new.iter().position(|m| m == member)?;
+            Some(format!("((({o} + 0) >> {from}) & 1) << {to}"))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(if moved.is_empty() {
+        "0".to_string()
+    } else {
+        format!("({})", moved.join(" | "))
+    })
 }
 
 /// The expression of one row's checksum over `parts` (each column's
@@ -213,11 +241,16 @@ pub fn needs_null_marker(original: &Column, ghost: &Column) -> bool {
 }
 
 fn same_definition(original: &Column, ghost: &Column) -> bool {
-    original
-        .column_type
-        .eq_ignore_ascii_case(&ghost.column_type)
-        && original.charset == ghost.charset
-        && original.collation == ghost.collation
+    // An ENUM's or SET's members as written: enum('red') and enum('RED')
+    // store different labels.
+    let same_type = if matches!(ghost.data_type.as_str(), "enum" | "set") {
+        original.column_type == ghost.column_type
+    } else {
+        original
+            .column_type
+            .eq_ignore_ascii_case(&ghost.column_type)
+    };
+    same_type && original.charset == ghost.charset && original.collation == ghost.collation
 }
 
 /// Types whose values CONCAT_WS turns into one canonical text, with no
@@ -974,7 +1007,19 @@ mod tests {
         let mut old = col("s", "set", Some(("utf8mb4", "utf8mb4_general_ci")));
         old.column_type = "set('a','b')".into();
         let mut new = old.clone();
-        new.column_type = "set('b','a')".into();
+        new.column_type = "set('b','c','a')".into();
+        assert_eq!(
+            column_exprs(&old, &new),
+            Some((
+                "((((`s` + 0) >> 0) & 1) << 2 | (((`s` + 0) >> 1) & 1) << 0)".into(),
+                "(`s` + 0)".into()
+            ))
+        );
+        // A member renamed has no namesake: left out.
+        new.column_type = "set('A','b')".into();
         assert_eq!(column_exprs(&old, &new), None);
+        // A text made a SET comes out in the list's order: left out.
+        let text = col("s", "varchar", Some(("utf8mb4", "utf8mb4_general_ci")));
+        assert_eq!(column_exprs(&text, &new), None);
     }
 }

@@ -106,6 +106,40 @@ impl Column {
             && !matches!(self.data_type.as_str(), "enum" | "set")
     }
 
+    /// The members of an ENUM or SET, in declaration order, as the server
+    /// writes them in its type (`set('a','it''s')`); `None` for another
+    /// type or a text not read to its end.
+    pub fn members(&self) -> Option<Vec<String>> {
+        let list = self
+            .column_type
+            .strip_prefix(self.data_type.as_str())?
+            .strip_prefix('(')?;
+        let mut chars = list.chars().peekable();
+        let mut members = Vec::new();
+        loop {
+            if chars.next()? != '\'' {
+                return None;
+            }
+            let mut member = String::new();
+            loop {
+                match chars.next()? {
+                    '\'' if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        member.push('\'');
+                    }
+                    '\'' => break,
+                    c => member.push(c),
+                }
+            }
+            members.push(member);
+            match chars.next()? {
+                ',' => continue,
+                ')' if chars.next().is_none() => return Some(members),
+                _ => return None,
+            }
+        }
+    }
+
     /// True for fixed-width binary strings, whose row images lose trailing zero bytes.
     pub fn is_fixed_binary(&self) -> bool {
         self.data_type == "binary"
@@ -1060,6 +1094,19 @@ pub(crate) mod tests {
         let mut k = key(&[old]);
         k.columns[0].ghost_column = new;
         assert_eq!(k.same_row("g", "o"), "g.`e` = (o.`e` + 0)");
+    }
+
+    #[test]
+    fn reads_enum_and_set_members_as_the_server_writes_them() {
+        let mut c = col("s", "set", Some(("utf8mb4", "utf8mb4_bin")));
+        c.column_type = "set('a','it''s','','x,y')".into();
+        assert_eq!(c.members().unwrap(), vec!["a", "it's", "", "x,y"]);
+        c.column_type = "set('a'".into();
+        assert_eq!(c.members(), None);
+        let mut e = col("e", "enum", Some(("utf8mb4", "utf8mb4_bin")));
+        e.column_type = "enum('''')".into();
+        assert_eq!(e.members().unwrap(), vec!["'"]);
+        assert_eq!(col("i", "int", None).members(), None);
     }
 
     #[test]
