@@ -706,8 +706,19 @@ pub struct RunLock {
 
 impl RunLock {
     /// The lock name for a table (hashed when too long for the server).
-    pub fn lock_name(database: &str, table: &str) -> String {
-        let plain = format!("shadowcut.{database}.{table}");
+    /// GET_LOCK compares names exactly, so where the server folds table
+    /// names (`lower_case_table_names` 1 or 2) the name is folded too: one
+    /// table under two spellings takes one lock.
+    pub fn lock_name(database: &str, table: &str, names_fold: bool) -> String {
+        let plain = if names_fold {
+            format!(
+                "shadowcut.{}.{}",
+                database.to_lowercase(),
+                table.to_lowercase()
+            )
+        } else {
+            format!("shadowcut.{database}.{table}")
+        };
         if plain.len() <= 64 {
             return plain;
         }
@@ -722,7 +733,15 @@ impl RunLock {
         retries: u32,
     ) -> Result<RunLock> {
         let mut conn = crate::server::connect_session(config).await?;
-        let name = Self::lock_name(&names.database, &names.original);
+        let case_rule: Option<u32> = conn
+            .query_first("SELECT @@lower_case_table_names")
+            .await
+            .context(|| "reading lower_case_table_names".to_string())?;
+        let name = Self::lock_name(
+            &names.database,
+            &names.original,
+            case_rule.unwrap_or(0) != 0,
+        );
         if !Self::take(&mut conn, &name).await? {
             let holder: Option<u64> = conn
                 .exec_first("SELECT IS_USED_LOCK(?)", (&name,))
@@ -910,7 +929,15 @@ mod tests {
 
     #[test]
     fn long_lock_names_are_hashed_to_the_server_limit() {
-        assert_eq!(RunLock::lock_name("d", "t"), "shadowcut.d.t");
-        assert!(RunLock::lock_name(&"d".repeat(64), "t").len() <= 64);
+        assert_eq!(RunLock::lock_name("d", "t", false), "shadowcut.d.t");
+        assert!(RunLock::lock_name(&"d".repeat(64), "t", false).len() <= 64);
+        assert_eq!(
+            RunLock::lock_name("D", "Orders", true),
+            "shadowcut.d.orders"
+        );
+        assert_eq!(
+            RunLock::lock_name("D", "Orders", false),
+            "shadowcut.D.Orders"
+        );
     }
 }

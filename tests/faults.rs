@@ -60,7 +60,7 @@ async fn a_migration_outlives_a_five_second_wait_timeout() {
 
 /// Waits until the run lock of `db`.`t` is held and returns its holder.
 async fn run_lock_holder(conn: &mut mysql_async::Conn, db: &str) -> u64 {
-    let lock = shadowcut::shadow::RunLock::lock_name(db, "t");
+    let lock = shadowcut::shadow::RunLock::lock_name(db, "t", false);
     loop {
         let holder: Option<Option<u64>> = conn
             .exec_first("SELECT IS_USED_LOCK(?)", (&lock,))
@@ -96,7 +96,7 @@ async fn a_lost_run_lock_is_taken_again_unless_another_holds_it() {
             .unwrap();
         let mut rival = client(&primary()).await;
         if taken_meanwhile {
-            let lock = shadowcut::shadow::RunLock::lock_name(&db, "t");
+            let lock = shadowcut::shadow::RunLock::lock_name(&db, "t", false);
             let got: Option<i64> = rival
                 .exec_first("SELECT GET_LOCK(?, 5)", (&lock,))
                 .await

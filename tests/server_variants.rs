@@ -70,6 +70,39 @@ async fn a_table_named_in_upper_case_migrates_with_its_concurrent_writes() {
     conn.disconnect().await.unwrap();
 }
 
+/// Under lower_case_table_names=1, `T` and `t` are one table, but GET_LOCK
+/// compares names exactly: a second run naming the table the other way
+/// took a run lock of its own while the first ran. It is now refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_table_under_two_spellings_takes_one_run_lock() {
+    let server =
+        ExtraServer::start(&["--no-replica", "--extra-arg=--lower-case-table-names=1"]).await;
+    let mut conn = client(&server.config).await;
+    let db = churn_tables(&mut conn, "lockcase", 200).await;
+    let config_for = |table: &str| {
+        let mut config = shadowcut::Config::new(
+            server.config.clone(),
+            &db,
+            table,
+            "ADD COLUMN extra INT NOT NULL DEFAULT 7",
+        );
+        config.execute = true;
+        config.throttle.discover_replicas = false;
+        config
+    };
+    let first = Postponed::start(&mut conn, &db, config_for("T")).await;
+    let second = shadowcut::run(&config_for("t")).await;
+    let finished = first.finish().await;
+    let err = second.expect_err("a second run of the same table while the first runs");
+    assert!(
+        err.to_string()
+            .contains("another migration of this table is running"),
+        "{err}"
+    );
+    finished.unwrap_or_else(|e| panic!("the first run failed: {e}"));
+    conn.disconnect().await.unwrap();
+}
+
 /// CONCAT_WS gives NULL for a result longer than max_allowed_packet, and
 /// the chunk's SUM of row checksums skipped such a row: a difference in it
 /// went unseen. Two 600 KB values make a row of 1.2 MB on a server whose
