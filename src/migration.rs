@@ -813,7 +813,7 @@ impl Run<'_> {
                  and a row changed during the migration gets a new number"
             );
         }
-        inspect::check_zero_date_fills(conn, &self.preflight.original, &plan).await?;
+        inspect::check_zero_date_fills(conn, self.dialect, &self.preflight.original, &plan).await?;
         privileges::check(
             conn,
             self.dialect,

@@ -248,6 +248,20 @@ impl Dialect {
         matches!(self.flavor, Flavor::MariaDb)
     }
 
+    /// True when a native ALTER that gives existing rows the zero value of
+    /// `data_type` (a column added NOT NULL without a DEFAULT) fails under
+    /// a strict sql_mode with NO_ZERO_DATE. MariaDB 10.11, checked by hand:
+    /// error 1292 for DATETIME (with or without ALGORITHM=COPY; DATE is
+    /// taken to be alike), while a TIMESTAMP gets '0000-00-00 00:00:00' in
+    /// every row without a word. MySQL, which cannot be run here, is
+    /// assumed to refuse all three.
+    pub fn refuses_zero_fill(&self, data_type: &str) -> bool {
+        match self.flavor {
+            Flavor::MariaDb => matches!(data_type, "date" | "datetime"),
+            Flavor::MySql => matches!(data_type, "date" | "datetime" | "timestamp"),
+        }
+    }
+
     /// True when the server has window functions (MariaDB 10.2, MySQL
     /// 8.0): the applier numbers the equality classes of collated keys with
     /// `DENSE_RANK()` to apply them in parallel.
@@ -752,6 +766,16 @@ pub async fn binlog_status(conn: &mut Conn, dialect: Dialect) -> Result<Option<B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_fills_refused_as_each_server_refuses_them() {
+        let mariadb = Dialect::from_version_string("10.11.6-MariaDB-0+deb12u1-log");
+        let mysql = Dialect::from_version_string("8.0.36");
+        assert!(mariadb.refuses_zero_fill("datetime") && mariadb.refuses_zero_fill("date"));
+        assert!(!mariadb.refuses_zero_fill("timestamp"));
+        assert!(mysql.refuses_zero_fill("timestamp"));
+        assert!(!mysql.refuses_zero_fill("int"));
+    }
 
     #[test]
     fn detects_mariadb_and_its_statements() {

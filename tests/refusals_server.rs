@@ -234,7 +234,8 @@ async fn refuses_a_binlog_row_image_other_than_full() {
 /// A column added NOT NULL without a DEFAULT to a table with rows gets a
 /// zero datetime in every row: refused while the server's sql_mode has
 /// NO_ZERO_DATE (the native ALTER fails with error 1292 then), accepted
-/// otherwise (fuzzer seed 9636).
+/// otherwise (fuzzer seed 9636). MariaDB gives a TIMESTAMP its zero value
+/// even then, and so does the copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zero_date_for_existing_rows_is_refused_under_no_zero_date() {
     let _serial = GLOBALS.lock().await;
@@ -258,6 +259,29 @@ async fn a_zero_date_for_existing_rows_is_refused_under_no_zero_date() {
             &["adds `d` NOT NULL without a DEFAULT", "NO_ZERO_DATE"],
         );
         assert_eq!(snapshot(&mut conn, &db).await, before, "{out}");
+
+        // A TIMESTAMP gets its zero value natively all the same (MariaDB):
+        // refused until 2026-12-01 (fuzzer seed 60092), now migrated.
+        let out = shadowcut(
+            &primary,
+            &db,
+            "t",
+            "ADD COLUMN ts TIMESTAMP(3) NOT NULL",
+            &["--execute", "--ok-to-drop-table"],
+        )
+        .await;
+        assert_success(&out);
+        let (zeros, rows): (i64, i64) = conn
+            .query_first(format!(
+                "SELECT SUM(ts = '0000-00-00 00:00:00.000'), COUNT(*) FROM `{db}`.`t`"
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            rows > 0 && zeros == rows,
+            "{zeros} of {rows} rows got the zero TIMESTAMP"
+        );
     }
     let out = shadowcut(&primary, &db, "t", alter, &[]).await;
     assert_success(&out);

@@ -117,21 +117,25 @@ pub struct Plan {
 /// A column the ALTER adds NOT NULL without a DEFAULT gets its type's
 /// implicit default in every existing row; for a date or a datetime that
 /// is a zero date, which a native ALTER of a table with rows refuses when
-/// the server's sql_mode is strict with NO_ZERO_DATE (error 1292). The
+/// the server's sql_mode is strict with NO_ZERO_DATE (error 1292; which
+/// types, [`Dialect::refuses_zero_fill`] says). The
 /// copy, whose sessions leave zero dates alone, would store it: refused
 /// here, before anything is copied (found by the differential fuzzer,
 /// seed 9636).
 pub async fn check_zero_date_fills(
     conn: &mut Conn,
+    dialect: Dialect,
     original: &TableSchema,
     plan: &Plan,
 ) -> Result<()> {
     use mysql_async::prelude::Queryable;
-    let Some(filled) = plan
-        .columns
-        .iter()
-        .find(|c| c.fill.is_some_and(|f| f.starts_with("'0000-00-00")))
-    else {
+    let Some(filled) = plan.columns.iter().find(|c| {
+        c.fill.is_some_and(|f| f.starts_with("'0000-00-00"))
+            && plan
+                .ghost
+                .column(&c.target)
+                .is_some_and(|g| dialect.refuses_zero_fill(&g.data_type))
+    }) else {
         return Ok(());
     };
     let table = original.qualified();
