@@ -512,9 +512,7 @@ impl KeyColumn {
             (a @ ("datetime" | "timestamp" | "time"), b) if a == b => {
                 fraction_digits(&new.column_type) >= fraction_digits(&old.column_type)
             }
-            (a @ ("enum" | "set"), b) if a == b => {
-                appends_members(&old.column_type, &new.column_type)
-            }
+            (a @ ("enum" | "set"), b) if a == b => appends_members(old, new),
             _ => false,
         };
         if alike {
@@ -626,24 +624,18 @@ fn integer_kind(data_type: &str) -> bool {
     )
 }
 
-/// True when ENUM or SET type `new` lists every member of `old` first, in
-/// the same order and spelling, and more after them: every value keeps its
-/// number (an ENUM's position, a SET's bits), which is how such keys travel
-/// in the binlog and are matched. The server writes both types with the
-/// same quoting (a quote doubled), so a common text ending at a member's
-/// closing quote means the same members.
-/// An appended empty member is not taken: a row holding the error value
-/// '' (position 0, written under a lax sql_mode) would be copied as the
-/// new member's position while the binlog still gives 0 for it.
-fn appends_members(old: &str, new: &str) -> bool {
-    let Some(more) = old
-        .strip_suffix(')')
-        .and_then(|members| new.strip_prefix(members))
-    else {
+/// True when ENUM or SET column `new` lists every member of `old` first,
+/// in the same order and spelling, and more after them: every value keeps
+/// its number (an ENUM's position, a SET's bits), which is how such keys
+/// travel in the binlog and are matched. An appended empty member is not
+/// taken: a row holding the error value '' (position 0, written under a
+/// lax sql_mode) would be copied as the new member's position while the
+/// binlog still gives 0 for it.
+fn appends_members(old: &Column, new: &Column) -> bool {
+    let (Some(old), Some(new)) = (old.members(), new.members()) else {
         return false;
     };
-    let empty_member = more.contains(",''") && (more.contains(",'',") || more.ends_with(",'')"));
-    more.starts_with(',') && more.len() > 2 && !empty_member
+    new.len() > old.len() && new.starts_with(&old) && !new[old.len()..].iter().any(String::is_empty)
 }
 
 /// The digits after the point of a DECIMAL column type (`decimal(17,2)`).
