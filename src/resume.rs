@@ -182,10 +182,12 @@ impl Leftover {
     /// comparison, so when the ALTER changes how the key compares the copy
     /// starts over.
     pub fn copy_start(&self, key: &SharedKey) -> CopyStart {
-        let compares_alike = key.columns.iter().all(|k| {
-            k.column.column_type == k.ghost_column.column_type
-                && k.column.collation == k.ghost_column.collation
-        });
+        // A widened integer, more digits after the point, an ENUM with a
+        // member appended: the key compares alike, the watermark holds.
+        let compares_alike = key
+            .columns
+            .iter()
+            .all(|k| k.change() == crate::schema::KeyChange::Alike);
         match &self.copied {
             CopyStart::After(_) if !compares_alike => {
                 tracing::warn!("the ALTER changes how the key compares: the copy starts over");
