@@ -382,7 +382,13 @@ async fn connect_and_run(
     if let Some(binlog) = replica_binlog {
         preflight.binlog = binlog;
     }
-    let mut run_lock = RunLock::acquire(&topology.writer, names, config.default_retries).await?;
+    let mut run_lock = RunLock::acquire(
+        &topology.writer,
+        names,
+        preflight.names_fold,
+        config.default_retries,
+    )
+    .await?;
     let resumed = if config.resume {
         match Leftover::find(&mut conn, names, &config.alter).await {
             Ok(leftover) => Some(leftover),
@@ -799,13 +805,12 @@ impl Run<'_> {
             .and_then(|r| r.recorded.deferred.as_ref())
             .and_then(|d| d.still_missing(&ghost_schema));
         let plan = inspect::plan(self.preflight, ghost_schema)?;
-        if let Some(numbered) = plan.ghost.columns.iter().find(|g| {
-            g.auto_increment
-                && !plan
-                    .columns
-                    .iter()
-                    .any(|p| p.target.eq_ignore_ascii_case(&g.name))
-        }) {
+        if let Some(numbered) = plan
+            .ghost
+            .columns
+            .iter()
+            .find(|g| g.auto_increment && !inspect::keys::writes(&plan.columns, &g.name))
+        {
             tracing::warn!(
                 column = %numbered.name,
                 "the ALTER adds an AUTO_INCREMENT column: the server numbers the rows as the copy and the applier \
@@ -1738,15 +1743,11 @@ impl Run<'_> {
         if self.config.verify_queries.is_empty() {
             return Ok(Vec::new());
         }
-        let lower_case: Option<u32> = conn
-            .query_first("SELECT @@lower_case_table_names")
-            .await
-            .context(|| "reading lower_case_table_names".to_string())?;
         plans::check(
             conn,
             self.names,
             &self.config.verify_queries,
-            lower_case.unwrap_or(0) != 0,
+            self.preflight.names_fold,
             full,
             built_later,
         )

@@ -730,18 +730,11 @@ impl RunLock {
     pub async fn acquire(
         config: &ConnectConfig,
         names: &ShadowNames,
+        names_fold: bool,
         retries: u32,
     ) -> Result<RunLock> {
         let mut conn = crate::server::connect_session(config).await?;
-        let case_rule: Option<u32> = conn
-            .query_first("SELECT @@lower_case_table_names")
-            .await
-            .context(|| "reading lower_case_table_names".to_string())?;
-        let name = Self::lock_name(
-            &names.database,
-            &names.original,
-            case_rule.unwrap_or(0) != 0,
-        );
+        let name = Self::lock_name(&names.database, &names.original, names_fold);
         if !Self::take(&mut conn, &name).await? {
             let holder: Option<u64> = conn
                 .exec_first("SELECT IS_USED_LOCK(?)", (&name,))

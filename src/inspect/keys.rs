@@ -47,6 +47,11 @@ pub fn insert_select(verb: &str, ghost: &str, columns: &[ColumnPair], from: &str
     )
 }
 
+/// True when `pairs` write the new table's column `column`.
+pub fn writes(pairs: &[ColumnPair], column: &str) -> bool {
+    pairs.iter().any(|p| p.target.eq_ignore_ascii_case(column))
+}
+
 /// Columns copied, in the original's order. Generated columns of the new
 /// table are never written; a generated column of the original that the
 /// ALTER makes a plain one is copied (its values read from the original,
@@ -81,7 +86,7 @@ pub fn column_mapping(
                 && !g.nullable
                 && !g.has_default
                 && !g.auto_increment
-                && !pairs.iter().any(|p| p.target.eq_ignore_ascii_case(&g.name))
+                && !writes(&pairs, &g.name)
         })
         .filter_map(|g| {
             Some(ColumnPair {

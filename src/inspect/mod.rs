@@ -35,6 +35,8 @@ pub struct Preflight {
     pub server_id: u32,
     /// The server's time zone observes daylight saving time.
     pub time_zone_has_dst: bool,
+    /// The server folds table names (`lower_case_table_names` 1 or 2).
+    pub names_fold: bool,
 }
 
 /// Checks the ALTER text, the server settings and the table.
@@ -54,12 +56,14 @@ pub async fn preflight(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let time_zone_has_dst = server::time_zone_has_dst(conn).await?;
+    let names_fold = vars.get("lower_case_table_names").is_some_and(|v| v != "0");
     Ok(Preflight {
         original,
         alter,
         binlog,
         server_id,
         time_zone_has_dst,
+        names_fold,
     })
 }
 
@@ -200,9 +204,7 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
             && !g.has_default
             && !g.auto_increment
             && g.implicit_default().is_none()
-            && !columns
-                .iter()
-                .any(|p| p.target.eq_ignore_ascii_case(&g.name))
+            && !keys::writes(&columns, &g.name)
     }) {
         return Err(Error::refused(
             &table,

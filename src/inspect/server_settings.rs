@@ -17,6 +17,9 @@ pub const VARIABLES: &[&str] = &[
     "binlog_transaction_compression",
     "binlog_row_value_options",
     "server_id",
+    // Not checked: how the server compares table names, for the run lock
+    // and the query plans.
+    "lower_case_table_names",
 ];
 
 /// A failed server check: the problem and what to do.
