@@ -22,6 +22,7 @@ IDLE_LABELS = [
     ("copy-nobulk", "  the same, innodb_alter_copy_bulk=OFF"),
     ("inplace", "native ALTER, FORCE, ALGORITHM=INPLACE"),
     ("instant", "native ALTER, ALGORITHM=INSTANT"),
+    ("one-statement", "one INSERT ... SELECT, RENAME (floor)"),
     ("ptosc", "pt-online-schema-change"),
     ("shadowcut", "shadowcut"),
     ("shadowcut-indexes-during", "shadowcut --indexes-during-copy"),
