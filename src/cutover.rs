@@ -611,10 +611,14 @@ impl CutOver<'_> {
                 ]
                 .contains(&verb.as_str())
             });
-            let hits = statements::changed_tables(&info, db.as_deref().unwrap_or(""))
-                .unwrap_or_default()
-                .iter()
-                .any(|c| self.name_rule.hits(c, &names.database, &names.original));
+            let hits = statements::changed_tables(
+                &info,
+                db.as_deref().unwrap_or(""),
+                sql::Lexing::DEFAULT,
+            )
+            .unwrap_or_default()
+            .iter()
+            .any(|c| self.name_rule.hits(c, &names.database, &names.original));
             if exclusive && hits {
                 return Err(Abort::Retry(format!(
                     "connection {id} waits to change the table ({})",

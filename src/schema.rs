@@ -503,6 +503,11 @@ impl KeyColumn {
         }
         let alike = match (old.data_type.as_str(), new.data_type.as_str()) {
             (a, b) if integer_kind(a) && integer_kind(b) => true,
+            // An integer is a DECIMAL exactly (or fails to fit, loudly), and
+            // an integer parameter compares with a DECIMAL column exactly. Not
+            // the other way: a DECIMAL key travels as text, which an integer
+            // column compares as a DOUBLE, inexact past 2^53.
+            (a, "decimal") if integer_kind(a) => true,
             // Fewer digits after the point round a key (with a note, not a
             // failure): two keys may become one, and a key bound as the
             // original holds it no longer finds its row (fuzzer seed 48273).
@@ -1174,7 +1179,14 @@ pub(crate) mod tests {
             "fails loudly"
         );
         assert_eq!(change("datetime(3)", "datetime(6)"), KeyChange::Alike);
+        assert_eq!(change("int", "decimal(22,0)"), KeyChange::Alike);
+        assert_eq!(
+            change("bigint(20) unsigned", "decimal(24,4)"),
+            KeyChange::Alike
+        );
         for (old, new) in [
+            ("decimal(20,0)", "bigint"),
+            ("int", "double"),
             ("decimal(17,2)", "decimal(17,1)"),
             ("decimal(10,3) unsigned", "decimal(10,0) unsigned"),
             ("datetime(6)", "datetime(3)"),

@@ -483,8 +483,10 @@ pub async fn create_ghost(
     // Whether the server would run this ALTER in place or copy the rows
     // decides how a native ALTER treats stored values (a copy checks zero
     // dates): asked of the server on the empty new table.
+    // The clause on a line of its own: a `--` or `#` comment ending the
+    // ALTER would swallow it, and every ALTER would pass as in place.
     let in_place = conn
-        .query_drop(format!("ALTER TABLE {ghost} {alter}, ALGORITHM=INPLACE"))
+        .query_drop(format!("ALTER TABLE {ghost} {alter}\n, ALGORITHM=INPLACE"))
         .await
         .is_ok();
     let altered = if in_place {

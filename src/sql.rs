@@ -40,7 +40,8 @@ pub fn is_plain_word(name: &str) -> bool {
 pub enum Token {
     /// An unquoted word (keyword or identifier), as written.
     Word(String),
-    /// A backtick- or double-quote-quoted identifier, unquoted.
+    /// A backtick-quoted identifier (or, under ANSI_QUOTES, a
+    /// double-quoted one), unquoted.
     Quoted(String),
     /// A string literal, unquoted.
     Str(String),
@@ -65,18 +66,64 @@ impl Token {
     }
 }
 
-/// Splits SQL text into tokens. Comments are dropped, but for executable
-/// comments (`/*! ... */`), whose content is read as SQL. Returns an error
-/// message for an unterminated quote or comment.
-pub fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
-    tokenize_noting_conditions(sql).map(|(tokens, _)| tokens)
+/// How the server reads `"` and `\`, which its sql_mode decides. Every
+/// other rule of the lexer below is the server's whatever the mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lexing {
+    /// `"` quotes an identifier (ANSI_QUOTES), not a string.
+    pub ansi_quotes: bool,
+    /// `\` in a string escapes the next character (unless
+    /// NO_BACKSLASH_ESCAPES).
+    pub backslash_escapes: bool,
 }
 
-/// [`tokenize`], and whether the text holds an executable comment that
-/// only some servers run: one with a version (`/*!80000 ... */`, run from
-/// that version on) or MariaDB's `/*M! ... */`. Its content is read as SQL
-/// all the same, which is right only where the server runs it.
-pub fn tokenize_noting_conditions(sql: &str) -> Result<(Vec<Token>, bool), String> {
+impl Lexing {
+    /// The server's default reading, and that of every session of the
+    /// tool, the ALTER's on the new table included
+    /// ([`crate::server::SQL_TEXT_MODES`] are taken out).
+    pub const DEFAULT: Lexing = Lexing {
+        ansi_quotes: false,
+        backslash_escapes: true,
+    };
+
+    /// The reading under the sql_mode bits a binlog QUERY event carries
+    /// (the bit values both servers use).
+    pub fn of_sql_mode_bits(bits: u64) -> Lexing {
+        const ANSI_QUOTES: u64 = 0x4;
+        const NO_BACKSLASH_ESCAPES: u64 = 0x10_0000;
+        Lexing {
+            ansi_quotes: bits & ANSI_QUOTES != 0,
+            backslash_escapes: bits & NO_BACKSLASH_ESCAPES == 0,
+        }
+    }
+}
+
+/// A character the server takes into an unquoted identifier: ASCII letters,
+/// digits, `_` and `$`, and every character from U+0080 on (the no-break
+/// space included: only ASCII separates words).
+pub fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii()
+}
+
+/// A character the server skips between tokens: ASCII white space only.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
+}
+
+/// Splits SQL text into tokens, read as the server reads it in its default
+/// sql_mode. Comments are dropped, but for executable comments (`/*! ...
+/// */`), whose content is read as SQL. Returns an error message for an
+/// unterminated quote or comment.
+pub fn tokenize(sql: &str) -> Result<Vec<Token>, String> {
+    tokenize_as(sql, Lexing::DEFAULT).map(|(tokens, _)| tokens)
+}
+
+/// [`tokenize`] under `lexing`, and whether the text holds an executable
+/// comment that only some servers run: one with a version (`/*!80000 ...
+/// */`, run from that version on) or MariaDB's `/*M! ... */`. Its content
+/// is read as SQL all the same, which is right only where the server runs
+/// it.
+pub fn tokenize_as(sql: &str, lexing: Lexing) -> Result<(Vec<Token>, bool), String> {
     let chars: Vec<char> = sql.chars().collect();
     let mut tokens = Vec::new();
     let mut executable_comments = 0usize;
@@ -84,9 +131,9 @@ pub fn tokenize_noting_conditions(sql: &str) -> Result<(Vec<Token>, bool), Strin
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c.is_whitespace() {
+        if is_space(c) {
             i += 1;
-        } else if c == '#' || (c == '-' && chars.get(i + 1) == Some(&'-')) {
+        } else if c == '#' || starts_dash_comment(&chars, i) {
             while i < chars.len() && chars[i] != '\n' {
                 i += 1;
             }
@@ -118,59 +165,127 @@ pub fn tokenize_noting_conditions(sql: &str) -> Result<(Vec<Token>, bool), Strin
             }
             i += 2;
         } else if c == '`' || c == '"' || c == '\'' {
-            let quote = c;
-            let start = i;
-            i += 1;
-            let mut text = String::new();
-            loop {
-                match chars.get(i) {
-                    None => return Err(format!("unterminated quote {quote} at offset {start}")),
-                    Some(&ch) if ch == quote => {
-                        if chars.get(i + 1) == Some(&quote) {
-                            text.push(quote);
-                            i += 2;
-                        } else {
-                            i += 1;
-                            break;
-                        }
-                    }
-                    Some(&'\\') if quote == '\'' => {
-                        if let Some(&next) = chars.get(i + 1) {
-                            text.push(next);
-                        }
-                        i += 2;
-                    }
-                    Some(&ch) => {
-                        text.push(ch);
-                        i += 1;
-                    }
-                }
-            }
-            tokens.push(if quote == '\'' {
-                Token::Str(text)
-            } else {
+            let identifier = c == '`' || (c == '"' && lexing.ansi_quotes);
+            let (text, next) = quoted(&chars, i, !identifier && lexing.backslash_escapes)?;
+            i = next;
+            tokens.push(if identifier {
                 Token::Quoted(text)
+            } else {
+                Token::Str(text)
             });
-        } else if c.is_ascii_digit() {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                i += 1;
-            }
-            tokens.push(Token::Number(chars[start..i].iter().collect()));
-        } else if c.is_alphanumeric() || c == '_' || c == '$' {
-            let start = i;
-            while i < chars.len()
-                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
-            {
-                i += 1;
-            }
-            tokens.push(Token::Word(chars[start..i].iter().collect()));
+        } else if is_ident_char(c) {
+            let (token, next) = word_or_number(&chars, i);
+            tokens.push(token);
+            i = next;
         } else {
             tokens.push(Token::Punct(c));
             i += 1;
         }
     }
     Ok((tokens, conditional))
+}
+
+/// `--` starts a comment only when a space or a control character (or the
+/// end of the text) follows: `5--1` is five minus minus one.
+fn starts_dash_comment(chars: &[char], i: usize) -> bool {
+    chars[i] == '-'
+        && chars.get(i + 1) == Some(&'-')
+        && chars
+            .get(i + 2)
+            .is_none_or(|&c| is_space(c) || c.is_ascii_control())
+}
+
+/// The text between the quote at `start` and its closing quote (a doubled
+/// quote stands for one; with `backslash`, `\` takes the next character
+/// in), and the index after the closing quote.
+fn quoted(chars: &[char], start: usize, backslash: bool) -> Result<(String, usize), String> {
+    let quote = chars[start];
+    let mut text = String::new();
+    let mut i = start + 1;
+    loop {
+        match chars.get(i) {
+            None => return Err(format!("unterminated quote {quote} at offset {start}")),
+            Some(&ch) if ch == quote => {
+                if chars.get(i + 1) == Some(&quote) {
+                    text.push(quote);
+                    i += 2;
+                } else {
+                    return Ok((text, i + 1));
+                }
+            }
+            Some(&'\\') if backslash => {
+                if let Some(&next) = chars.get(i + 1) {
+                    text.push(next);
+                }
+                i += 2;
+            }
+            Some(&ch) => {
+                text.push(ch);
+                i += 1;
+            }
+        }
+    }
+}
+
+/// The word or number starting at `start`, as the server tells them apart:
+/// a run of identifier characters is a number when it is all digits (then
+/// with an optional fraction and exponent), a float such as `1e5`,
+/// hexadecimal (`0x1F`) or binary (`0b101`), and an identifier otherwise,
+/// even when it starts with a digit (`1x`). Returns the token and the index
+/// after it.
+fn word_or_number(chars: &[char], start: usize) -> (Token, usize) {
+    let mut end = start;
+    while end < chars.len() && is_ident_char(chars[end]) {
+        end += 1;
+    }
+    let run: String = chars[start..end].iter().collect();
+    if !chars[start].is_ascii_digit() {
+        return (Token::Word(run), end);
+    }
+    let number = |to: usize| (Token::Number(chars[start..to].iter().collect()), to);
+    let digits_from = |mut i: usize| {
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    let lower = run.to_ascii_lowercase();
+    let mantissa_end = digits_from(start);
+    if mantissa_end == end {
+        // All digits: a fraction and an exponent may follow.
+        let mut i = end;
+        if chars.get(i) == Some(&'.') {
+            i = digits_from(i + 1);
+        }
+        if matches!(chars.get(i), Some('e' | 'E')) {
+            let sign = usize::from(matches!(chars.get(i + 1), Some('+' | '-')));
+            if chars.get(i + 1 + sign).is_some_and(char::is_ascii_digit) {
+                i = digits_from(i + 1 + sign);
+            }
+        }
+        return number(i);
+    }
+    let exponent = &lower[mantissa_end - start..];
+    let is_hex = lower.len() > 2
+        && lower.starts_with("0x")
+        && lower[2..].chars().all(|c| c.is_ascii_hexdigit());
+    let is_bits = lower.len() > 2
+        && lower.starts_with("0b")
+        && lower[2..].chars().all(|c| matches!(c, '0' | '1'));
+    let is_float = exponent.len() > 1
+        && exponent.starts_with('e')
+        && exponent[1..].chars().all(|c| c.is_ascii_digit());
+    if is_hex || is_bits || is_float {
+        return number(end);
+    }
+    // `1e+5`, `1e-5`: the run stops at the sign.
+    if exponent == "e"
+        && matches!(chars.get(end), Some('+' | '-'))
+        && chars.get(end + 1).is_some_and(char::is_ascii_digit)
+    {
+        return number(digits_from(end + 1));
+    }
+    (Token::Word(run), end)
 }
 
 /// Splits tokens on commas that are not inside parentheses.
@@ -203,7 +318,7 @@ pub fn mentions_identifier(text: &str, name: &str) -> bool {
     if needle.is_empty() {
         return false;
     }
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let is_word = is_ident_char;
     let mut from = 0;
     while let Some(pos) = hay[from..].find(&needle) {
         let start = from + pos;
@@ -252,13 +367,60 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert!(parts[1][0].is_kw("RENAME"));
         assert!(parts[2][0].is_kw("LOCK"));
-        let conditional = |sql: &str| tokenize_noting_conditions(sql).unwrap().1;
+        let conditional = |sql: &str| tokenize_as(sql, Lexing::DEFAULT).unwrap().1;
         assert!(conditional("ADD c INT /*!50100 , DROP d */"));
         assert!(conditional("ADD c INT /*M! , DROP d */"));
         assert!(!conditional(
             "ADD c INT /*! , DROP d */ /* 50100 */ -- /*!5"
         ));
         assert!(!conditional("ADD c INT DEFAULT '/*!50100 x */'"));
+    }
+
+    #[test]
+    fn reads_as_the_server_reads() {
+        let words = |sql: &str| tokenize(sql).unwrap();
+        // A double-quoted string, with an escaped quote inside: not an
+        // identifier, and the clauses after it are its text (fuzz review D1).
+        let t = words(r#"DEFAULT "\", CHANGE a b INT" , DROP c"#);
+        assert_eq!(t[1], Token::Str("\", CHANGE a b INT".into()));
+        assert!(t[3].is_kw("DROP"));
+        assert_eq!(
+            words(r#"'it''s' "say ""hi""""#)[1],
+            Token::Str("say \"hi\"".into())
+        );
+        // `--` is a comment only before a space or a control character.
+        let t = words("DEFAULT (5--1), CHANGE a b INT");
+        assert!(t.iter().any(|t| t.is_kw("CHANGE")), "{t:?}");
+        assert_eq!(words("ADD c INT --\tnote").len(), 3);
+        assert_eq!(words("ADD c INT --").len(), 3);
+        // Identifiers may start with a digit, and take any non-ASCII
+        // character, the no-break space included.
+        assert_eq!(words("CHANGE 1x a INT")[1], Token::Word("1x".into()));
+        assert_eq!(words("DROP a€")[1], Token::Word("a€".into()));
+        assert_eq!(words("DROP p\u{a0}1")[1], Token::Word("p\u{a0}1".into()));
+        assert_eq!(words("DROP é\u{3000}x").len(), 2);
+        for number in ["12", "1.5", "1e5", "1E+5", "2.5e-3", "0x1F", "0b101"] {
+            assert_eq!(
+                words(number),
+                vec![Token::Number(number.into())],
+                "{number}"
+            );
+        }
+        for word in ["1e", "1ex", "0x1G", "0b12", "123abc", "1e5x"] {
+            assert_eq!(words(word), vec![Token::Word(word.into())], "{word}");
+        }
+        // Under ANSI_QUOTES a double quote is an identifier's; under
+        // NO_BACKSLASH_ESCAPES a backslash is a character.
+        let ansi = Lexing::of_sql_mode_bits(0x4);
+        let (t, _) = tokenize_as(r#""a\" b"#, ansi).unwrap();
+        assert_eq!(
+            t,
+            vec![Token::Quoted("a\\".into()), Token::Word("b".into())]
+        );
+        let plain = Lexing::of_sql_mode_bits(0x10_0000);
+        let (t, _) = tokenize_as(r"'a\' b", plain).unwrap();
+        assert_eq!(t, vec![Token::Str("a\\".into()), Token::Word("b".into())]);
+        assert_eq!(Lexing::of_sql_mode_bits(0), Lexing::DEFAULT);
     }
 
     #[test]

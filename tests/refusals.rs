@@ -1021,8 +1021,15 @@ async fn refuses_an_alter_with_lock_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_an_alter_with_a_second_statement() {
     let (mut conn, db, _cleanup) = setup("ref_multistmt", PLAIN).await;
-    let alter = format!("ADD COLUMN c INT; DROP TABLE {}", q(&db, "t"));
-    check_refusal(&mut conn, &db, "t", &alter, &[], &["--alter"]).await;
+    let marker = q(&db, "marker");
+    for alter in [
+        format!("ADD COLUMN c INT; DROP TABLE {}", q(&db, "t")),
+        // Once hidden from the reader by `--` read as a comment, and run
+        // by the dry run: the schema snapshot would show the new table.
+        format!("ADD COLUMN IF NOT EXISTS z INT DEFAULT (5--1); CREATE TABLE {marker} (x INT)"),
+    ] {
+        check_refusal(&mut conn, &db, "t", &alter, &[], &["--alter"]).await;
+    }
 }
 
 /// Executable comments (`/*! ... */`) are dropped by the tokenizer that

@@ -108,3 +108,22 @@ async fn a_truncate_behind_set_statement_stops_the_migration() {
     assert!(error.to_string().contains("TRUNCATE"), "{error}");
     assert_eq!(tables, vec!["t"]);
 }
+
+/// A statement is read in its own session's sql_mode, which its binlog
+/// event carries: under ANSI_QUOTES, `"t"` names the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_written_with_ansi_quotes_stops_the_migration() {
+    let (error, tables) = run_with_foreign_statement(
+        "ansiddl",
+        &[
+            "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+            r#"ALTER TABLE "t" COMMENT 'it''s \'quoted\'', ADD COLUMN "sneaky" INT"#,
+        ],
+    )
+    .await;
+    assert!(
+        error.to_string().contains("not issued by shadowcut"),
+        "{error}"
+    );
+    assert_eq!(tables, vec!["t"]);
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::sql::{split_top_level_commas, tokenize_noting_conditions, Token};
+use crate::sql::{split_top_level_commas, tokenize_as, Lexing, Token};
 
 /// The parts of an ALTER specification that change how rows are copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,7 +50,9 @@ fn refuse(problem: &str, remedy: &str) -> AlterRefusal {
 
 /// Analyses the text given to `--alter` (the part after `ALTER TABLE t`).
 pub fn analyze(alter: &str) -> Result<AlterAnalysis, AlterRefusal> {
-    let (tokens, conditional) = tokenize_noting_conditions(alter).map_err(|e| {
+    // Read as the server reads it on the new table: the ALTER runs there
+    // without the sql_modes that change quoting (`server::ddl_sql_mode`).
+    let (tokens, conditional) = tokenize_as(alter, Lexing::DEFAULT).map_err(|e| {
         refuse(
             &format!("the ALTER text cannot be read ({e})"),
             "Check the quoting of --alter",
@@ -105,7 +107,16 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
         return Ok(());
     };
     let kw = |i: usize, k: &str| clause.get(i).is_some_and(|t| t.is_kw(k));
-    let name_at = |i: usize| clause.get(i).and_then(Token::as_name).map(str::to_string);
+    // A column name the copy must follow; what cannot be read as one is
+    // refused, never skipped: a rename or drop read past would put values
+    // in the wrong column.
+    let name_at = |i: usize| {
+        clause
+            .get(i)
+            .and_then(Token::as_name)
+            .map(str::to_string)
+            .ok_or_else(|| unreadable(clause))
+    };
 
     if first.is_kw("ALGORITHM") || first.is_kw("LOCK") {
         return Err(refuse(
@@ -117,9 +128,12 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
         if kw(1, "COLUMN") {
             // MariaDB: RENAME COLUMN [IF EXISTS] old TO new.
             let at = if kw(2, "IF") && kw(3, "EXISTS") { 4 } else { 2 };
-            if let (Some(old), true, Some(new)) = (name_at(at), kw(at + 1, "TO"), name_at(at + 2)) {
-                analysis.renamed_columns.insert(old.to_lowercase(), new);
+            let old = name_at(at)?;
+            if !kw(at + 1, "TO") {
+                return Err(unreadable(clause));
             }
+            let new = name_at(at + 2)?;
+            analysis.renamed_columns.insert(old.to_lowercase(), new);
             return Ok(());
         }
         if kw(1, "INDEX") || kw(1, "KEY") {
@@ -150,10 +164,9 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
         } else {
             at
         };
-        if let (Some(old), Some(new)) = (name_at(at), name_at(at + 1)) {
-            if !old.eq_ignore_ascii_case(&new) {
-                analysis.renamed_columns.insert(old.to_lowercase(), new);
-            }
+        let (old, new) = (name_at(at)?, name_at(at + 1)?);
+        if !old.eq_ignore_ascii_case(&new) {
+            analysis.renamed_columns.insert(old.to_lowercase(), new);
         }
         return Ok(());
     }
@@ -164,11 +177,11 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
         ));
     }
     if first.is_kw("ADD") {
-        analysis.added_columns.extend(added_columns(clause));
+        analysis.added_columns.extend(added_columns(clause)?);
         return Ok(());
     }
     if first.is_kw("DROP") {
-        const NOT_COLUMNS: [&str; 9] = [
+        const NOT_COLUMNS: [&str; 7] = [
             "INDEX",
             "KEY",
             "PRIMARY",
@@ -176,53 +189,82 @@ fn analyze_clause(clause: &[Token], analysis: &mut AlterAnalysis) -> Result<(), 
             "CONSTRAINT",
             "CHECK",
             "PARTITION",
-            "SYSTEM",
-            "PERIOD",
         ];
-        if NOT_COLUMNS.iter().any(|k| kw(1, k)) {
+        if NOT_COLUMNS.iter().any(|k| kw(1, k)) || names_no_column(clause) {
             return Ok(());
         }
         let mut at = if kw(1, "COLUMN") { 2 } else { 1 };
         if kw(at, "IF") && kw(at + 1, "EXISTS") {
             at += 2;
         }
-        if let Some(name) = name_at(at) {
-            analysis.dropped_columns.push(name.to_lowercase());
-        }
+        analysis.dropped_columns.push(name_at(at)?.to_lowercase());
     }
     Ok(())
+}
+
+fn unreadable(clause: &[Token]) -> AlterRefusal {
+    let shown: Vec<String> = clause
+        .iter()
+        .take(6)
+        .map(|t| match t {
+            Token::Word(w) | Token::Number(w) => w.clone(),
+            Token::Quoted(q) => crate::sql::ident(q),
+            Token::Str(s) => crate::sql::literal(s),
+            Token::Punct(c) => c.to_string(),
+        })
+        .collect();
+    refuse(
+        &format!(
+            "the clause `{} ...` of the ALTER does not name its column where shadowcut expects it",
+            shown.join(" ")
+        ),
+        "Quote the column names with backticks (`name`), one clause per column",
+    )
+}
+
+/// True for `ADD`/`DROP` clauses led by a word that is not reserved and
+/// names no column when the right word follows it: `SYSTEM VERSIONING`,
+/// `PERIOD FOR`, MariaDB 11.7's `VECTOR INDEX`. Otherwise the word is a
+/// column's name (`DROP period`, `ADD vector INT`).
+fn names_no_column(clause: &[Token]) -> bool {
+    let kw = |i: usize, k: &str| clause.get(i).is_some_and(|t| t.is_kw(k));
+    (kw(1, "SYSTEM") && kw(2, "VERSIONING"))
+        || (kw(1, "PERIOD") && kw(2, "FOR"))
+        || (kw(1, "VECTOR") && (kw(2, "INDEX") || kw(2, "KEY")))
 }
 
 /// The columns an `ADD` clause adds, lower case: `ADD [COLUMN] [IF NOT
 /// EXISTS] c ...` or `ADD [COLUMN] (c1 ..., c2 ...)`; none for an index,
 /// a constraint, a partition or a period.
-fn added_columns(clause: &[Token]) -> Vec<String> {
-    const NOT_COLUMNS: [&str; 13] = [
+fn added_columns(clause: &[Token]) -> Result<Vec<String>, AlterRefusal> {
+    const NOT_COLUMNS: [&str; 10] = [
         "INDEX",
         "KEY",
         "UNIQUE",
         "PRIMARY",
         "FULLTEXT",
         "SPATIAL",
-        "VECTOR",
         "CONSTRAINT",
         "FOREIGN",
         "CHECK",
         "PARTITION",
-        "PERIOD",
-        "SYSTEM",
     ];
     let kw = |i: usize, k: &str| clause.get(i).is_some_and(|t| t.is_kw(k));
-    if NOT_COLUMNS.iter().any(|k| kw(1, k)) {
-        return Vec::new();
+    if NOT_COLUMNS.iter().any(|k| kw(1, k)) || names_no_column(clause) {
+        return Ok(Vec::new());
     }
     let mut at = if kw(1, "COLUMN") { 2 } else { 1 };
     if kw(at, "IF") && kw(at + 1, "NOT") && kw(at + 2, "EXISTS") {
         at += 3;
     }
-    let name = |part: &[Token]| part.first().and_then(Token::as_name).map(str::to_lowercase);
+    let name = |part: &[Token]| {
+        part.first()
+            .and_then(Token::as_name)
+            .map(str::to_lowercase)
+            .ok_or_else(|| unreadable(clause))
+    };
     if clause.get(at) != Some(&Token::Punct('(')) {
-        return name(&clause[at.min(clause.len())..]).into_iter().collect();
+        return Ok(vec![name(&clause[at.min(clause.len())..])?]);
     }
     let inside = &clause[at + 1..];
     let mut depth = 1;
@@ -239,7 +281,7 @@ fn added_columns(clause: &[Token]) -> Vec<String> {
         .unwrap_or(inside.len());
     split_top_level_commas(&inside[..end])
         .into_iter()
-        .filter_map(name)
+        .map(name)
         .collect()
 }
 
@@ -315,6 +357,62 @@ mod tests {
         assert_eq!(a.new_name_of("a").as_deref(), Some("b"));
         assert_eq!(a.new_name_of("c").as_deref(), Some("d"));
         assert_eq!(a.new_name_of("if"), Some("if".to_string()));
+    }
+
+    #[test]
+    fn names_it_cannot_read_are_refused_not_skipped() {
+        for text in [
+            "CHANGE 1 b INT",
+            "CHANGE a 2 INT",
+            "DROP COLUMN 'a'",
+            "DROP 12",
+            "RENAME COLUMN a b",
+            "RENAME COLUMN a TO 'b'",
+            "ADD COLUMN 5 INT",
+            "ADD COLUMN (a INT, 'b' INT)",
+        ] {
+            let refusal = analyze(text).unwrap_err();
+            assert!(
+                refusal.problem.contains("does not name its column"),
+                "{text}: {refusal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_what_the_server_runs() {
+        // A double-quoted string swallows what looks like clauses.
+        let a = analyze(
+            r#"ADD z VARCHAR(200) DEFAULT "\", CHANGE a b INT, CHANGE b a INT, ADD w INT COMMENT '" #'"#,
+        )
+        .unwrap();
+        assert!(a.renamed_columns.is_empty(), "{a:?}");
+        assert_eq!(a.added_columns, vec!["z"]);
+        // `5--1` is arithmetic, not a comment hiding the clauses after it.
+        let a = analyze("ADD z INT DEFAULT (5--1), DROP a, ADD a INT DEFAULT 7").unwrap();
+        assert_eq!(a.dropped_columns, vec!["a"]);
+        assert_eq!(a.added_columns, vec!["z", "a"]);
+        let a = analyze("CHANGE 1x a INT, CHANGE a 1x INT").unwrap();
+        assert_eq!(a.renamed_columns.get("1x").map(String::as_str), Some("a"));
+        assert_eq!(a.renamed_columns.get("a").map(String::as_str), Some("1x"));
+        let a = analyze("CHANGE a€ b€ INT, DROP p\u{a0}1").unwrap();
+        assert_eq!(a.renamed_columns.get("a€").map(String::as_str), Some("b€"));
+        assert_eq!(a.dropped_columns, vec!["p\u{a0}1"]);
+    }
+
+    #[test]
+    fn unreserved_words_name_columns_unless_their_clause_follows() {
+        let a = analyze("DROP period, DROP system, ADD vector INT, ADD period INT").unwrap();
+        assert_eq!(a.dropped_columns, vec!["period", "system"]);
+        assert_eq!(a.added_columns, vec!["vector", "period"]);
+        let a = analyze(
+            "DROP PERIOD FOR p, DROP SYSTEM VERSIONING, ADD VECTOR INDEX (v), ADD PERIOD FOR q (s, e)",
+        )
+        .unwrap();
+        assert!(
+            a.dropped_columns.is_empty() && a.added_columns.is_empty(),
+            "{a:?}"
+        );
     }
 
     #[test]

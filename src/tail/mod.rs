@@ -684,6 +684,7 @@ impl Reader {
             .read_event::<mysql_async::binlog::events::QueryEvent<'_>>()
             .map_err(|e| format!("a QUERY event cannot be read: {e}"))?;
         let text = query.query();
+        let lexing = query_lexing(&query);
         let trimmed = text.trim();
         if trimmed.eq_ignore_ascii_case("COMMIT") {
             self.end_transaction();
@@ -694,12 +695,12 @@ impl Reader {
         let schema = query.schema();
         if text.contains(&self.config.statement_tag) {
             // The swap is binlogged only once it has happened.
-            let is_rename = sql::tokenize(&text)
+            let is_rename = sql::tokenize_as(&text, lexing)
                 .ok()
-                .and_then(|t| t.first().cloned())
+                .and_then(|(t, _)| t.first().cloned())
                 .is_some_and(|t| t.is_kw("RENAME"));
             self.swapped |= is_rename
-                && statements::changed_tables(&text, &schema)
+                && statements::changed_tables(&text, &schema, lexing)
                     .unwrap_or_default()
                     .iter()
                     .any(|c| rule.hits(c, &names.database, &names.original));
@@ -714,7 +715,7 @@ impl Reader {
             self.transaction_is_xa = true;
             return Ok(());
         }
-        let touches = match statements::changed_tables(&text, &schema) {
+        let touches = match statements::changed_tables(&text, &schema, lexing) {
             Ok(changed) => changed.iter().any(|c| {
                 rule.hits(c, &names.database, &names.original)
                     || rule.hits(c, &names.database, &names.ghost)
@@ -919,6 +920,21 @@ fn verify_checksum(event: &Event) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// How the statement of a QUERY event reads: its session's sql_mode, which
+/// the event carries (the server's default reading when it does not).
+fn query_lexing(query: &mysql_async::binlog::events::QueryEvent<'_>) -> sql::Lexing {
+    use mysql_async::binlog::events::StatusVarVal;
+    use mysql_async::binlog::StatusVarKey;
+    query
+        .status_vars()
+        .get_status_var(StatusVarKey::SqlMode)
+        .and_then(|var| match var.get_value() {
+            Ok(StatusVarVal::SqlMode(bits)) => Some(sql::Lexing::of_sql_mode_bits(bits.0)),
+            _ => None,
+        })
+        .unwrap_or(sql::Lexing::DEFAULT)
 }
 
 /// MySQL 8 encodings this machine cannot produce (v2 rows events, binary

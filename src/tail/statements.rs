@@ -16,7 +16,7 @@
 //! triggers is refused before the migration starts, and a trigger created
 //! on it afterwards stops the tail at its CREATE.
 
-use crate::sql::{split_top_level_commas, tokenize, Token};
+use crate::sql::{split_top_level_commas, tokenize, tokenize_as, Lexing, Token};
 
 /// A table or database a statement changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +28,17 @@ pub enum Changed {
 }
 
 /// The tables whose structure or data `query` changes, with unqualified
-/// names resolved in `default_db`. `Err` when the text cannot be tokenized,
+/// names resolved in `default_db`, the text read under `lexing` (the
+/// sql_mode the statement ran in). `Err` when the text cannot be tokenized,
 /// or is not a statement read here (its first word is unknown): the caller
 /// then decides from the names the text mentions, and stops rather than
 /// miss a change.
-pub fn changed_tables(query: &str, default_db: &str) -> Result<Vec<Changed>, String> {
-    let tokens = tokenize(query)?;
+pub fn changed_tables(
+    query: &str,
+    default_db: &str,
+    lexing: Lexing,
+) -> Result<Vec<Changed>, String> {
+    let (tokens, _) = tokenize_as(query, lexing)?;
     let mut p = Parser {
         tokens: &tokens,
         at: 0,
@@ -560,7 +565,7 @@ mod tests {
     }
 
     fn stops_in(query: &str, default_db: &str, rule: NameRule) -> bool {
-        changed_tables(query, default_db)
+        changed_tables(query, default_db, Lexing::DEFAULT)
             .unwrap_or_else(|e| panic!("{query}: {e}"))
             .iter()
             .any(|c| rule.hits(c, "shop", "t") || rule.hits(c, "shop", "_t_gho"))
@@ -588,7 +593,7 @@ mod tests {
     #[test]
     fn statements_not_read_here_are_left_to_the_caller() {
         for q in ["FROBNICATE TABLE t", "HANDLER t OPEN", "(SELECT 1)"] {
-            assert!(changed_tables(q, "shop").is_err(), "{q}");
+            assert!(changed_tables(q, "shop", Lexing::DEFAULT).is_err(), "{q}");
         }
     }
 
