@@ -253,7 +253,7 @@ async fn ask(
             Some(cheaper) => ProbeResult::Skipped {
                 reason: format!("{} was accepted", cheaper.keyword()),
             },
-            None => match conn.query_drop(stmt).await {
+            None => match server::run_in_alter_mode(conn, stmt).await? {
                 Ok(()) => {
                     accepted = Some(*algorithm);
                     ProbeResult::Accepted
@@ -416,7 +416,7 @@ impl Native<'_> {
                 return Err(Error::Interrupted { table, reason });
             }
             let started = Instant::now();
-            match conn.query_drop(stmt).await {
+            match server::run_in_alter_mode(conn, stmt).await? {
                 Ok(()) => {
                     return Ok(NativeOutcome::Applied {
                         statement_time: started.elapsed(),

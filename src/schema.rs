@@ -75,6 +75,10 @@ impl Column {
             "date" => "'0000-00-00'",
             "datetime" | "timestamp" => "'0000-00-00 00:00:00'",
             "time" => "'00:00:00'",
+            // MariaDB's own types, filled with their zero values.
+            "uuid" => "'00000000-0000-0000-0000-000000000000'",
+            "inet6" => "'::'",
+            "inet4" => "'0.0.0.0'",
             _ => return None,
         })
     }

@@ -480,10 +480,12 @@ pub fn session_sql_mode(global: &str) -> String {
         .join(",")
 }
 
-/// The sql_mode of the ALTER run on the new table: the server's global
-/// mode, which is what a native ALTER on that server runs with (so its
-/// restrictions, such as `NO_ZERO_DATE` on a new default, are kept), plus
-/// [`REQUIRED_SQL_MODES`], minus [`SQL_TEXT_MODES`].
+/// The sql_mode of the sessions that check stored values as a copying
+/// native ALTER does (the INSTANT probe's and the native run's): the
+/// server's global mode, so that its restrictions (`NO_ZERO_DATE`, ...)
+/// are kept, plus [`REQUIRED_SQL_MODES`], minus [`SQL_TEXT_MODES`], which
+/// would change how the tool's own SQL reads. The user's ALTER itself runs
+/// in [`alter_sql_mode`].
 pub fn ddl_sql_mode(global: &str) -> String {
     let mut modes: Vec<String> = Vec::new();
     for mode in global.split(',').map(|m| m.trim().to_ascii_uppercase()) {
@@ -501,6 +503,82 @@ pub fn ddl_sql_mode(global: &str) -> String {
         }
     }
     modes.join(",")
+}
+
+/// The sql_mode of the user's ALTER, wherever it runs (on the new table,
+/// on the INSTANT probe's copy, natively): the server's global mode, which
+/// a native ALTER runs in, with its text modes too (under PIPES_AS_CONCAT
+/// `a || 'x'` concatenates, under EMPTY_STRING_IS_NULL `DEFAULT ''` is
+/// NULL), plus [`REQUIRED_SQL_MODES`]. Only that one statement runs in it:
+/// the tool's own SQL reads in [`ddl_sql_mode`].
+pub fn alter_sql_mode(global: &str) -> String {
+    let mut modes: Vec<String> = Vec::new();
+    let required = REQUIRED_SQL_MODES.iter().map(|m| m.to_string());
+    for mode in global
+        .split(',')
+        .map(|m| m.trim().to_ascii_uppercase())
+        .chain(required)
+    {
+        if !mode.is_empty() && !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    modes.join(",")
+}
+
+/// Why `alter` would read differently under the server's global sql_mode
+/// than the tool reads it (the default reading, [`crate::sql::Lexing::DEFAULT`]):
+/// a `"` under ANSI_QUOTES (an identifier's quote there, a string's here),
+/// a `\` under NO_BACKSLASH_ESCAPES (a character there, an escape here).
+/// `None` when the text reads the same either way.
+pub fn alter_reads_differently(global: &str, alter: &str) -> Option<&'static str> {
+    let modes: Vec<String> = global
+        .split(',')
+        .map(|m| m.trim().to_ascii_uppercase())
+        .collect();
+    let has = |names: &[&str]| modes.iter().any(|m| names.contains(&m.as_str()));
+    // The composite modes that include ANSI_QUOTES, should a server list
+    // them without their parts.
+    const ANSI_QUOTES: [&str; 7] = [
+        "ANSI_QUOTES",
+        "ANSI",
+        "ORACLE",
+        "MSSQL",
+        "DB2",
+        "MAXDB",
+        "POSTGRESQL",
+    ];
+    if has(&ANSI_QUOTES) && alter.contains('"') {
+        return Some("ANSI_QUOTES");
+    }
+    if has(&["NO_BACKSLASH_ESCAPES"]) && alter.contains('\\') {
+        return Some("NO_BACKSLASH_ESCAPES");
+    }
+    None
+}
+
+/// Runs `stmt`, which carries the user's ALTER text, in [`alter_sql_mode`],
+/// and puts the session's own mode back, whatever the statement's outcome.
+/// The outer error is the mode's, the inner result the statement's own
+/// (whose error code callers read).
+pub async fn run_in_alter_mode(
+    conn: &mut Conn,
+    stmt: &str,
+) -> Result<std::result::Result<(), mysql_async::Error>> {
+    let (session, global): (String, String) = conn
+        .query_first("SELECT @@SESSION.sql_mode, @@GLOBAL.sql_mode")
+        .await
+        .context(|| "reading the sql_mode".to_string())?
+        .unwrap_or_default();
+    let set = |mode: &str| format!("SET SESSION sql_mode = {}", crate::sql::literal(mode));
+    conn.query_drop(set(&alter_sql_mode(&global)))
+        .await
+        .context(|| "setting the sql_mode of the ALTER".to_string())?;
+    let result = conn.query_drop(stmt).await;
+    conn.query_drop(set(&session))
+        .await
+        .context(|| "putting the session's sql_mode back after the ALTER".to_string())?;
+    Ok(result)
 }
 
 /// A position in the primary's binary log.
@@ -842,6 +920,31 @@ mod tests {
             .session_setup("")
             .iter()
             .any(|s| s.contains("stats_expiry = 0")));
+    }
+
+    #[test]
+    fn the_alter_runs_in_the_servers_mode_and_reads_alike_or_is_refused() {
+        let global = "PIPES_AS_CONCAT,ANSI_QUOTES,NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES";
+        assert_eq!(
+            alter_sql_mode(global),
+            format!("{global},STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO")
+        );
+        assert!(!ddl_sql_mode(global).contains("PIPES_AS_CONCAT"));
+        let differs = |alter: &str| alter_reads_differently(global, alter);
+        assert_eq!(differs("ADD g INT AS (a || 'x')"), None);
+        assert_eq!(differs(r#"CHANGE "a" "b" INT"#), Some("ANSI_QUOTES"));
+        assert_eq!(
+            differs(r"ADD p VARCHAR(9) DEFAULT 'C:\new'"),
+            Some("NO_BACKSLASH_ESCAPES")
+        );
+        assert_eq!(
+            alter_reads_differently("STRICT_TRANS_TABLES", r#"DEFAULT "a\"b""#),
+            None
+        );
+        assert_eq!(
+            alter_reads_differently("oracle", r#"DEFAULT "x""#),
+            Some("ANSI_QUOTES")
+        );
     }
 
     #[test]

@@ -474,10 +474,11 @@ pub async fn create_ghost(
         .await
         .context(|| format!("creating the new table {ghost}"))?;
     let alter = alter.trim().trim_end_matches(';');
-    // The ALTER runs under the server's own restrictions, as natively.
+    // The ALTER runs in the server's own sql_mode, as natively: its
+    // restrictions, and its reading of the text.
     let global_mode = crate::server::global_sql_mode(conn).await?;
     let mode = |m: String| format!("SET SESSION sql_mode = {}", sql::literal(&m));
-    conn.query_drop(mode(crate::server::ddl_sql_mode(&global_mode)))
+    conn.query_drop(mode(crate::server::alter_sql_mode(&global_mode)))
         .await
         .context(|| format!("setting the sql_mode for the ALTER of {ghost}"))?;
     // Whether the server would run this ALTER in place or copy the rows

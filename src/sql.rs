@@ -79,8 +79,10 @@ pub struct Lexing {
 
 impl Lexing {
     /// The server's default reading, and that of every session of the
-    /// tool, the ALTER's on the new table included
-    /// ([`crate::server::SQL_TEXT_MODES`] are taken out).
+    /// tool ([`crate::server::SQL_TEXT_MODES`] are taken out). The user's
+    /// ALTER runs in the server's own mode, and is refused where that
+    /// would read it otherwise
+    /// ([`crate::server::alter_reads_differently`]).
     pub const DEFAULT: Lexing = Lexing {
         ansi_quotes: false,
         backslash_escapes: true,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use common::extra_server::ExtraServer;
 use common::*;
 use mysql_async::prelude::*;
+use mysql_async::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_table_named_in_upper_case_migrates_with_its_concurrent_writes() {
@@ -159,4 +160,86 @@ async fn the_checksum_sees_a_difference_in_a_row_longer_than_max_allowed_packet(
         .unwrap();
     assert_eq!(same, Some(20));
     conn.disconnect().await.unwrap();
+}
+
+/// The ALTER runs in the server's own sql_mode, its text modes included:
+/// under PIPES_AS_CONCAT `||` concatenates and under EMPTY_STRING_IS_NULL
+/// `DEFAULT ''` is NULL, as in a DBA's native ALTER (the run took those
+/// modes out, and gave a generated column `s OR '-x'`), by the copy and by
+/// the INSTANT path alike. Where the mode would read the text otherwise
+/// than shadowcut reads it (a `"` under ANSI_QUOTES, a `\` under
+/// NO_BACKSLASH_ESCAPES), the run is refused before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alter_runs_in_the_servers_text_modes() {
+    let server = ExtraServer::start(&[
+        "--no-replica",
+        "--extra-arg=--sql-mode=STRICT_TRANS_TABLES,PIPES_AS_CONCAT,EMPTY_STRING_IS_NULL,ANSI_QUOTES,NO_BACKSLASH_ESCAPES",
+    ])
+    .await;
+    let mut conn = client(&server.config).await;
+    let db = fresh_database(&mut conn, "textmodes").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, s VARCHAR(20) NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, 'one'), (2, 'two')",
+    )
+    .await;
+    let config_for = |alter: &str, prefer_instant: bool| {
+        let mut config = shadowcut::Config::new(server.config.clone(), &db, "t", alter);
+        config.execute = true;
+        config.prefer_instant = prefer_instant;
+        config.ok_to_drop_table = true;
+        config.throttle.discover_replicas = false;
+        config
+    };
+    let mut native = native_session(&server.config).await;
+    for (alter, prefer_instant) in [
+        (
+            "ADD COLUMN g VARCHAR(40) AS (s || '-x') STORED, ADD COLUMN e VARCHAR(5) DEFAULT ''",
+            false,
+        ),
+        ("ADD COLUMN e2 VARCHAR(5) DEFAULT ''", true),
+    ] {
+        let summary = shadowcut::run(&config_for(alter, prefer_instant))
+            .await
+            .unwrap_or_else(|e| panic!("{alter}: {e}"));
+        assert_eq!(summary.native.is_some(), prefer_instant, "{alter}");
+        native
+            .query_drop(format!("ALTER TABLE `{db}`.`control` {alter}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            definition(&mut conn, &db, "t").await,
+            definition(&mut conn, &db, "control").await,
+            "{alter}"
+        );
+        assert_eq!(
+            rows(&mut conn, &db, "t", "*", "id").await,
+            rows(&mut conn, &db, "control", "*", "id").await,
+            "{alter}"
+        );
+    }
+    assert_eq!(
+        rows(&mut conn, &db, "t", "g, e", "id").await,
+        vec![
+            vec![Value::from("one-x"), Value::NULL],
+            vec![Value::from("two-x"), Value::NULL]
+        ]
+    );
+    for alter in [
+        r#"CHANGE "s" "s2" VARCHAR(20) NOT NULL"#,
+        r"ADD COLUMN p VARCHAR(9) DEFAULT 'C:\new'",
+    ] {
+        let err = shadowcut::run(&config_for(alter, false))
+            .await
+            .expect_err(alter);
+        assert!(err.to_string().contains("reads differently"), "{err}");
+        assert_eq!(tables(&mut conn, &db).await, vec!["control", "t"]);
+    }
 }

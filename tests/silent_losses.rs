@@ -536,6 +536,47 @@ async fn alters_are_read_as_the_server_reads_them() {
     }
 }
 
+/// MariaDB's UUID, INET6 and INET4 added NOT NULL without a default: the
+/// existing rows get the type's zero value, as natively (the run refused,
+/// saying the type had no value to give them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_types_added_not_null_get_their_zero_values() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "zerotypes").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, v INT) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(&mut conn, &db, "INSERT INTO {T} VALUES (1, 10), (2, 20)").await;
+    const ALTER: &str =
+        "ADD COLUMN u UUID NOT NULL, ADD COLUMN i6 INET6 NOT NULL, ADD COLUMN i4 INET4 NOT NULL";
+    shadowcut::run(&config(&db, "t", ALTER))
+        .await
+        .unwrap_or_else(|e| panic!("the migration failed: {e}"));
+    native_alter(&db, ALTER).await.unwrap();
+    assert_eq!(
+        definition(&mut conn, &db, "t").await,
+        definition(&mut conn, &db, "control").await
+    );
+    let columns = "id, v, CAST(u AS CHAR), CAST(i6 AS CHAR), CAST(i4 AS CHAR)";
+    let migrated = rows(&mut conn, &db, "t", columns, "id").await;
+    assert_same_rows(
+        &migrated,
+        &rows(&mut conn, &db, "control", columns, "id").await,
+        "zero values vs the native ALTER",
+    );
+    assert_eq!(
+        migrated[0][2..],
+        [
+            Value::from("00000000-0000-0000-0000-000000000000"),
+            Value::from("::"),
+            Value::from("0.0.0.0")
+        ]
+    );
+}
+
 // ---- 6. AUTO_INCREMENT in the ALTER ------------------------------------------
 
 async fn next_id_after(db: &str, alter: &str, seed_rows: i64) -> (u64, u64) {

@@ -50,8 +50,9 @@ fn refuse(problem: &str, remedy: &str) -> AlterRefusal {
 
 /// Analyses the text given to `--alter` (the part after `ALTER TABLE t`).
 pub fn analyze(alter: &str) -> Result<AlterAnalysis, AlterRefusal> {
-    // Read as the server reads it on the new table: the ALTER runs there
-    // without the sql_modes that change quoting (`server::ddl_sql_mode`).
+    // Read as the server reads it in its default sql_mode: where the
+    // server's own mode would read it otherwise (a `"` under ANSI_QUOTES),
+    // the pre-flight has refused it (`server::alter_reads_differently`).
     let (tokens, conditional) = tokenize_as(alter, Lexing::DEFAULT).map_err(|e| {
         refuse(
             &format!("the ALTER text cannot be read ({e})"),

@@ -47,6 +47,18 @@ pub async fn preflight(
     alter_text: &str,
 ) -> Result<Preflight> {
     let table = names.q(&names.original);
+    // The ALTER runs in the server's sql_mode; the tool reads it in the
+    // default one, which reads the same text alike but for these two.
+    let global_mode = server::global_sql_mode(conn).await?;
+    if let Some(mode) = server::alter_reads_differently(&global_mode, alter_text) {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the server's sql_mode has {mode}, under which the ALTER text reads differently from how shadowcut reads it (a \" or a \\ in it)"
+            ),
+            "Quote identifiers with backticks and strings with single quotes, without backslashes",
+        ));
+    }
     let alter =
         alter::analyze(alter_text).map_err(|r| Error::refused(&table, r.problem, r.remedy))?;
     let (binlog, vars) = binlog_settings(conn, dialect, names).await?;
