@@ -611,14 +611,15 @@ impl CutOver<'_> {
                 ]
                 .contains(&verb.as_str())
             });
-            let hits = statements::changed_tables(
-                &info,
-                db.as_deref().unwrap_or(""),
-                sql::Lexing::DEFAULT,
-            )
-            .unwrap_or_default()
-            .iter()
-            .any(|c| self.name_rule.hits(c, &names.database, &names.original));
+            // The session's sql_mode is not known here: read both ways,
+            // and where that fails, by the names the text mentions.
+            let hits =
+                match statements::changed_tables_in_any_mode(&info, db.as_deref().unwrap_or("")) {
+                    Ok(changed) => changed
+                        .iter()
+                        .any(|c| self.name_rule.hits(c, &names.database, &names.original)),
+                    Err(_) => sql::mentions_identifier(&info, &names.original),
+                };
             if exclusive && hits {
                 return Err(Abort::Retry(format!(
                     "connection {id} waits to change the table ({})",

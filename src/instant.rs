@@ -69,6 +69,9 @@ pub fn statement(
     let text = format!("ALTER TABLE {table} {alter}\n, ALGORITHM={keyword}");
     let read_back = tokenize(&text).map_err(|e| format!("the statement cannot be read ({e})"))?;
     let clauses = split_top_level_commas(&read_back);
+    if read_back.contains(&Token::Punct(';')) {
+        return Err("the ALTER holds a ';', which would end the statement".into());
+    }
     let last_is_ours = clauses.last().is_some_and(|c| {
         c.len() == 3 && c[0].is_kw("ALGORITHM") && c[1] == Token::Punct('=') && c[2].is_kw(keyword)
     });
@@ -253,7 +256,7 @@ async fn ask(
             Some(cheaper) => ProbeResult::Skipped {
                 reason: format!("{} was accepted", cheaper.keyword()),
             },
-            None => match server::run_in_alter_mode(conn, stmt).await? {
+            None => match server::run_in_alter_mode(conn, &scratch, stmt).await? {
                 Ok(()) => {
                     accepted = Some(*algorithm);
                     ProbeResult::Accepted
@@ -416,7 +419,7 @@ impl Native<'_> {
                 return Err(Error::Interrupted { table, reason });
             }
             let started = Instant::now();
-            match server::run_in_alter_mode(conn, stmt).await? {
+            match server::run_in_alter_mode(conn, &table, stmt).await? {
                 Ok(()) => {
                     return Ok(NativeOutcome::Applied {
                         statement_time: started.elapsed(),
@@ -606,6 +609,12 @@ mod tests {
         assert!(statement(T, "ADD COLUMN `x INT", NativeAlgorithm::Instant).is_err());
         assert!(statement(T, "ADD COLUMN x INT /* c", NativeAlgorithm::Instant).is_err());
         assert!(statement(T, "  ;", NativeAlgorithm::Instant).is_err());
+        // A ';' before a comment: the server would run the ALTER alone.
+        assert!(
+            statement(T, "ADD COLUMN x INT; -- note", NativeAlgorithm::Instant)
+                .unwrap_err()
+                .contains("';'")
+        );
         // An executable comment left open reads the clause as inside it:
         // still the last clause, so the server decides (its syntax error).
         assert!(statement(T, "ADD COLUMN x INT /*!", NativeAlgorithm::Instant).is_ok());

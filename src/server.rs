@@ -558,11 +558,15 @@ pub fn alter_reads_differently(global: &str, alter: &str) -> Option<&'static str
 }
 
 /// Runs `stmt`, which carries the user's ALTER text, in [`alter_sql_mode`],
-/// and puts the session's own mode back, whatever the statement's outcome.
-/// The outer error is the mode's, the inner result the statement's own
-/// (whose error code callers read).
+/// and puts the session's own mode back. The outer error is the mode's
+/// (including a global mode that now reads the text otherwise than the
+/// pre-flight checked), the inner result the statement's own, whose error
+/// code callers read: a failure to put the mode back after the statement
+/// is only logged, as the statement's outcome is what counts (a lost
+/// connection must still read as "ran or not, unknown").
 pub async fn run_in_alter_mode(
     conn: &mut Conn,
+    table: &str,
     stmt: &str,
 ) -> Result<std::result::Result<(), mysql_async::Error>> {
     let (session, global): (String, String) = conn
@@ -570,14 +574,21 @@ pub async fn run_in_alter_mode(
         .await
         .context(|| "reading the sql_mode".to_string())?
         .unwrap_or_default();
+    if let Some(mode) = alter_reads_differently(&global, stmt) {
+        return Err(Error::refused(
+            table,
+            format!("the server's sql_mode now has {mode}, under which the ALTER reads differently from how it was checked"),
+            "Quote identifiers with backticks and strings with single quotes, without backslashes",
+        ));
+    }
     let set = |mode: &str| format!("SET SESSION sql_mode = {}", crate::sql::literal(mode));
     conn.query_drop(set(&alter_sql_mode(&global)))
         .await
         .context(|| "setting the sql_mode of the ALTER".to_string())?;
     let result = conn.query_drop(stmt).await;
-    conn.query_drop(set(&session))
-        .await
-        .context(|| "putting the session's sql_mode back after the ALTER".to_string())?;
+    if let Err(e) = conn.query_drop(set(&session)).await {
+        tracing::warn!(error = %e, "putting the session's sql_mode back after the ALTER failed");
+    }
     Ok(result)
 }
 

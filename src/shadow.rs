@@ -14,7 +14,7 @@ use mysql_async::prelude::*;
 use mysql_async::Conn;
 
 use crate::error::{Error, Result, SqlContext};
-use crate::server::ConnectConfig;
+use crate::server::{run_in_alter_mode, ConnectConfig};
 use crate::sql;
 
 /// The longest table name MySQL and MariaDB accept.
@@ -475,30 +475,24 @@ pub async fn create_ghost(
         .context(|| format!("creating the new table {ghost}"))?;
     let alter = alter.trim().trim_end_matches(';');
     // The ALTER runs in the server's own sql_mode, as natively: its
-    // restrictions, and its reading of the text.
-    let global_mode = crate::server::global_sql_mode(conn).await?;
-    let mode = |m: String| format!("SET SESSION sql_mode = {}", sql::literal(&m));
-    conn.query_drop(mode(crate::server::alter_sql_mode(&global_mode)))
-        .await
-        .context(|| format!("setting the sql_mode for the ALTER of {ghost}"))?;
-    // Whether the server would run this ALTER in place or copy the rows
-    // decides how a native ALTER treats stored values (a copy checks zero
-    // dates): asked of the server on the empty new table.
-    // The clause on a line of its own: a `--` or `#` comment ending the
-    // ALTER would swallow it, and every ALTER would pass as in place.
-    let in_place = conn
-        .query_drop(format!("ALTER TABLE {ghost} {alter}\n, ALGORITHM=INPLACE"))
-        .await
-        .is_ok();
+    // restrictions, and its reading of the text. Whether the server would
+    // run it in place or copy the rows decides how a native ALTER treats
+    // stored values (a copy checks zero dates): asked of the server on the
+    // empty new table. The clause on a line of its own: a `--` or `#`
+    // comment ending the ALTER would swallow it, and every ALTER would pass
+    // as in place.
+    let in_place = run_in_alter_mode(
+        conn,
+        &original,
+        &format!("ALTER TABLE {ghost} {alter}\n, ALGORITHM=INPLACE"),
+    )
+    .await?
+    .is_ok();
     let altered = if in_place {
         Ok(())
     } else {
-        conn.query_drop(format!("ALTER TABLE {ghost} {alter}"))
-            .await
+        run_in_alter_mode(conn, &original, &format!("ALTER TABLE {ghost} {alter}")).await?
     };
-    conn.query_drop(mode(crate::server::session_sql_mode(&global_mode)))
-        .await
-        .context(|| format!("restoring the sql_mode after the ALTER of {ghost}"))?;
     if let Err(e) = altered {
         let _ = drop_table(conn, names, &names.ghost).await;
         let message = match &e {

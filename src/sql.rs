@@ -175,6 +175,14 @@ pub fn tokenize_as(sql: &str, lexing: Lexing) -> Result<(Vec<Token>, bool), Stri
             } else {
                 Token::Str(text)
             });
+        } else if is_ident_char(c) && follows_a_name_and_a_dot(&chars, i) {
+            // `shop.123`: after a name and a dot the server reads a name,
+            // whatever it starts with.
+            let start = i;
+            while i < chars.len() && is_ident_char(chars[i]) {
+                i += 1;
+            }
+            tokens.push(Token::Word(chars[start..i].iter().collect()));
         } else if is_ident_char(c) {
             let (token, next) = word_or_number(&chars, i);
             tokens.push(token);
@@ -185,6 +193,14 @@ pub fn tokenize_as(sql: &str, lexing: Lexing) -> Result<(Vec<Token>, bool), Stri
         }
     }
     Ok((tokens, conditional))
+}
+
+/// True when `chars[i]` comes right after a dot that comes right after a
+/// name (`db.t`, `` `db`.t ``).
+fn follows_a_name_and_a_dot(chars: &[char], i: usize) -> bool {
+    i >= 2
+        && chars[i - 1] == '.'
+        && (is_ident_char(chars[i - 2]) || matches!(chars[i - 2], '`' | '"'))
 }
 
 /// `--` starts a comment only when a space or a control character (or the
@@ -251,7 +267,6 @@ fn word_or_number(chars: &[char], start: usize) -> (Token, usize) {
         }
         i
     };
-    let lower = run.to_ascii_lowercase();
     let mantissa_end = digits_from(start);
     if mantissa_end == end {
         // All digits: a fraction and an exponent may follow.
@@ -267,21 +282,20 @@ fn word_or_number(chars: &[char], start: usize) -> (Token, usize) {
         }
         return number(i);
     }
-    let exponent = &lower[mantissa_end - start..];
-    let is_hex = lower.len() > 2
-        && lower.starts_with("0x")
-        && lower[2..].chars().all(|c| c.is_ascii_hexdigit());
-    let is_bits = lower.len() > 2
-        && lower.starts_with("0b")
-        && lower[2..].chars().all(|c| matches!(c, '0' | '1'));
+    // The prefixes are lower case only: `0X1F` is a name.
+    let exponent = &run[mantissa_end - start..];
+    let is_hex =
+        run.len() > 2 && run.starts_with("0x") && run[2..].chars().all(|c| c.is_ascii_hexdigit());
+    let is_bits =
+        run.len() > 2 && run.starts_with("0b") && run[2..].chars().all(|c| matches!(c, '0' | '1'));
     let is_float = exponent.len() > 1
-        && exponent.starts_with('e')
+        && exponent.starts_with(['e', 'E'])
         && exponent[1..].chars().all(|c| c.is_ascii_digit());
     if is_hex || is_bits || is_float {
         return number(end);
     }
     // `1e+5`, `1e-5`: the run stops at the sign.
-    if exponent == "e"
+    if matches!(exponent, "e" | "E")
         && matches!(chars.get(end), Some('+' | '-'))
         && chars.get(end + 1).is_some_and(char::is_ascii_digit)
     {
@@ -408,7 +422,7 @@ mod tests {
                 "{number}"
             );
         }
-        for word in ["1e", "1ex", "0x1G", "0b12", "123abc", "1e5x"] {
+        for word in ["1e", "1ex", "0x1G", "0b12", "123abc", "1e5x", "0X1F", "0B1"] {
             assert_eq!(words(word), vec![Token::Word(word.into())], "{word}");
         }
         // Under ANSI_QUOTES a double quote is an identifier's; under
@@ -423,6 +437,18 @@ mod tests {
         let (t, _) = tokenize_as(r"'a\' b", plain).unwrap();
         assert_eq!(t, vec![Token::Str("a\\".into()), Token::Word("b".into())]);
         assert_eq!(Lexing::of_sql_mode_bits(0), Lexing::DEFAULT);
+        // After a name and a dot, a name; a leading dot makes a number.
+        assert_eq!(
+            words("TRUNCATE shop.123"),
+            vec![
+                Token::Word("TRUNCATE".into()),
+                Token::Word("shop".into()),
+                Token::Punct('.'),
+                Token::Word("123".into())
+            ]
+        );
+        assert_eq!(words("`shop`.1e5")[2], Token::Word("1e5".into()));
+        assert_eq!(words("DEFAULT .5")[2], Token::Number("5".into()));
     }
 
     #[test]

@@ -87,7 +87,10 @@ pub fn analyze(alter: &str) -> Result<AlterAnalysis, AlterRefusal> {
         ));
     }
     let mut tokens = tokens;
-    if tokens.last() == Some(&Token::Punct(';')) {
+    // One `;` ending the text is dropped where the ALTER is sent
+    // (`trim_end_matches(';')`); one followed by anything, a comment
+    // included, would end a statement the server runs on its own.
+    if tokens.last() == Some(&Token::Punct(';')) && alter.trim_end().ends_with(';') {
         tokens.pop();
     }
     if tokens.contains(&Token::Punct(';')) {
@@ -229,9 +232,17 @@ fn unreadable(clause: &[Token]) -> AlterRefusal {
 /// column's name (`DROP period`, `ADD vector INT`).
 fn names_no_column(clause: &[Token]) -> bool {
     let kw = |i: usize, k: &str| clause.get(i).is_some_and(|t| t.is_kw(k));
+    // MariaDB: DROP PERIOD IF EXISTS FOR p, ADD PERIOD IF NOT EXISTS FOR p.
+    let after = if kw(2, "IF") && kw(3, "EXISTS") {
+        4
+    } else if kw(2, "IF") && kw(3, "NOT") && kw(4, "EXISTS") {
+        5
+    } else {
+        2
+    };
     (kw(1, "SYSTEM") && kw(2, "VERSIONING"))
-        || (kw(1, "PERIOD") && kw(2, "FOR"))
-        || (kw(1, "VECTOR") && (kw(2, "INDEX") || kw(2, "KEY")))
+        || (kw(1, "PERIOD") && kw(after, "FOR"))
+        || (kw(1, "VECTOR") && (kw(after, "INDEX") || kw(after, "KEY")))
 }
 
 /// The columns an `ADD` clause adds, lower case: `ADD [COLUMN] [IF NOT
@@ -361,6 +372,23 @@ mod tests {
     }
 
     #[test]
+    fn a_semicolon_is_taken_only_at_the_very_end() {
+        assert!(analyze("ADD c INT;").is_ok());
+        assert!(analyze("ADD c INT ;  ").is_ok());
+        for text in [
+            "ADD c INT; -- note",
+            "ADD c INT; # note",
+            "ADD c INT; /* x */",
+        ] {
+            let refusal = analyze(text).unwrap_err();
+            assert!(
+                refusal.problem.contains("more than one statement"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn names_it_cannot_read_are_refused_not_skipped() {
         for text in [
             "CHANGE 1 b INT",
@@ -407,7 +435,8 @@ mod tests {
         assert_eq!(a.dropped_columns, vec!["period", "system"]);
         assert_eq!(a.added_columns, vec!["vector", "period"]);
         let a = analyze(
-            "DROP PERIOD FOR p, DROP SYSTEM VERSIONING, ADD VECTOR INDEX (v), ADD PERIOD FOR q (s, e)",
+            "DROP PERIOD FOR p, DROP SYSTEM VERSIONING, ADD VECTOR INDEX (v), ADD PERIOD FOR q (s, e), \
+             DROP PERIOD IF EXISTS FOR r, ADD PERIOD IF NOT EXISTS FOR t (s, e), ADD VECTOR INDEX IF NOT EXISTS (w)",
         )
         .unwrap();
         assert!(

@@ -685,6 +685,10 @@ impl Reader {
             .map_err(|e| format!("a QUERY event cannot be read: {e}"))?;
         let text = query.query();
         let lexing = query_lexing(&query);
+        let changed_tables = |text: &str, schema: &str| match lexing {
+            Some(lexing) => statements::changed_tables(text, schema, lexing),
+            None => statements::changed_tables_in_any_mode(text, schema),
+        };
         let trimmed = text.trim();
         if trimmed.eq_ignore_ascii_case("COMMIT") {
             self.end_transaction();
@@ -695,12 +699,12 @@ impl Reader {
         let schema = query.schema();
         if text.contains(&self.config.statement_tag) {
             // The swap is binlogged only once it has happened.
-            let is_rename = sql::tokenize_as(&text, lexing)
+            let is_rename = sql::tokenize(&text)
                 .ok()
-                .and_then(|(t, _)| t.first().cloned())
+                .and_then(|t| t.first().cloned())
                 .is_some_and(|t| t.is_kw("RENAME"));
             self.swapped |= is_rename
-                && statements::changed_tables(&text, &schema, lexing)
+                && changed_tables(&text, &schema)
                     .unwrap_or_default()
                     .iter()
                     .any(|c| rule.hits(c, &names.database, &names.original));
@@ -715,7 +719,7 @@ impl Reader {
             self.transaction_is_xa = true;
             return Ok(());
         }
-        let touches = match statements::changed_tables(&text, &schema, lexing) {
+        let touches = match changed_tables(&text, &schema) {
             Ok(changed) => changed.iter().any(|c| {
                 rule.hits(c, &names.database, &names.original)
                     || rule.hits(c, &names.database, &names.ghost)
@@ -923,8 +927,8 @@ fn verify_checksum(event: &Event) -> std::result::Result<(), String> {
 }
 
 /// How the statement of a QUERY event reads: its session's sql_mode, which
-/// the event carries (the server's default reading when it does not).
-fn query_lexing(query: &mysql_async::binlog::events::QueryEvent<'_>) -> sql::Lexing {
+/// the event carries (`None` when it does not).
+fn query_lexing(query: &mysql_async::binlog::events::QueryEvent<'_>) -> Option<sql::Lexing> {
     use mysql_async::binlog::events::StatusVarVal;
     use mysql_async::binlog::StatusVarKey;
     query
@@ -934,7 +938,6 @@ fn query_lexing(query: &mysql_async::binlog::events::QueryEvent<'_>) -> sql::Lex
             Ok(StatusVarVal::SqlMode(bits)) => Some(sql::Lexing::of_sql_mode_bits(bits.0)),
             _ => None,
         })
-        .unwrap_or(sql::Lexing::DEFAULT)
 }
 
 /// MySQL 8 encodings this machine cannot produce (v2 rows events, binary

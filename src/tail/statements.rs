@@ -43,11 +43,36 @@ pub fn changed_tables(
         tokens: &tokens,
         at: 0,
         default_db,
+        unreadable: false,
     };
-    p.statement().ok_or_else(|| {
-        let first: String = query.trim_start().chars().take(40).collect();
-        format!("a statement not read here ({first}...)")
-    })
+    match p.statement() {
+        Some(changed) if !p.unreadable => Ok(changed),
+        _ => {
+            let first: String = query.trim_start().chars().take(40).collect();
+            Err(format!("a statement not read here ({first}...)"))
+        }
+    }
+}
+
+/// [`changed_tables`] for text whose sql_mode is not known (a process
+/// list's): every table of its readings with and without ANSI_QUOTES and
+/// NO_BACKSLASH_ESCAPES; `Err` when one of them is not read here.
+pub fn changed_tables_in_any_mode(query: &str, default_db: &str) -> Result<Vec<Changed>, String> {
+    let mut all = Vec::new();
+    for ansi_quotes in [false, true] {
+        for backslash_escapes in [true, false] {
+            let lexing = Lexing {
+                ansi_quotes,
+                backslash_escapes,
+            };
+            for changed in changed_tables(query, default_db, lexing)? {
+                if !all.contains(&changed) {
+                    all.push(changed);
+                }
+            }
+        }
+    }
+    Ok(all)
 }
 
 /// The first word of the statement `query` runs, upper-cased: past
@@ -59,6 +84,7 @@ pub fn statement_verb(query: &str) -> Option<String> {
         tokens: &tokens,
         at: 0,
         default_db: "",
+        unreadable: false,
     };
     p.skip_prefixes();
     match p.peek()? {
@@ -126,6 +152,11 @@ struct Parser<'a> {
     tokens: &'a [Token],
     at: usize,
     default_db: &'a str,
+    /// Set when a table name's place held a string or a number: text
+    /// read in another sql_mode than it ran in (`"t"` under ANSI_QUOTES),
+    /// or a name the lexer takes for a number. The statement is then not
+    /// read here.
+    unreadable: bool,
 }
 
 /// Words that start the next table of a join.
@@ -191,14 +222,40 @@ impl Parser<'_> {
 
     /// `name` or `db.name`.
     fn table_name(&mut self) -> Option<Changed> {
-        let first = self.peek()?.as_name()?.to_string();
-        self.at += 1;
+        let first = self.name()?;
         if self.eat_punct('.') {
-            let second = self.peek()?.as_name()?.to_string();
-            self.at += 1;
+            let second = self.name()?;
             return Some(Changed::Table(first, second));
         }
         Some(Changed::Table(self.default_db.to_string(), first))
+    }
+
+    fn name(&mut self) -> Option<String> {
+        match self.peek()? {
+            Token::Word(n) | Token::Quoted(n) => {
+                let name = n.clone();
+                self.at += 1;
+                Some(name)
+            }
+            Token::Str(_) | Token::Number(_) => {
+                self.unreadable = true;
+                None
+            }
+            Token::Punct(_) => None,
+        }
+    }
+
+    /// The table named at the start of `tokens`, read as [`Self::table_name`].
+    fn table_name_in(&mut self, tokens: &[Token]) -> Option<Changed> {
+        let mut sub = Parser {
+            tokens,
+            at: 0,
+            default_db: self.default_db,
+            unreadable: false,
+        };
+        let name = sub.table_name();
+        self.unreadable |= sub.unreadable;
+        name
     }
 
     /// A comma-separated list of table names (DROP, OPTIMIZE).
@@ -460,12 +517,7 @@ impl Parser<'_> {
                         .is_some_and(|t| t.is_kw("TABLE") || t.is_kw("PARTITION"));
             if partition_swap {
                 if let Some(at) = clause.iter().position(|t| t.is_kw("TABLE")) {
-                    let mut sub = Parser {
-                        tokens: &clause[at + 1..],
-                        at: 0,
-                        default_db: self.default_db,
-                    };
-                    out.extend(sub.table_name());
+                    out.extend(self.table_name_in(&clause[at + 1..]));
                 }
                 continue;
             }
@@ -482,12 +534,7 @@ impl Parser<'_> {
                 } else {
                     1
                 };
-                let mut sub = Parser {
-                    tokens: &clause[skip..],
-                    at: 0,
-                    default_db: self.default_db,
-                };
-                out.extend(sub.table_name());
+                out.extend(self.table_name_in(&clause[skip..]));
             }
         }
         out
@@ -595,6 +642,31 @@ mod tests {
         for q in ["FROBNICATE TABLE t", "HANDLER t OPEN", "(SELECT 1)"] {
             assert!(changed_tables(q, "shop", Lexing::DEFAULT).is_err(), "{q}");
         }
+    }
+
+    #[test]
+    fn a_name_read_as_a_string_or_number_is_not_read_here() {
+        let ansi = r#"ALTER TABLE "t" ADD COLUMN x INT"#;
+        assert!(changed_tables(ansi, "shop", Lexing::DEFAULT).is_err());
+        let under_ansi = Lexing {
+            ansi_quotes: true,
+            backslash_escapes: true,
+        };
+        let t = Changed::Table("shop".into(), "t".into());
+        assert_eq!(
+            changed_tables(ansi, "shop", under_ansi).unwrap(),
+            vec![t.clone()]
+        );
+        // Of unknown mode (a process list): every reading, or none.
+        assert!(changed_tables_in_any_mode(ansi, "shop").is_err());
+        assert_eq!(
+            changed_tables_in_any_mode("RENAME TABLE t TO u", "shop").unwrap(),
+            vec![t, Changed::Table("shop".into(), "u".into())]
+        );
+        assert_eq!(
+            changed_tables("TRUNCATE shop.123", "x", Lexing::DEFAULT).unwrap(),
+            vec![Changed::Table("shop".into(), "123".into())]
+        );
     }
 
     #[test]
