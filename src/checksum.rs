@@ -172,6 +172,18 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
         return Some((bytes(converted), bytes(g)));
     }
     let cast = cast_target(ghost)?;
+    if original.is_text() && ghost.int_width().is_some() {
+        // Assignment rounds a text with a fraction ('1.4' is 1) without a
+        // warning, where a native ALTER refuses it in a strict sql_mode:
+        // only a text that is an integer is expected to arrive as one, so
+        // that any other differs, and the run stops as the ALTER would.
+        return Some((
+            bytes(format!(
+                "IF({o} REGEXP '^[[:space:]]*[-+]?[0-9]+[[:space:]]*$', CAST({o} AS {cast}), NULL)"
+            )),
+            bytes(g),
+        ));
+    }
     Some((bytes(format!("CAST({o} AS {cast})")), bytes(g)))
 }
 
@@ -925,6 +937,13 @@ mod tests {
         assert_eq!(
             column_exprs(&old, &new).unwrap().0,
             "CAST(RTRIM(CONVERT(`s` USING utf8mb4)) AS BINARY)"
+        );
+        // Only a text that is an integer is expected to arrive as one.
+        let old = col("v", "varchar", Some(("utf8mb4", "utf8mb4_general_ci")));
+        let new = typed("v", "int", "int(11)");
+        assert_eq!(
+            column_exprs(&old, &new).unwrap().0,
+            "CAST(IF(`v` REGEXP '^[[:space:]]*[-+]?[0-9]+[[:space:]]*$', CAST(`v` AS SIGNED), NULL) AS BINARY)"
         );
         let old = typed("b", "varbinary", "varbinary(4)");
         let new = typed("b", "binary", "binary(8)");

@@ -577,6 +577,105 @@ async fn mariadb_types_added_not_null_get_their_zero_values() {
     );
 }
 
+/// Conversions that `INSERT ... SELECT` makes otherwise than a native
+/// ALTER (a review found them against the native ALTER): a DOUBLE made a
+/// BIT, ENUM or SET is rounded half to even, as natively, not cut (2.6 was
+/// ENUM 'b' where the ALTER gives 'c'); a text with a fraction made an INT
+/// ('1.4' became 1 without a warning) stops the run before the swap, as
+/// the native ALTER fails; a text made a BIT (stored as its bytes) is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_follow_the_native_alter_or_stop() {
+    let mut conn = client(&primary()).await;
+    let db = fresh_database(&mut conn, "roundconv").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, d DOUBLE, e DOUBLE, s DOUBLE) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, 1.5, 1.5, 4.6), (2, 2.5, 2.6, 1.5), (3, 3.7, 2.5, 2), (4, 254.5, 1, 5.5)",
+    )
+    .await;
+    const ROUNDED: &str = "MODIFY d BIT(8), MODIFY e ENUM('a','b','c'), MODIFY s SET('a','b','c')";
+    shadowcut::run(&config(&db, "t", ROUNDED))
+        .await
+        .unwrap_or_else(|e| panic!("the migration failed: {e}"));
+    native_alter(&db, ROUNDED).await.unwrap();
+    let columns = "id, d + 0, e, s";
+    let migrated = rows(&mut conn, &db, "t", columns, "id").await;
+    assert_same_rows(
+        &migrated,
+        &rows(&mut conn, &db, "control", columns, "id").await,
+        "rounded vs the native ALTER",
+    );
+    assert_eq!(migrated[1][2], Value::from("c"), "2.6 is the third member");
+
+    let db = fresh_database(&mut conn, "textint").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(
+        &mut conn,
+        &db,
+        "INSERT INTO {T} VALUES (1, '7'), (2, ' 12 '), (3, '1.4')",
+    )
+    .await;
+    native_alter(&db, "MODIFY v INT NOT NULL")
+        .await
+        .expect_err("the native ALTER refuses '1.4'");
+    let before = rows(&mut conn, &db, "t", "id, v", "id").await;
+    let err = shadowcut::run(&config(&db, "t", "MODIFY v INT NOT NULL"))
+        .await
+        .expect_err("'1.4' must not arrive as 1");
+    assert!(matches!(err, shadowcut::Error::Checksum { .. }), "{err}");
+    assert_eq!(rows(&mut conn, &db, "t", "id, v", "id").await, before);
+    assert_no_tool_tables(&mut conn, &db).await;
+    // Without the fraction it migrates, as natively.
+    conn.query_drop(format!("UPDATE `{db}`.`t` SET v = '1' WHERE id = 3"))
+        .await
+        .unwrap();
+    let dropping = |alter: &str| {
+        let mut config = config(&db, "t", alter);
+        config.ok_to_drop_table = true;
+        config
+    };
+    shadowcut::run(&dropping("MODIFY v INT NOT NULL"))
+        .await
+        .unwrap_or_else(|e| panic!("the migration failed: {e}"));
+    assert_eq!(
+        rows(&mut conn, &db, "t", "v", "id").await,
+        vec![
+            vec![Value::from("7")],
+            vec![Value::from("12")],
+            vec![Value::from("1")]
+        ]
+    );
+
+    let db = fresh_database(&mut conn, "textbit").await;
+    on_both(
+        &mut conn,
+        &db,
+        "CREATE TABLE {T} (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    on_both(&mut conn, &db, "INSERT INTO {T} VALUES (1, '5')").await;
+    let err = shadowcut::run(&config(&db, "t", "MODIFY v BIT(16) NOT NULL"))
+        .await
+        .expect_err("a text made a BIT");
+    assert!(
+        err.to_string().contains("reads the value as a number"),
+        "{err}"
+    );
+    assert_no_tool_tables(&mut conn, &db).await;
+}
+
 // ---- 6. AUTO_INCREMENT in the ALTER ------------------------------------------
 
 async fn next_id_after(db: &str, alter: &str, seed_rows: i64) -> (u64, u64) {

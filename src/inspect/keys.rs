@@ -15,10 +15,39 @@ pub struct ColumnPair {
     /// For a column the ALTER adds NOT NULL without a default: its type's
     /// implicit default, as SQL (strict mode refuses to leave it out).
     pub fill: Option<&'static str>,
-    /// Read the source as text with CAST: a YEAR assigned to a string
-    /// column gives '0' for 0000, where a native ALTER gives '0000' (the
-    /// checksum found it).
-    pub cast_to_text: bool,
+    /// How the source is read, where a plain read would be assigned
+    /// otherwise than a native ALTER converts it.
+    pub read: SourceRead,
+}
+
+/// How the copy reads a source column so that its assignment to the new
+/// column gives what a native ALTER gives: `INSERT ... SELECT` and the
+/// ALTER's own copy convert some pairs of types differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRead {
+    /// The column itself.
+    Plain,
+    /// `CAST(c AS CHAR)`: a YEAR assigned to a string column gives '0'
+    /// for 0000, where a native ALTER gives '0000' (the checksum found it).
+    AsText,
+    /// `ROUND(c)`: a FLOAT or DOUBLE assigned to a BIT, ENUM or SET is cut
+    /// to an integer (2.6 is 2, ENUM member 'b'), where a native ALTER
+    /// rounds it, half to even (3, 'c'), as ROUND does for such numbers.
+    Rounded,
+}
+
+impl SourceRead {
+    /// How `source` is read for `target`.
+    pub fn for_columns(source: &Column, target: &Column) -> SourceRead {
+        let approximate = matches!(source.data_type.as_str(), "float" | "double");
+        if source.data_type == "year" && target.is_text() {
+            SourceRead::AsText
+        } else if approximate && matches!(target.data_type.as_str(), "bit" | "enum" | "set") {
+            SourceRead::Rounded
+        } else {
+            SourceRead::Plain
+        }
+    }
 }
 
 /// `<verb> INTO <ghost> (<targets>) SELECT <sources> FROM <from>`: the one
@@ -34,10 +63,11 @@ pub fn insert_select(verb: &str, ghost: &str, columns: &[ColumnPair], from: &str
     };
     let sources = columns
         .iter()
-        .map(|c| match c.fill {
-            Some(literal) => literal.to_string(),
-            None if c.cast_to_text => format!("CAST({} AS CHAR)", crate::sql::ident(&c.source)),
-            None => crate::sql::ident(&c.source),
+        .map(|c| match (c.fill, c.read) {
+            (Some(literal), _) => literal.to_string(),
+            (None, SourceRead::Plain) => crate::sql::ident(&c.source),
+            (None, SourceRead::AsText) => format!("CAST({} AS CHAR)", crate::sql::ident(&c.source)),
+            (None, SourceRead::Rounded) => format!("ROUND({})", crate::sql::ident(&c.source)),
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -74,7 +104,7 @@ pub fn column_mapping(
                 source: c.name.clone(),
                 target: ghost_col.name.clone(),
                 fill: None,
-                cast_to_text: c.data_type == "year" && ghost_col.is_text(),
+                read: SourceRead::for_columns(c, ghost_col),
             })
         })
         .collect();
@@ -93,12 +123,43 @@ pub fn column_mapping(
                 source: String::new(),
                 target: g.name.clone(),
                 fill: Some(g.implicit_default()?),
-                cast_to_text: false,
+                read: SourceRead::Plain,
             })
         })
         .collect();
     pairs.extend(filled);
     pairs
+}
+
+/// A copied column whose conversion `INSERT ... SELECT` makes otherwise
+/// than a native ALTER, with no read of the source that mends it
+/// ([`SourceRead`]): a string or a temporal value made a BIT is stored as
+/// its text's bytes ('5' as 0x35), where the ALTER stores the number (5).
+pub fn converted_unlike_the_native_alter<'a>(
+    original: &'a TableSchema,
+    ghost: &'a TableSchema,
+    pairs: &[ColumnPair],
+) -> Option<(&'a Column, &'a Column)> {
+    pairs.iter().filter(|p| p.fill.is_none()).find_map(|p| {
+        let source = original.column(&p.source)?;
+        let target = ghost.column(&p.target)?;
+        let textual = source.charset.is_some()
+            || matches!(
+                source.data_type.as_str(),
+                "binary"
+                    | "varbinary"
+                    | "tinyblob"
+                    | "blob"
+                    | "mediumblob"
+                    | "longblob"
+                    | "date"
+                    | "datetime"
+                    | "timestamp"
+                    | "time"
+            );
+        let enum_or_set = matches!(source.data_type.as_str(), "enum" | "set");
+        (target.data_type == "bit" && textual && !enum_or_set).then_some((source, target))
+    })
 }
 
 /// A column of the original that the ALTER, as far as it was read,
@@ -268,6 +329,38 @@ mod tests {
     }
 
     #[test]
+    fn reads_are_chosen_to_convert_as_the_native_alter() {
+        use crate::schema::tests::col;
+        let double = col("d", "double", None);
+        for target in ["bit", "enum", "set"] {
+            assert_eq!(
+                SourceRead::for_columns(&double, &col("d", target, None)),
+                SourceRead::Rounded,
+                "{target}"
+            );
+        }
+        assert_eq!(
+            SourceRead::for_columns(&double, &col("d", "int", None)),
+            SourceRead::Plain
+        );
+        let text = col("s", "varchar", Some(("utf8mb4", "utf8mb4_bin")));
+        assert_eq!(
+            SourceRead::for_columns(&col("y", "year", None), &text),
+            SourceRead::AsText
+        );
+        let pair = ColumnPair {
+            source: "d".into(),
+            target: "d".into(),
+            fill: None,
+            read: SourceRead::Rounded,
+        };
+        assert_eq!(
+            insert_select("INSERT", "`g`", &[pair], "`t`"),
+            "INSERT INTO `g` (`d`) SELECT ROUND(`d`) FROM `t`"
+        );
+    }
+
+    #[test]
     fn a_column_the_alter_was_not_read_to_remove_is_left_behind() {
         let old = table(&["id", "a", "b"], vec![idx("PRIMARY", &["id"])]);
         let new = table(&["id", "x"], vec![idx("PRIMARY", &["id"])]);
@@ -315,13 +408,13 @@ mod tests {
                     source: "id".into(),
                     target: "id".into(),
                     fill: None,
-                    cast_to_text: false,
+                    read: SourceRead::Plain,
                 },
                 ColumnPair {
                     source: "a".into(),
                     target: "x".into(),
                     fill: None,
-                    cast_to_text: false,
+                    read: SourceRead::Plain,
                 },
             ]
         );

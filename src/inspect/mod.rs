@@ -200,6 +200,20 @@ pub fn plan(preflight: &Preflight, ghost: TableSchema) -> Result<Plan> {
             "Write the change plainly (DROP COLUMN c; ADD COLUMN c ... to re-create it), without comments",
         ));
     }
+    if let Some((source, target)) =
+        keys::converted_unlike_the_native_alter(&preflight.original, &ghost, &columns)
+    {
+        return Err(Error::refused(
+            &table,
+            format!(
+                "the ALTER makes {} ({}) a {}: the copy would store its characters' bytes, where a native ALTER reads the value as a number",
+                crate::sql::ident(&source.name),
+                source.column_type,
+                target.column_type
+            ),
+            "Change it natively, or in two steps: to an integer type first, then to BIT",
+        ));
+    }
     if let Some(lost) = keys::column_left_behind(&preflight.original, &ghost, &preflight.alter) {
         return Err(Error::refused(
             &table,
