@@ -614,6 +614,21 @@ async fn the_checksum_sees_two_rows_exchanging_values() {
     .await;
 }
 
+/// Two rows of one chunk changed alike: the last character of `b` XORed
+/// with the same byte in rows 286 and 336 ('r286' becomes 'r280', 'r336'
+/// becomes 'r330'). Their CRC32s change by the same 17-bit mask, under
+/// which their bits happen to be complementary: the plain sum of CRC32s
+/// stayed the same (4018126407 both ways, checked on the server) and the
+/// damaged table was swapped in. The sum of each CRC32's own CRC32 sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checksum_sees_two_rows_changed_alike() {
+    checksum_repairs_one_chunk(
+        "checksumalike",
+        "UPDATE {G} SET b = IF(id = 286, 'r280', 'r330') WHERE id IN (286, 336)",
+    )
+    .await;
+}
+
 /// Rows only the new table holds, below the original's lowest key and above
 /// its highest, are compared too. The 400 rows fill exactly two checksum
 /// chunks of 200, so a walk that ended at the highest key (as the checksum
