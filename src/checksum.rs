@@ -40,6 +40,7 @@ use crate::copy::{Copier, CopyStats, PaceControl};
 use crate::error::{Error, Result, SqlContext};
 use crate::failpoint::Failpoints;
 use crate::feed::LockedFlushFailure;
+use crate::inspect::keys::SourceRead;
 use crate::inspect::Plan;
 use crate::schema::{Column, SharedKey, Side, TableSchema};
 use crate::server::ConnectConfig;
@@ -99,13 +100,11 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
     let (gt, ot) = (ghost.data_type.as_str(), original.data_type.as_str());
     // A number made a BIT, an ENUM (its position) or a SET (its bits) is
     // assigned as that number, a FLOAT or DOUBLE rounded as the copy reads
-    // it (`SourceRead::Rounded`).
-    let as_number = if original.int_width().is_some() {
-        Some(format!("CAST({o} AS UNSIGNED)"))
-    } else if matches!(ot, "float" | "double") {
-        Some(format!("CAST(ROUND({o}) AS UNSIGNED)"))
-    } else {
-        None
+    // it (through a signed integer: a negative one keeps its bits).
+    let as_number = match SourceRead::for_columns(original, ghost) {
+        SourceRead::Rounded => Some(format!("CAST(CAST(ROUND({o}) AS SIGNED) AS UNSIGNED)")),
+        _ if original.int_width().is_some() => Some(format!("CAST({o} AS UNSIGNED)")),
+        _ => None,
     };
     if gt == "bit" || ot == "bit" {
         if gt == ot {
@@ -196,19 +195,43 @@ pub fn column_exprs(original: &Column, ghost: &Column) -> Option<(String, String
         return Some((bytes(converted), bytes(g)));
     }
     let cast = cast_target(ghost)?;
-    if original.is_text() && ghost.int_width().is_some() {
+    if let Some(is_integer) = integer_text_test(original, ghost) {
         // Assignment rounds a text with a fraction ('1.4' is 1) without a
         // warning, where a native ALTER refuses it in a strict sql_mode:
         // only a text that is an integer is expected to arrive as one, so
-        // that any other differs, and the run stops as the ALTER would.
+        // that any other differs, and the run stops as the ALTER would
+        // (the pre-flight refuses such values already there,
+        // `inspect::check_integer_texts`; this catches those written
+        // during the run).
         return Some((
-            bytes(format!(
-                "IF({o} REGEXP '^[[:space:]]*[-+]?[0-9]+[[:space:]]*$', CAST({o} AS {cast}), NULL)"
-            )),
+            bytes(format!("IF({is_integer}, CAST({o} AS {cast}), NULL)")),
             bytes(g),
         ));
     }
     Some((bytes(format!("CAST({o} AS {cast})")), bytes(g)))
+}
+
+/// For a text or binary string made an integer: the test that its value
+/// is an integer's text, which alone the native ALTER takes in a strict
+/// sql_mode (assignment rounds '1.4' to 1 without a warning). A binary
+/// string is read as latin1, which takes every byte (MySQL refuses REGEXP
+/// on binary strings).
+pub fn integer_text_test(original: &Column, ghost: &Column) -> Option<String> {
+    ghost.int_width()?;
+    let o = sql::ident(&original.name);
+    let text = if original.is_text() {
+        o
+    } else if matches!(
+        original.data_type.as_str(),
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+    ) {
+        format!("CONVERT({o} USING latin1)")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{text} REGEXP '^[[:space:]]*[-+]?[0-9]+[[:space:]]*$'"
+    ))
 }
 
 /// The original SET's value as the bits the new list gives its members:
@@ -973,6 +996,12 @@ mod tests {
             column_exprs(&old, &new).unwrap().0,
             "CAST(IF(`v` REGEXP '^[[:space:]]*[-+]?[0-9]+[[:space:]]*$', CAST(`v` AS SIGNED), NULL) AS BINARY)"
         );
+        let old = typed("v", "varbinary", "varbinary(9)");
+        let new = typed("v", "int", "int(11)");
+        assert!(column_exprs(&old, &new)
+            .unwrap()
+            .0
+            .starts_with("CAST(IF(CONVERT(`v` USING latin1) REGEXP"));
         let old = typed("b", "varbinary", "varbinary(4)");
         let new = typed("b", "binary", "binary(8)");
         assert_eq!(
@@ -1003,7 +1032,10 @@ mod tests {
         let bit = typed("e", "bit", "bit(8)");
         assert_eq!(
             column_exprs(&typed("e", "double", "double"), &bit),
-            Some(("CAST(ROUND(`e`) AS UNSIGNED)".into(), "(`e` + 0)".into()))
+            Some((
+                "CAST(CAST(ROUND(`e`) AS SIGNED) AS UNSIGNED)".into(),
+                "(`e` + 0)".into()
+            ))
         );
         assert_eq!(
             column_exprs(&bit, &typed("e", "int", "int(11)")),

@@ -819,6 +819,7 @@ impl Run<'_> {
             );
         }
         inspect::check_zero_date_fills(conn, self.dialect, &self.preflight.original, &plan).await?;
+        inspect::check_integer_texts(conn, &self.preflight.original, &plan).await?;
         privileges::check(
             conn,
             self.dialect,
