@@ -221,10 +221,7 @@ pub fn integer_text_test(original: &Column, ghost: &Column) -> Option<String> {
     let o = sql::ident(&original.name);
     let text = if original.is_text() {
         o
-    } else if matches!(
-        original.data_type.as_str(),
-        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
-    ) {
+    } else if original.is_binary_string() {
         format!("CONVERT({o} USING latin1)")
     } else {
         return None;

@@ -110,6 +110,14 @@ impl Column {
             && !matches!(self.data_type.as_str(), "enum" | "set")
     }
 
+    /// True for the binary strings: BINARY, VARBINARY and the BLOBs.
+    pub fn is_binary_string(&self) -> bool {
+        matches!(
+            self.data_type.as_str(),
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+        )
+    }
+
     /// The members of an ENUM or SET, in declaration order, as the server
     /// writes them in its type (`set('a','it''s')`); `None` for another
     /// type or a text not read to its end.

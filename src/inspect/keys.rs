@@ -144,18 +144,10 @@ pub fn converted_unlike_the_native_alter<'a>(
         let source = original.column(&p.source)?;
         let target = ghost.column(&p.target)?;
         let textual = source.charset.is_some()
+            || source.is_binary_string()
             || matches!(
                 source.data_type.as_str(),
-                "binary"
-                    | "varbinary"
-                    | "tinyblob"
-                    | "blob"
-                    | "mediumblob"
-                    | "longblob"
-                    | "date"
-                    | "datetime"
-                    | "timestamp"
-                    | "time"
+                "date" | "datetime" | "timestamp" | "time"
             );
         let enum_or_set = matches!(source.data_type.as_str(), "enum" | "set");
         (target.data_type == "bit" && textual && !enum_or_set).then_some((source, target))
