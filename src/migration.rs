@@ -818,7 +818,7 @@ impl Run<'_> {
                  and a row changed during the migration gets a new number"
             );
         }
-        inspect::check_zero_date_fills(conn, self.dialect, &self.preflight.original, &plan).await?;
+        inspect::check_zero_date_fills(conn, self.dialect, self.preflight, &plan).await?;
         inspect::check_integer_texts(conn, &self.preflight.original, &plan).await?;
         privileges::check(
             conn,

@@ -487,22 +487,11 @@ pub fn session_sql_mode(global: &str) -> String {
 /// would change how the tool's own SQL reads. The user's ALTER itself runs
 /// in [`alter_sql_mode`].
 pub fn ddl_sql_mode(global: &str) -> String {
-    let mut modes: Vec<String> = Vec::new();
-    for mode in global.split(',').map(|m| m.trim().to_ascii_uppercase()) {
-        if mode.is_empty() || modes.contains(&mode) {
-            continue;
-        }
-        if SQL_TEXT_MODES.contains(&mode.as_str()) {
-            continue;
-        }
-        modes.push(mode);
-    }
-    for required in REQUIRED_SQL_MODES {
-        if !modes.iter().any(|m| m == required) {
-            modes.push((*required).to_string());
-        }
-    }
-    modes.join(",")
+    alter_sql_mode(global)
+        .split(',')
+        .filter(|m| !SQL_TEXT_MODES.contains(m))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The sql_mode of the user's ALTER, wherever it runs (on the new table,

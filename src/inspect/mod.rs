@@ -37,6 +37,8 @@ pub struct Preflight {
     pub time_zone_has_dst: bool,
     /// The server folds table names (`lower_case_table_names` 1 or 2).
     pub names_fold: bool,
+    /// The server's global sql_mode, read once here.
+    pub global_sql_mode: String,
 }
 
 /// Checks the ALTER text, the server settings and the table.
@@ -76,6 +78,7 @@ pub async fn preflight(
         server_id,
         time_zone_has_dst,
         names_fold,
+        global_sql_mode: global_mode,
     })
 }
 
@@ -187,7 +190,7 @@ pub async fn check_integer_texts(
 pub async fn check_zero_date_fills(
     conn: &mut Conn,
     dialect: Dialect,
-    original: &TableSchema,
+    preflight: &Preflight,
     plan: &Plan,
 ) -> Result<()> {
     use mysql_async::prelude::Queryable;
@@ -200,8 +203,8 @@ pub async fn check_zero_date_fills(
     }) else {
         return Ok(());
     };
-    let table = original.qualified();
-    let mode = server::global_sql_mode(conn).await?.to_ascii_uppercase();
+    let table = preflight.original.qualified();
+    let mode = preflight.global_sql_mode.to_ascii_uppercase();
     let strict = mode.contains("STRICT_TRANS_TABLES") || mode.contains("STRICT_ALL_TABLES");
     if !strict || !mode.contains("NO_ZERO_DATE") {
         return Ok(());
